@@ -1,0 +1,117 @@
+# cityhub — build, test, demo.
+#
+#   make              build build/release/cityhub for BOARD (default x86_64)
+#   make demo         install what is needed, run simulated sensors -> cityhub -> InfluxDB
+#   make check        install what is needed, build with ASan+UBSan, run every test
+#   make bench        print the benchmark figures
+#   make BOARD=name   cross build for boards/name.mk
+
+BOARD ?= x86_64
+include boards/$(BOARD).mk
+
+MODE ?= release
+O := build/$(BOARD)-$(MODE)
+
+CC := $(CROSS_COMPILE)gcc
+AR := $(CROSS_COMPILE)ar
+PKG_CONFIG ?= pkg-config
+
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+CPPFLAGS += -I. -D_GNU_SOURCE -DCITYHUB_VERSION='"$(VERSION)"' $(BOARD_CPPFLAGS)
+CFLAGS += -std=c11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -g $(BOARD_CFLAGS)
+ifeq ($(MODE),asan)
+CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+else
+CFLAGS += -O2
+endif
+
+LIBS_NET := $(shell $(PKG_CONFIG) --libs libmodbus libcurl zlib 2>/dev/null || echo -lmodbus -lcurl -lz)
+LIBS_YAML := $(shell $(PKG_CONFIG) --libs yaml-0.1 2>/dev/null || echo -lyaml)
+CPPFLAGS += $(shell $(PKG_CONFIG) --cflags libmodbus 2>/dev/null || echo -I/usr/include/modbus)
+LIBS := $(LIBS_NET) $(LIBS_YAML) -lpthread -lm
+LIBS_CMOCKA := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
+
+HUB_SRC := $(sort $(wildcard hub/*.c))
+DRV_SRC := $(sort $(wildcard drivers/*.c drivers/*/*.c))
+FW_SRC := $(filter-out firmware/main.c,$(sort $(wildcard firmware/*.c)))
+SIM_SRC := $(sort $(wildcard tests/sim/*.c))
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+BENCH_SRC := $(sort $(wildcard tests/bench/bench_*.c))
+
+obj = $(patsubst %.c,$(O)/%.o,$(1))
+
+HUB_LIB := $(O)/libhub.a
+DRV_LIB := $(O)/libdrivers.a
+FW_LIB := $(O)/libfirmware.a
+CITYHUB := $(O)/cityhub
+SIM := $(O)/cityhub-sim
+UNIT_BIN := $(patsubst tests/unit/%.c,$(O)/tests/unit/%,$(UNIT_SRC))
+BENCH_BIN := $(patsubst tests/bench/%.c,$(O)/tests/bench/%,$(BENCH_SRC))
+
+.PHONY: all deps demo check check-build unit fuzz-regress integration bench clean format
+
+all: $(CITYHUB) $(SIM) $(O)/tests/lib/freeport
+
+$(O)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(HUB_LIB): $(call obj,$(HUB_SRC))
+	@rm -f $@
+	$(AR) rcs $@ $^
+$(DRV_LIB): $(call obj,$(DRV_SRC))
+	@rm -f $@
+	$(AR) rcs $@ $^
+$(FW_LIB): $(call obj,$(FW_SRC))
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(CITYHUB): $(O)/firmware/main.o $(FW_LIB) $(DRV_LIB) $(HUB_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(SIM): $(call obj,$(SIM_SRC)) $(HUB_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# Unit tests of hub/ link libhub.a alone: the core needs no network library.
+$(O)/tests/unit/test_hub_%: $(O)/tests/unit/test_hub_%.o $(HUB_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) -lpthread -lm
+$(O)/tests/unit/test_%: $(O)/tests/unit/test_%.o $(FW_LIB) $(DRV_LIB) $(HUB_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS)
+
+$(O)/tests/bench/%: $(O)/tests/bench/%.o $(FW_LIB) $(DRV_LIB) $(HUB_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(O)/tests/lib/freeport: $(O)/tests/lib/freeport.o
+	$(CC) $(LDFLAGS) -o $@ $^
+
+deps:
+	@scripts/install-deps.sh
+
+# ---- tests ---------------------------------------------------------------
+check: deps
+	@$(MAKE) --no-print-directory MODE=asan check-build
+	@$(MAKE) --no-print-directory MODE=asan -C tests/fuzz regress
+	@tests/run.sh build/$(BOARD)-asan
+
+check-build: $(CITYHUB) $(SIM) $(UNIT_BIN) $(O)/tests/lib/freeport
+
+unit: check-build
+	@tests/run.sh --unit-only $(O)
+
+# ---- demo and benchmarks -------------------------------------------------
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh $(O)
+
+bench: deps
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)
+	@tests/bench/run.sh $(O)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,121 @@
+/* drivers/modbus/modbus_drv.h — Modbus input: one instance per bus, polling
+ * every device on it from one scheduler thread.
+ *
+ * Each device is polled every `interval`. Its registers are grouped into as
+ * few read requests as possible (drv_modbus_plan). A poll succeeds only if
+ * every request does; it then emits one reading (measurement, tag `device`
+ * plus the device's tags, one field per register, timestamp taken when the
+ * last reply arrived). A failed poll (timeout, exception, short or wrong
+ * reply, connection lost) emits no data fields: it bumps the device's
+ * counters and emits a status point `cityhub_device` with fields
+ * ok=false, error="...", polls, errors, timeouts, exceptions; a poll that
+ * succeeds after failures emits a status point with ok=true. A device that
+ * keeps failing is backed off (up to 16 intervals) so it never stalls the
+ * others on the bus. */
+#ifndef DRV_MODBUS_DRV_H
+#define DRV_MODBUS_DRV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "drivers/driver.h"
+#include "hub/config_map.h"
+#include "hub/reading.h"
+
+enum drv_modbus_table { DRV_MB_HOLDING = 0, DRV_MB_INPUT = 1 };
+enum drv_modbus_type {
+    DRV_MB_UINT16 = 0,
+    DRV_MB_INT16,
+    DRV_MB_UINT32,
+    DRV_MB_INT32,
+    DRV_MB_FLOAT32,
+};
+/* Byte order of a 32-bit value over two registers, A the most significant
+ * byte: ABCD big-endian (Modbus default), CDAB word-swapped, BADC
+ * byte-swapped, DCBA little-endian. */
+enum drv_modbus_order { DRV_MB_ABCD = 0, DRV_MB_CDAB, DRV_MB_BADC, DRV_MB_DCBA };
+
+#define DRV_MB_MAX_REGS_PER_READ 125 /* MODBUS_MAX_READ_REGISTERS */
+#define DRV_MB_MAX_REGISTERS 64      /* per device */
+#define DRV_MB_MAX_DEVICES 64        /* per bus */
+
+struct drv_modbus_register {
+    char field[64];
+    int table;        /* enum drv_modbus_table */
+    int64_t address;  /* 0..65535 */
+    int type;         /* enum drv_modbus_type */
+    int order;        /* enum drv_modbus_order */
+    double scale;     /* 1 = none */
+    char unit[32];    /* documentation only */
+};
+
+struct drv_modbus_device {
+    char name[64];
+    char bus[64];
+    int64_t unit;         /* slave id 0..247 */
+    int64_t interval_ns;
+    char measurement[64];
+    struct hub_cfg_tags tags;
+    struct drv_modbus_register regs[DRV_MB_MAX_REGISTERS];
+    size_t nregs;
+};
+
+enum drv_modbus_bus_type { DRV_MB_BUS_TCP = 0, DRV_MB_BUS_RTU };
+
+struct drv_modbus_bus {
+    char name[64];
+    int type;            /* enum drv_modbus_bus_type */
+    char host[256];      /* tcp: name, IPv4 or IPv6 literal */
+    int64_t port;        /* tcp */
+    int64_t timeout_ns;  /* per request */
+    char device[128];    /* rtu: serial device */
+    int64_t baud;
+    int parity;          /* rtu: index into N, E, O */
+    int64_t data_bits;
+    int64_t stop_bits;
+    int64_t pause_ns;    /* rtu: silence between frames */
+};
+
+/* What drv_modbus_input_ops.init takes. */
+struct drv_modbus_input_cfg {
+    const struct drv_modbus_bus *bus;
+    const struct drv_modbus_device *devices[DRV_MB_MAX_DEVICES];
+    size_t ndevices;
+    int debug; /* 1: hex dump every frame to stderr (modbus_set_debug) */
+};
+
+extern const struct hub_cfg_key drv_modbus_bus_keys[];
+extern const struct hub_cfg_key drv_modbus_device_keys[];
+extern const struct hub_cfg_key drv_modbus_register_keys[];
+extern const struct drv_input_ops drv_modbus_input_ops;
+
+/* Number of registers a type spans (1 or 2). */
+unsigned drv_modbus_type_width(enum drv_modbus_type t);
+
+/* Decode a register's value from regs (width registers, as received) and add
+ * it to r as a field: float when scale != 1 or type is float32 (scaled value
+ * = raw * scale), int for int16/int32, uint for uint16/uint32. A float32
+ * that is NaN or infinite is refused (HUB_EINVAL): the sensor reports no
+ * value, and no field is added. Returns HUB_OK or an error from hub_reading. */
+int drv_modbus_decode(const struct drv_modbus_register *reg, const uint16_t *regs,
+                      hub_reading_t *r);
+
+/* One read request of a plan. */
+struct drv_modbus_block {
+    int table;
+    uint16_t address;
+    uint16_t count;
+};
+
+/* Group a device's registers into read requests: same table, contiguous or
+ * with gaps of at most max_gap registers, at most DRV_MB_MAX_REGS_PER_READ per
+ * request. Returns the number of blocks written to out (at most max_out), or
+ * -1 if a register would not fit (address + width > 65536). */
+int drv_modbus_plan(const struct drv_modbus_device *dev, unsigned max_gap,
+                    struct drv_modbus_block *out, size_t max_out);
+
+/* Check a device against its bus: register/field name clashes, widths past
+ * 65535. Returns 0 or -1 with a message in err. */
+int drv_modbus_check_device(const struct drv_modbus_device *dev, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,83 @@
+/* hub/config_map.h — configuration described as data (after Fluent Bit's
+ * config_map).
+ *
+ * Each section of the config (hub, a bus, a device, a register, an output)
+ * is a C struct plus a table of hub_cfg_key saying, for every key the user may
+ * write: its name, its type, its default, where it goes in the struct and one
+ * line of help. The YAML loader in firmware/ walks the document, looks every
+ * key up in the table (unknown keys are errors) and calls hub_cfg_set with the
+ * scalar's text; it knows nothing about the keys themselves.
+ *
+ * Storage by type:
+ *   STRING   char[size]        (too long is an error)
+ *   INT      int64_t           (checked against min..max)
+ *   DOUBLE   double            (finite)
+ *   BOOL     bool              (true/false/yes/no/on/off)
+ *   DURATION int64_t ns        ("250ms", "10s", "5m", "1h", "100us")
+ *   SIZE     uint64_t bytes    ("64MiB", "512KiB", "1GiB", "4096", "10MB")
+ *   ENUM     int               (index into choices, a NULL-terminated list)
+ *   TAGS     struct hub_cfg_tags (a YAML mapping of strings; loader calls
+ *                                 hub_cfg_tags_add for each pair)
+ *   LIST     handled by the loader itself (e.g. a device's registers) */
+#ifndef HUB_CONFIG_MAP_H
+#define HUB_CONFIG_MAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum hub_cfg_type {
+    HUB_CFG_STRING = 1,
+    HUB_CFG_INT,
+    HUB_CFG_DOUBLE,
+    HUB_CFG_BOOL,
+    HUB_CFG_DURATION,
+    HUB_CFG_SIZE,
+    HUB_CFG_ENUM,
+    HUB_CFG_TAGS,
+    HUB_CFG_LIST,
+};
+
+struct hub_cfg_key {
+    const char *name;
+    enum hub_cfg_type type;
+    const char *def;       /* default as text, applied by hub_cfg_defaults; NULL = none */
+    bool required;         /* an error if absent */
+    size_t offset;         /* offsetof the member */
+    size_t size;           /* STRING: sizeof the char array */
+    int64_t min, max;      /* INT: inclusive bounds (both 0 = any) ; DURATION: min ns (max 0 = any) */
+    const char *const *choices; /* ENUM */
+    const char *help;
+};
+
+#define HUB_CFG_TAGS_MAX 16
+#define HUB_CFG_TAG_KEY_MAX 64
+#define HUB_CFG_TAG_VALUE_MAX 128
+
+struct hub_cfg_tags {
+    size_t n;
+    struct {
+        char key[HUB_CFG_TAG_KEY_MAX];
+        char value[HUB_CFG_TAG_VALUE_MAX];
+    } tag[HUB_CFG_TAGS_MAX];
+};
+
+/* Parse a duration; returns 0 and ns, or -1 (empty, no unit, unknown unit,
+ * negative, overflow). */
+int hub_cfg_parse_duration(const char *s, int64_t *ns);
+/* Parse a size; returns 0 and bytes, or -1. Units B, KiB, MiB, GiB, KB, MB,
+ * GB, or none (bytes). */
+int hub_cfg_parse_size(const char *s, uint64_t *bytes);
+
+const struct hub_cfg_key *hub_cfg_find(const struct hub_cfg_key *table, const char *name);
+/* Apply every default of a table (NULL-name terminated) to base. Returns 0. */
+int hub_cfg_defaults(const struct hub_cfg_key *table, void *base);
+/* Store text into base per k. Returns 0, or -1 with a message (without
+ * location, e.g. "bad duration \"10x\" for interval: use 250ms, 10s, 5m") in err. */
+int hub_cfg_set(const struct hub_cfg_key *k, void *base, const char *text, char *err,
+                size_t errlen);
+/* Add one pair; -1 with a message if full, empty, too long or duplicate. */
+int hub_cfg_tags_add(struct hub_cfg_tags *t, const char *key, const char *value, char *err,
+                     size_t errlen);
+
+#endif

@@ -1,0 +1,118 @@
+/* hub/journal.h — the crash-safe write-ahead journal of readings.
+ *
+ * A journal is a directory of segment files, each named by the sequence
+ * number of its first record (00000000000000000000.seg). Every record is framed
+ * as
+ *
+ *     crc32c (4, masked, LE) | length (4, LE) | seq (8, LE) | payload (length)
+ *
+ * where the CRC covers length, seq and payload. Segments start with a 16-byte
+ * header: "CHJ1", version (u32 LE), base seq (u64 LE).
+ *
+ * A reading is *accepted* once hub_journal_append() returns HUB_OK: its bytes
+ * are in the file (the kernel's page cache), so a crash or kill -9 of the
+ * process loses nothing accepted. Group commit: hub_journal_sync() makes all
+ * accepted records durable with one fsync; the daemon calls it every
+ * sync_interval, so a power cut loses at most that window.
+ *
+ * On open, recovery scans the newest segment and cuts it at the first record
+ * whose frame is torn or whose CRC fails (truncate + fsync), as LevelDB's log
+ * reader and Kafka's segment recovery do. Older segments were sealed by a
+ * successful fsync at rotation and are checked as they are read.
+ *
+ * Each output has a named cursor: the seq of the next record it has not yet
+ * delivered, persisted in cursors/NAME (write temp, fsync, rename, fsync dir).
+ * Segments wholly below every cursor are deleted. When the journal would pass
+ * max_size the on_full policy decides: drop_oldest deletes the oldest segment
+ * (its undelivered records are counted as dropped), drop_newest refuses the
+ * append with HUB_EFULL (counted as dropped by the caller).
+ *
+ * All functions are thread-safe: inputs append from their threads while each
+ * output reads through its own reader. */
+#ifndef HUB_JOURNAL_H
+#define HUB_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hub/buf.h"
+
+#define HUB_JOURNAL_HEADER_SIZE 16     /* segment file header */
+#define HUB_JOURNAL_FRAME_SIZE 16      /* per-record frame header */
+#define HUB_JOURNAL_MAX_RECORD 1048576 /* largest payload accepted */
+#define HUB_JOURNAL_MAX_CURSORS 16
+#define HUB_JOURNAL_MAX_NAME 64        /* cursor name */
+
+enum hub_journal_on_full {
+    HUB_JOURNAL_DROP_OLDEST = 0,
+    HUB_JOURNAL_DROP_NEWEST = 1,
+};
+
+struct hub_journal_opts {
+    const char *dir;          /* created (with parents) if missing */
+    uint64_t segment_size;    /* rotate after this many bytes; 0 = 8 MiB */
+    uint64_t max_size;        /* bound on all segments; 0 = 256 MiB */
+    enum hub_journal_on_full on_full;
+    bool read_only;           /* inspect: no recovery cut, no appends */
+};
+
+struct hub_journal_stats {
+    uint64_t first_seq;      /* oldest record still stored */
+    uint64_t next_seq;       /* seq the next append gets = records ever accepted */
+    uint64_t segments;
+    uint64_t bytes;          /* all segment files */
+    uint64_t appends;        /* since open */
+    uint64_t append_bytes;   /* frame + payload bytes written since open */
+    uint64_t fsyncs;         /* since open, every fsync the journal made */
+    uint64_t dropped;        /* records deleted undelivered (drop_oldest) since open */
+    uint64_t recovered_cut;  /* bytes cut from a torn tail at open */
+};
+
+typedef struct hub_journal hub_journal_t;
+typedef struct hub_journal_reader hub_journal_reader_t;
+
+/* Open (and recover) the journal. Returns HUB_OK, or an error with a message
+ * naming the path in err. */
+int hub_journal_open(const struct hub_journal_opts *opts, hub_journal_t **out, char *err,
+                     size_t errlen);
+/* Sync what is pending, persist nothing else, free everything. */
+void hub_journal_close(hub_journal_t *j);
+
+/* Append one record. Returns HUB_OK (accepted; *seq set if seq is non-NULL),
+ * HUB_EINVAL (empty or larger than HUB_JOURNAL_MAX_RECORD), HUB_EFULL
+ * (drop_newest and full) or HUB_EIO. */
+int hub_journal_append(hub_journal_t *j, const void *payload, size_t len, uint64_t *seq);
+
+/* fsync the active segment if anything was appended since the last sync.
+ * Returns HUB_OK or HUB_EIO. */
+int hub_journal_sync(hub_journal_t *j);
+
+/* Wait until a record with seq >= after exists or timeout_ms passes.
+ * Returns true if one exists. hub_journal_wake() ends every wait early. */
+bool hub_journal_wait(hub_journal_t *j, uint64_t after, int timeout_ms);
+void hub_journal_wake(hub_journal_t *j);
+
+void hub_journal_stats(hub_journal_t *j, struct hub_journal_stats *st);
+
+/* Cursors. hub_journal_cursor_open registers name and returns its persisted
+ * seq (the first stored seq for a new cursor, or when the stored one was
+ * dropped). hub_journal_cursor_commit persists seq durably and deletes
+ * segments no cursor needs. Names are [A-Za-z0-9_.-]+. */
+int hub_journal_cursor_open(hub_journal_t *j, const char *name, uint64_t *seq);
+int hub_journal_cursor_commit(hub_journal_t *j, const char *name, uint64_t seq);
+/* Read a persisted cursor without registering it (inspection). */
+int hub_journal_cursor_peek(hub_journal_t *j, const char *name, uint64_t *seq);
+
+/* Readers walk records from a seq onwards, across segments. */
+int hub_journal_reader_new(hub_journal_t *j, uint64_t from_seq, hub_journal_reader_t **out);
+void hub_journal_reader_free(hub_journal_reader_t *rd);
+/* Read the next record into payload (reset first). Returns HUB_OK with *seq,
+ * HUB_EEMPTY when caught up, HUB_ECORRUPT when a sealed segment has a bad
+ * record (the reader then skips to the next segment; *skipped tells how many
+ * seqs were passed over), or HUB_EIO. If records the reader wanted were
+ * dropped, it moves to the first stored one and adds the gap to *skipped. */
+int hub_journal_reader_next(hub_journal_reader_t *rd, struct hub_buf *payload, uint64_t *seq,
+                            uint64_t *skipped);
+
+#endif

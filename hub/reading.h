@@ -1,0 +1,80 @@
+/* hub/reading.h — one reading: measurement, sorted tags, typed fields and the
+ * acquisition timestamp (ns since the Unix epoch, UTC), fixed at acquisition.
+ *
+ * A reading owns copies of every string given to it. Tags are kept sorted by
+ * key (byte order), as the line protocol and the store's series keys want; a
+ * second tag with the same key replaces the first. Fields keep the order they
+ * were added in; a second field with the same key is an error. */
+#ifndef HUB_READING_H
+#define HUB_READING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hub/buf.h"
+
+#define HUB_READING_MAX_TAGS 32
+#define HUB_READING_MAX_FIELDS 64
+#define HUB_READING_MAX_NAME 255    /* measurement, tag and field keys, tag values */
+#define HUB_READING_MAX_STRING 4096 /* a string field's value */
+#define HUB_READING_MAX_ENCODED 65536 /* hub_reading_encode's largest output */
+
+enum hub_field_type {
+    HUB_FIELD_INT = 1,
+    HUB_FIELD_UINT = 2,
+    HUB_FIELD_FLOAT = 3,
+    HUB_FIELD_BOOL = 4,
+    HUB_FIELD_STRING = 5,
+};
+
+struct hub_tag {
+    const char *key;
+    const char *value;
+};
+
+struct hub_field {
+    const char *key;
+    enum hub_field_type type;
+    union {
+        int64_t i;
+        uint64_t u;
+        double f;
+        bool b;
+        const char *s;
+    } v;
+};
+
+typedef struct hub_reading hub_reading_t;
+
+/* Returns NULL if out of memory or if measurement is empty or too long. */
+hub_reading_t *hub_reading_new(const char *measurement, int64_t time_ns);
+void hub_reading_free(hub_reading_t *r);
+
+/* Each returns HUB_OK, HUB_EINVAL (empty/too-long key or value, NaN or
+ * infinite float, duplicate field) or HUB_EFULL (too many tags/fields). */
+int hub_reading_add_tag(hub_reading_t *r, const char *key, const char *value);
+int hub_reading_add_int(hub_reading_t *r, const char *key, int64_t v);
+int hub_reading_add_uint(hub_reading_t *r, const char *key, uint64_t v);
+int hub_reading_add_float(hub_reading_t *r, const char *key, double v);
+int hub_reading_add_bool(hub_reading_t *r, const char *key, bool v);
+int hub_reading_add_string(hub_reading_t *r, const char *key, const char *v);
+
+const char *hub_reading_measurement(const hub_reading_t *r);
+int64_t hub_reading_time(const hub_reading_t *r);
+size_t hub_reading_tag_count(const hub_reading_t *r);
+const struct hub_tag *hub_reading_tag(const hub_reading_t *r, size_t i);
+/* The value of tag key, or NULL. */
+const char *hub_reading_tag_value(const hub_reading_t *r, const char *key);
+size_t hub_reading_field_count(const hub_reading_t *r);
+const struct hub_field *hub_reading_field(const hub_reading_t *r, size_t i);
+
+/* Append the reading's compact binary form (the journal's record payload) to
+ * out. Returns HUB_OK or HUB_EFULL/HUB_ENOMEM from the buffer. */
+int hub_reading_encode(const hub_reading_t *r, struct hub_buf *out);
+
+/* Parse bytes made by hub_reading_encode. Returns HUB_OK and a new reading in
+ * *out, or HUB_EINVAL for any malformed input (never reads past n). */
+int hub_reading_decode(const uint8_t *p, size_t n, hub_reading_t **out);
+
+#endif

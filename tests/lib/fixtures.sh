@@ -1,0 +1,92 @@
+# tests/lib/fixtures.sh — real servers for integration tests, sourced by each
+# test. Everything runs on 127.0.0.1 in a temporary directory, on free ports,
+# and is stopped by PID when the test exits (fixtures_cleanup, set as trap).
+#
+#   B=build/x86_64-asan   (set by tests/run.sh: CITYHUB, SIM, FREEPORT)
+#   fixtures_init                 make $T (temp dir), set the exit trap
+#   start_influxdb [db]           -> INFLUX_URL, INFLUX_PID (database created)
+#   start_sim ARGS...             -> SIM_PORT, SIM_PID   (cityhub-sim on a free port)
+#   influx_query DB "SELECT ..."  -> JSON on stdout
+#   wait_for CMD... (10 s)        retry until CMD succeeds
+
+: "${CITYHUB:?set by tests/run.sh}"
+FIXTURE_PIDS=""
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+fixtures_cleanup() {
+    for p in $FIXTURE_PIDS; do kill "$p" 2>/dev/null; done
+    for p in $FIXTURE_PIDS; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$p" 2>/dev/null
+    done
+    if [ -n "${T:-}" ] && [ -z "${KEEP_TMP:-}" ]; then rm -rf "$T"; fi
+}
+
+fixtures_init() {
+    T=$(mktemp -d "${TMPDIR:-/tmp}/cityhub-test.XXXXXX")
+    trap fixtures_cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
+track_pid() { FIXTURE_PIDS="$FIXTURE_PIDS $1"; }
+
+wait_for() {
+    local tries=${WAIT_TRIES:-100}
+    while [ "$tries" -gt 0 ]; do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+        tries=$((tries - 1))
+    done
+    return 1
+}
+
+start_influxdb() {
+    local db=${1:-city} ports http rpc
+    ports=$("$FREEPORT" 2)
+    http=$(echo "$ports" | sed -n 1p)
+    rpc=$(echo "$ports" | sed -n 2p)
+    mkdir -p "$T/influxdb"
+    cat >"$T/influxdb/influxdb.conf" <<CONF
+reporting-enabled = false
+bind-address = "127.0.0.1:$rpc"
+[meta]
+  dir = "$T/influxdb/meta"
+[data]
+  dir = "$T/influxdb/data"
+  wal-dir = "$T/influxdb/wal"
+  query-log-enabled = false
+  trace-logging-enabled = false
+[http]
+  bind-address = "127.0.0.1:$http"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+[continuous_queries]
+  enabled = false
+[subscriber]
+  enabled = false
+CONF
+    influxd run -config "$T/influxdb/influxdb.conf" >"$T/influxdb/influxd.log" 2>&1 &
+    INFLUX_PID=$!
+    track_pid "$INFLUX_PID"
+    INFLUX_URL="http://127.0.0.1:$http"
+    WAIT_TRIES=300 wait_for curl -sf "$INFLUX_URL/ping" ||
+        { tail -20 "$T/influxdb/influxd.log" >&2; fail "influxd did not answer /ping"; }
+    curl -sf -XPOST "$INFLUX_URL/query" --data-urlencode "q=CREATE DATABASE \"$db\"" >/dev/null ||
+        fail "could not create database $db"
+}
+
+influx_query() {
+    curl -sf -G "$INFLUX_URL/query" --data-urlencode "db=$1" --data-urlencode "epoch=ns" \
+        --data-urlencode "q=$2"
+}
+
+start_sim() {
+    SIM_PORT=$("$FREEPORT")
+    "$SIM" --listen "127.0.0.1:$SIM_PORT" "$@" >"$T/sim.log" 2>&1 &
+    SIM_PID=$!
+    track_pid "$SIM_PID"
+    wait_for bash -c "exec 3<>/dev/tcp/127.0.0.1/$SIM_PORT" ||
+        { cat "$T/sim.log" >&2; fail "cityhub-sim did not listen on $SIM_PORT"; }
+}
