@@ -52,6 +52,10 @@ struct drv_output_common {
     int64_t flush_interval_ns;
 };
 
+/* The registry (drivers/registry.c). NULL if no driver has that type. */
 const struct drv_output_ops *drv_output_find(const char *type);
+const struct drv_input_ops *drv_input_find(const char *type);
+/* Names of the output types in this build, for error messages. */
+size_t drv_output_types(const char **names, size_t max);
 
 #endif

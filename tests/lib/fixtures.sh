@@ -90,3 +90,35 @@ start_sim() {
     wait_for bash -c "exec 3<>/dev/tcp/127.0.0.1/$SIM_PORT" ||
         { cat "$T/sim.log" >&2; fail "cityhub-sim did not listen on $SIM_PORT"; }
 }
+
+# start_hub CONFIG [LOG]  -> HUB_PID (cityhub run in the background)
+start_hub() {
+    local log=${2:-$T/cityhub.log}
+    "$CITYHUB" run -c "$1" >>"$log" 2>&1 &
+    HUB_PID=$!
+    track_pid "$HUB_PID"
+}
+
+# stop_hub: SIGTERM, then require exit status 0 within 5 s.
+stop_hub() {
+    local t0 rc=0
+    t0=$(date +%s%N)
+    kill -TERM "$HUB_PID" || fail "cityhub (pid $HUB_PID) was not running"
+    for _ in $(seq 60); do kill -0 "$HUB_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$HUB_PID" 2>/dev/null && fail "cityhub did not exit within 6 s of SIGTERM"
+    wait "$HUB_PID" || rc=$?
+    HUB_STOP_MS=$((($(date +%s%N) - t0) / 1000000))
+    [ "$rc" -eq 0 ] || { tail -30 "$T/cityhub.log" >&2; fail "cityhub exited $rc after SIGTERM"; }
+    [ "$HUB_STOP_MS" -le 5000 ] || fail "cityhub took ${HUB_STOP_MS} ms to stop (limit 5000)"
+}
+
+# journal_stat CONFIG KEY -> value printed by `cityhub journal` (next_seq, stored, ...)
+journal_stat() {
+    "$CITYHUB" journal -c "$1" | awk -v k="$2" '$1 == k { print $2 }'
+}
+
+# influx_count DB "SELECT count(x) FROM m" -> the number (0 when no rows)
+influx_count() {
+    influx_query "$1" "$2" | sed -n 's/.*"values":\[\[[0-9]*,\([0-9]*\)\]\].*/\1/p' | head -1 |
+        grep . || echo 0
+}

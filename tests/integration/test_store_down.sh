@@ -1,0 +1,75 @@
+# An unreachable InfluxDB never loses readings: they wait in the journal
+# (cursor stays, lag grows), survive a restart of the hub, and all arrive once
+# the store is up.
+set -eu
+. tests/lib/fixtures.sh
+fixtures_init
+start_sim --profile test
+ports=$("$FREEPORT" 2)
+HTTP=$(echo "$ports" | sed -n 1p)
+
+cat >"$T/hub.yaml" <<YAML
+hub:
+  name: gw-down
+  journal: {path: $T/journal}
+  status_interval: 1h
+buses:
+  - {name: lan, type: tcp, host: 127.0.0.1, port: $SIM_PORT}
+devices:
+  - name: a
+    bus: lan
+    unit: 1
+    interval: 50ms
+    measurement: lab
+    registers:
+      - {field: counter, table: input, address: 0, type: uint16}
+outputs:
+  - {name: ioc, type: influxdb, url: "http://127.0.0.1:$HTTP", database: city, flush_interval: 100ms}
+YAML
+start_hub "$T/hub.yaml"
+sleep 2
+stop_hub
+"$CITYHUB" journal -c "$T/hub.yaml" | tee "$T/j1"
+n1=$(awk '$1 == "next_seq" { print $2 }' "$T/j1")
+c1=$(awk '$1 == "cursor" { print $3 }' "$T/j1")
+lab1=$("$CITYHUB" journal -c "$T/hub.yaml" --dump | grep -c ' lab,')
+[ "$lab1" -ge 20 ] || fail "readings should be accepted while the store is down (got $lab1)"
+[ "$c1" = 0 ] || [ "$c1" = none ] || fail "cursor moved ($c1) although nothing was delivered"
+grep -q "not delivered" "$T/cityhub.log" || fail "the failed delivery is not logged"
+
+# Bring the store up on the configured port; restart the hub; everything arrives.
+mkdir -p "$T/influxdb"
+rpc=$("$FREEPORT")
+cat >"$T/influxdb/influxdb.conf" <<CONF
+reporting-enabled = false
+bind-address = "127.0.0.1:$rpc"
+[meta]
+  dir = "$T/influxdb/meta"
+[data]
+  dir = "$T/influxdb/data"
+  wal-dir = "$T/influxdb/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:$HTTP"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+CONF
+influxd run -config "$T/influxdb/influxdb.conf" >"$T/influxdb/influxd.log" 2>&1 &
+INFLUX_PID=$!
+track_pid "$INFLUX_PID"
+INFLUX_URL="http://127.0.0.1:$HTTP"
+WAIT_TRIES=300 wait_for curl -sf "$INFLUX_URL/ping" || fail "influxd did not start"
+curl -sf -XPOST "$INFLUX_URL/query" --data-urlencode 'q=CREATE DATABASE city' >/dev/null
+
+kill "$SIM_PID"   # no new readings: only the backlog
+start_hub "$T/hub.yaml"
+for _ in $(seq 100); do
+    [ "$(influx_count city 'SELECT count(counter) FROM lab')" -ge "$lab1" ] && break
+    sleep 0.2
+done
+stop_hub
+stored=$(influx_count city "SELECT count(counter) FROM lab")
+echo "lab readings accepted while down: $lab1, in the store now: $stored"
+[ "$stored" -eq "$lab1" ] || fail "$stored of $lab1 readings arrived"
+echo "store-down ok"
