@@ -49,7 +49,10 @@ SIM := $(O)/cityhub-sim
 UNIT_BIN := $(patsubst tests/unit/%.c,$(O)/tests/unit/%,$(UNIT_SRC))
 BENCH_BIN := $(patsubst tests/bench/%.c,$(O)/tests/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps demo check check-build unit fuzz-regress integration bench clean format
+.PHONY: all deps demo check check-build unit bench install clean format
+
+PREFIX ?= /usr/local
+DESTDIR ?=
 
 all: $(CITYHUB) $(SIM) $(O)/tests/lib/freeport
 
@@ -107,6 +110,11 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@tests/bench/run.sh $(O)
+
+install: $(CITYHUB)
+	install -D -m 0755 $(CITYHUB) $(DESTDIR)$(PREFIX)/bin/cityhub
+	install -d $(DESTDIR)$(PREFIX)/share/doc/cityhub
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/cityhub/
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
