@@ -1,0 +1,1122 @@
+/* tests/unit/test_hub_journal.c — the journal: framing, recovery at every torn
+ * offset, rotation, cursors, deletion, the full policies, committed end and
+ * concurrent appends. Each test works in its own mkdtemp directory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hub/crc32c.h"
+#include "hub/journal.h"
+#include "hub/log.h"
+
+/* ---- fixtures ------------------------------------------------------------ */
+
+struct fx {
+    char dir[64];
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    snprintf(f->dir, sizeof(f->dir), "/tmp/hubj-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    *state = f;
+    return 0;
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static hub_journal_t *jopen(const char *dir, uint64_t seg, uint64_t max, int on_full)
+{
+    struct hub_journal_opts o = {.dir = dir, .segment_size = seg, .max_size = max,
+                                 .on_full = (enum hub_journal_on_full)on_full};
+    hub_journal_t *j = NULL;
+    char err[256] = "";
+    int rc = hub_journal_open(&o, &j, err, sizeof(err));
+    if (rc != HUB_OK)
+        fprintf(stderr, "open: %s\n", err);
+    assert_int_equal(rc, HUB_OK);
+    assert_non_null(j);
+    return j;
+}
+
+/* Payload i: length 1 + (i*7 % 60), bytes derived from i. */
+static size_t mkpayload(uint64_t i, uint8_t *p)
+{
+    size_t n = 1 + (size_t)(i * 7 % 60);
+    for (size_t k = 0; k < n; k++)
+        p[k] = (uint8_t)(i * 31 + k * 7 + 1);
+    return n;
+}
+
+static void append_n(hub_journal_t *j, uint64_t from, uint64_t n)
+{
+    uint8_t p[128];
+    for (uint64_t i = from; i < from + n; i++) {
+        uint64_t s = UINT64_MAX;
+        size_t len = mkpayload(i, p);
+        assert_int_equal(hub_journal_append(j, p, len, &s), HUB_OK);
+        assert_int_equal(s, i);
+    }
+}
+
+/* Read everything from `from`, checking each record is payload(seq) and seqs
+ * are consecutive from `expect_first`. Returns the count; *skipped gets the
+ * reported gap. */
+static uint64_t read_check(hub_journal_t *j, uint64_t from, uint64_t expect_first,
+                           uint64_t *skipped_out)
+{
+    hub_journal_reader_t *rd = NULL;
+    struct hub_buf b;
+    uint8_t want[128];
+    uint64_t n = 0, skipped = 0, seq;
+    hub_buf_init(&b, HUB_JOURNAL_MAX_RECORD);
+    assert_int_equal(hub_journal_reader_new(j, from, &rd), HUB_OK);
+    int rc;
+    while ((rc = hub_journal_reader_next(rd, &b, &seq, &skipped)) == HUB_OK) {
+        assert_int_equal(seq, expect_first + n);
+        size_t len = mkpayload(seq, want);
+        assert_int_equal(b.len, len);
+        assert_memory_equal(b.data, want, len);
+        n++;
+    }
+    assert_int_equal(rc, HUB_EEMPTY);
+    hub_journal_reader_free(rd);
+    hub_buf_free(&b);
+    if (skipped_out)
+        *skipped_out = skipped;
+    return n;
+}
+
+static void seg_file(const char *dir, uint64_t base, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%020" PRIu64 ".seg", dir, base);
+}
+
+static uint64_t file_size(const char *path)
+{
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    return (uint64_t)sb.st_size;
+}
+
+static int count_segs(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strlen(e->d_name) == 24 && strcmp(e->d_name + 20, ".seg") == 0)
+            n++;
+    closedir(d);
+    return n;
+}
+
+static void write_file(const char *path, const void *p, size_t n)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, p, n), (ssize_t)n);
+    close(fd);
+}
+
+static void patch_file(const char *path, uint64_t off, const void *p, size_t n)
+{
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, p, n, (off_t)off), (ssize_t)n);
+    close(fd);
+}
+
+static uint8_t read_byte(const char *path, uint64_t off)
+{
+    uint8_t c = 0;
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, &c, 1, (off_t)off), 1);
+    close(fd);
+    return c;
+}
+
+/* A valid frame for seq with payload p into out; returns its size. */
+static size_t mkframe(uint8_t *out, uint64_t seq, const void *p, uint32_t n)
+{
+    memset(out, 0, 16);
+    for (int i = 0; i < 4; i++)
+        out[4 + i] = (uint8_t)(n >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        out[8 + i] = (uint8_t)(seq >> (8 * i));
+    memcpy(out + 16, p, n);
+    uint32_t crc = hub_crc32c_mask(hub_crc32c(0, out + 4, 12 + n));
+    for (int i = 0; i < 4; i++)
+        out[i] = (uint8_t)(crc >> (8 * i));
+    return 16 + n;
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void test_append_reopen_read(void **state)
+{
+    struct fx *f = *state;
+    hub_journal_t *j = jopen(f->dir, 0, 0, 0);
+    struct hub_journal_stats st;
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.next_seq, 0);
+    assert_int_equal(st.first_seq, 0);
+    assert_int_equal(st.segments, 1);
+    assert_int_equal(st.bytes, HUB_JOURNAL_HEADER_SIZE);
+
+    append_n(j, 0, 100);
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.next_seq, 100);
+    assert_int_equal(st.appends, 100);
+    uint64_t payload_bytes = 0;
+    uint8_t p[128];
+    for (uint64_t i = 0; i < 100; i++)
+        payload_bytes += mkpayload(i, p);
+    assert_int_equal(st.append_bytes, payload_bytes + 100 * HUB_JOURNAL_FRAME_SIZE);
+    assert_int_equal(st.bytes, HUB_JOURNAL_HEADER_SIZE + st.append_bytes);
+    assert_int_equal(read_check(j, 0, 0, NULL), 100);
+    assert_int_equal(read_check(j, 37, 37, NULL), 63);
+    assert_int_equal(read_check(j, 100, 100, NULL), 0);
+    hub_journal_close(j);
+
+    /* The file holds exactly header + frames. */
+    char path[128];
+    seg_file(f->dir, 0, path, sizeof(path));
+    assert_int_equal(file_size(path), HUB_JOURNAL_HEADER_SIZE + st.append_bytes);
+    assert_int_equal(read_byte(path, 0), 'C');
+    assert_int_equal(read_byte(path, 3), '1');
+
+    j = jopen(f->dir, 0, 0, 0);
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.next_seq, 100);
+    assert_int_equal(st.recovered_cut, 0);
+    assert_int_equal(read_check(j, 0, 0, NULL), 100);
+    append_n(j, 100, 5);
+    assert_int_equal(read_check(j, 0, 0, NULL), 105);
+    hub_journal_close(j);
+}
+
+static void test_frame_layout(void **state)
+{
+    struct fx *f = *state;
+    hub_journal_t *j = jopen(f->dir, 0, 0, 0);
+    append_n(j, 0, 2);
+    hub_journal_close(j);
+    char path[128];
+    seg_file(f->dir, 0, path, sizeof(path));
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    uint8_t b[256];
+    ssize_t n = read(fd, b, sizeof(b));
+    close(fd);
+    uint8_t p[128];
+    size_t l0 = mkpayload(0, p), l1 = mkpayload(1, p);
+    assert_int_equal(n, 16 + 16 + l0 + 16 + l1);
+    assert_memory_equal(b, "CHJ1\1\0\0\0\0\0\0\0\0\0\0\0", 16);
+    /* Second record: crc | len | seq=1 | payload, CRC over len..payload. */
+    uint8_t *r = b + 16 + 16 + l0;
+    uint32_t len = (uint32_t)r[4] | (uint32_t)r[5] << 8 | (uint32_t)r[6] << 16 |
+                   (uint32_t)r[7] << 24;
+    assert_int_equal(len, l1);
+    assert_int_equal(r[8], 1);
+    for (int i = 9; i < 16; i++)
+        assert_int_equal(r[i], 0);
+    uint32_t crc = (uint32_t)r[0] | (uint32_t)r[1] << 8 | (uint32_t)r[2] << 16 |
+                   (uint32_t)r[3] << 24;
+    assert_int_equal(hub_crc32c_unmask(crc), hub_crc32c(0, r + 4, 12 + l1));
+}
+
+static void test_invalid_appends(void **state)
+{
+    struct fx *f = *state;
+    hub_journal_t *j = jopen(f->dir, 0, 0, 0);
+    uint8_t x = 1;
+    assert_int_equal(hub_journal_append(j, &x, 0, NULL), HUB_EINVAL);
+    uint8_t *big = calloc(1, HUB_JOURNAL_MAX_RECORD + 1);
+    assert_non_null(big);
+    assert_int_equal(hub_journal_append(j, big, HUB_JOURNAL_MAX_RECORD + 1, NULL), HUB_EINVAL);
+    /* The largest record goes through and reads back. */
+    big[0] = 7;
+    big[HUB_JOURNAL_MAX_RECORD - 1] = 9;
+    uint64_t s = 99;
+    assert_int_equal(hub_journal_append(j, big, HUB_JOURNAL_MAX_RECORD, &s), HUB_OK);
+    assert_int_equal(s, 0);
+    hub_journal_close(j);
+    j = jopen(f->dir, 0, 0, 0);
+    hub_journal_reader_t *rd;
+    struct hub_buf b;
+    hub_buf_init(&b, HUB_JOURNAL_MAX_RECORD);
+    uint64_t skipped = 0, seq = 5;
+    assert_int_equal(hub_journal_reader_new(j, 0, &rd), HUB_OK);
+    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_OK);
+    assert_int_equal(seq, 0);
+    assert_int_equal(b.len, HUB_JOURNAL_MAX_RECORD);
+    assert_memory_equal(b.data, big, HUB_JOURNAL_MAX_RECORD);
+    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_EEMPTY);
+    hub_journal_reader_free(rd);
+    hub_buf_free(&b);
+    free(big);
+    hub_journal_close(j);
+}
+
+/* Cut the last record at every byte offset: the records before it survive,
+ * it is gone, next_seq is its seq, and a new append reads back. */
+static void test_torn_tail_every_offset(void **state)
+{
+    struct fx *f = *state;
+    char path[128];
+    seg_file(f->dir, 0, path, sizeof(path));
+
+    hub_journal_t *j = jopen(f->dir, 0, 0, 0);
+    append_n(j, 0, 3);
+    hub_journal_close(j);
+    uint64_t end = file_size(path);
+    uint8_t p[128];
+    uint64_t start = end - HUB_JOURNAL_FRAME_SIZE - mkpayload(2, p);
+    uint8_t *orig = malloc(end);
+    assert_non_null(orig);
+    int fd = open(path, O_RDONLY);
+    assert_int_equal(read(fd, orig, end), (ssize_t)end);
+    close(fd);
+
+    for (uint64_t cut = start; cut < end; cut++) {
+        write_file(path, orig, cut);
+        j = jopen(f->dir, 0, 0, 0);
+        struct hub_journal_stats st;
+        hub_journal_stats(j, &st);
+        assert_int_equal(st.next_seq, 2);
+        assert_int_equal(st.recovered_cut, cut - start);
+        assert_int_equal(file_size(path), start);
+        assert_int_equal(read_check(j, 0, 0, NULL), 2);
+        append_n(j, 2, 1); /* the same payload as the lost one */
+        assert_int_equal(read_check(j, 0, 0, NULL), 3);
+        hub_journal_close(j);
+        assert_int_equal(file_size(path), end);
+        j = jopen(f->dir, 0, 0, 0);
+        assert_int_equal(read_check(j, 0, 0, NULL), 3);
+        hub_journal_close(j);
+    }
+    free(orig);
+}
+
+/* A power cut can leave the file longer, filled with zeros. */
+static void test_zero_filled_tail(void **state)
+{
+    struct fx *f = *state;
+    char path[128];
+    seg_file(f->dir, 0, path, sizeof(path));
+    hub_journal_t *j = jopen(f->dir, 0, 0, 0);
+    append_n(j, 0, 4);
+    hub_journal_close(j);
+    uint64_t end = file_size(path);
+    uint8_t zeros[4096] = {0};
+    patch_file(path, end, zeros, sizeof(zeros));
+    j = jopen(f->dir, 0, 0, 0);
+    struct hub_journal_stats st;
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.next_seq, 4);
+    assert_int_equal(st.recovered_cut, sizeof(zeros));
+    assert_int_equal(file_size(path), end);
+    assert_int_equal(read_check(j, 0, 0, NULL), 4);
+    hub_journal_close(j);
+}
+
+/* A flipped byte anywhere in the last record (header or payload) cuts it. */
+static void test_flipped_byte_cuts(void **state)
+{
+    struct fx *f = *state;
+    char path[128];
+    seg_file(f->dir, 0, path, sizeof(path));
+    uint8_t p[128];
+    uint64_t last_len = HUB_JOURNAL_FRAME_SIZE + mkpayload(4, p);
+
+    for (uint64_t k = 0; k < last_len; k++) {
+        unlink(path);
+        hub_journal_t *j = jopen(f->dir, 0, 0, 0);
+        append_n(j, 0, 5);
+        hub_journal_close(j);
+        uint64_t end = file_size(path);
+        uint64_t start = end - last_len;
+        uint8_t c = read_byte(path, start + k) ^ 0x10;
+        patch_file(path, start + k, &c, 1);
+
+        j = jopen(f->dir, 0, 0, 0);
+        struct hub_journal_stats st;
+        hub_journal_stats(j, &st);
+        assert_int_equal(st.next_seq, 4);
+        assert_int_equal(st.recovered_cut, last_len);
+        assert_int_equal(file_size(path), start);
+        assert_int_equal(read_check(j, 0, 0, NULL), 4);
+        hub_journal_close(j);
+    }
+}
+
+/* A record whose CRC is right but whose seq is not the next one is cut. */
+static void test_seq_gap_cuts(void **state)
+{
+    struct fx *f = *state;
+    char path[128];
+    seg_file(f->dir, 0, path, sizeof(path));
+    hub_journal_t *j = jopen(f->dir, 0, 0, 0);
+    append_n(j, 0, 2);
+    hub_journal_close(j);
+    uint64_t end = file_size(path);
+    uint8_t fr[16 + 3] = {0};
+    fr[4] = 3;           /* length 3 */
+    fr[8] = 5;           /* seq 5 instead of 2 */
+    memcpy(fr + 16, "abc", 3);
+    uint32_t crc = hub_crc32c_mask(hub_crc32c(0, fr + 4, 15));
+    for (int i = 0; i < 4; i++)
+        fr[i] = (uint8_t)(crc >> (8 * i));
+    patch_file(path, end, fr, sizeof(fr));
+    j = jopen(f->dir, 0, 0, 0);
+    struct hub_journal_stats st;
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.next_seq, 2);
+    assert_int_equal(st.recovered_cut, sizeof(fr));
+    hub_journal_close(j);
+}
+
+static void test_read_only_does_not_cut(void **state)
+{
+    struct fx *f = *state;
+    char path[128];
+    seg_file(f->dir, 0, path, sizeof(path));
+    hub_journal_t *j = jopen(f->dir, 0, 0, 0);
+    append_n(j, 0, 3);
+    hub_journal_close(j);
+    uint64_t end = file_size(path);
+    assert_int_equal(truncate(path, (off_t)(end - 3)), 0);
+
+    struct hub_journal_opts o = {.dir = f->dir, .read_only = true};
+    hub_journal_t *r = NULL;
+    char err[256];
+    assert_int_equal(hub_journal_open(&o, &r, err, sizeof(err)), HUB_OK);
+    struct hub_journal_stats st;
+    hub_journal_stats(r, &st);
+    assert_int_equal(st.next_seq, 2);
+    assert_int_equal(st.recovered_cut, 0);
+    assert_int_equal(read_check(r, 0, 0, NULL), 2);
+    uint8_t x = 1;
+    assert_int_equal(hub_journal_append(r, &x, 1, NULL), HUB_EINVAL);
+    hub_journal_close(r);
+    assert_int_equal(file_size(path), end - 3);
+
+    /* A read-only open of a missing journal fails and creates nothing. */
+    char missing[128];
+    snprintf(missing, sizeof(missing), "%s/nope", f->dir);
+    o.dir = missing;
+    assert_int_not_equal(hub_journal_open(&o, &r, err, sizeof(err)), HUB_OK);
+    assert_non_null(strstr(err, missing));
+    assert_int_equal(access(missing, F_OK), -1);
+}
+
+static void test_rotation_and_read_across(void **state)
+{
+    struct fx *f = *state;
+    hub_journal_t *j = jopen(f->dir, 256, 0, 0);
+    append_n(j, 0, 60);
+    struct hub_journal_stats st;
+    hub_journal_stats(j, &st);
+    assert_true(st.segments >= 5);
+    assert_int_equal(count_segs(f->dir), (int)st.segments);
+    assert_int_equal(st.next_seq, 60);
+    /* Each rotation fsyncs the sealed file, the new file and the dir. */
+    assert_int_equal(st.fsyncs, 3 + 3 * (st.segments - 1));
+    assert_int_equal(read_check(j, 0, 0, NULL), 60);
+    assert_int_equal(read_check(j, 45, 45, NULL), 15);
+
+    /* A reader that catches up keeps following across rotations. */
+    hub_journal_reader_t *rd;
+    struct hub_buf b;
+    hub_buf_init(&b, 4096);
+    uint64_t seq, skipped = 0, got = 0;
+    assert_int_equal(hub_journal_reader_new(j, 0, &rd), HUB_OK);
+    while (hub_journal_reader_next(rd, &b, &seq, &skipped) == HUB_OK)
+        assert_int_equal(seq, got++);
+    assert_int_equal(got, 60);
+    append_n(j, 60, 40);
+    while (hub_journal_reader_next(rd, &b, &seq, &skipped) == HUB_OK)
+        assert_int_equal(seq, got++);
+    assert_int_equal(got, 100);
+    assert_int_equal(skipped, 0);
+    hub_journal_reader_free(rd);
+    hub_buf_free(&b);
+    hub_journal_close(j);
+
+    /* Every segment is at most segment_size and named by its first seq. */
+    j = jopen(f->dir, 256, 0, 0);
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.next_seq, 100);
+    assert_int_equal(read_check(j, 0, 0, NULL), 100);
+    hub_journal_close(j);
+    char path[128];
+    seg_file(f->dir, 0, path, sizeof(path));
+    assert_true(file_size(path) <= 256);
+}
+
+static void test_sync_counts(void **state)
+{
+    struct fx *f = *state;
+    hub_journal_t *j = jopen(f->dir, 0, 0, 0);
+    struct hub_journal_stats st;
+    hub_journal_stats(j, &st);
+    /* A fresh journal: cursors/ entry, the first segment, its dir entry. */
+    uint64_t base = st.fsyncs;
+    assert_int_equal(base, 3);
+    assert_int_equal(hub_journal_sync(j), HUB_OK);
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.fsyncs, base);
+    append_n(j, 0, 10);
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.fsyncs, base); /* appends never fsync */
+    assert_int_equal(hub_journal_sync(j), HUB_OK);
+    assert_int_equal(hub_journal_sync(j), HUB_OK);
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.fsyncs, base + 1);
+    hub_journal_close(j);
+}
+
+static void test_cursor_commit_reopen(void **state)
+{
+    struct fx *f = *state;
+    hub_journal_t *j = jopen(f->dir, 0, 0, 0);
+    append_n(j, 0, 10);
+    uint64_t c = 99;
+    assert_int_equal(hub_journal_cursor_peek(j, "influx", &c), HUB_EEMPTY);
+    assert_int_equal(hub_journal_cursor_open(j, "influx", &c), HUB_OK);
+    assert_int_equal(c, 0);
+    assert_int_equal(hub_journal_cursor_open(j, "bad/name", &c), HUB_EINVAL);
+    assert_int_equal(hub_journal_cursor_open(j, "..", &c), HUB_EINVAL);
+    assert_int_equal(hub_journal_cursor_open(j, "", &c), HUB_EINVAL);
+    assert_int_equal(hub_journal_cursor_commit(j, "influx", 11), HUB_EINVAL); /* past end */
+    struct hub_journal_stats st0, st1;
+    hub_journal_stats(j, &st0);
+    assert_int_equal(hub_journal_cursor_commit(j, "influx", 7), HUB_OK);
+    hub_journal_stats(j, &st1);
+    assert_int_equal(st1.fsyncs, st0.fsyncs + 2); /* temp file + directory */
+    assert_int_equal(hub_journal_cursor_commit(j, "influx", 7), HUB_OK);
+    hub_journal_stats(j, &st0);
+    assert_int_equal(st0.fsyncs, st1.fsyncs); /* unchanged: nothing written */
+    assert_int_equal(hub_journal_cursor_peek(j, "influx", &c), HUB_OK);
+    assert_int_equal(c, 7);
+    hub_journal_close(j);
+
+    char path[160], buf[64] = {0};
+    snprintf(path, sizeof(path), "%s/cursors/influx", f->dir);
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_true(read(fd, buf, sizeof(buf) - 1) > 0);
+    close(fd);
+    char expect[64];
+    snprintf(expect, sizeof(expect), "7\ncrc32c %08" PRIx32 "\n", hub_crc32c(0, "7\n", 2));
+    assert_string_equal(buf, expect);
+
+    j = jopen(f->dir, 0, 0, 0);
+    assert_int_equal(hub_journal_cursor_open(j, "influx", &c), HUB_OK);
+    assert_int_equal(c, 7);
+    assert_int_equal(hub_journal_cursor_open(j, "live", &c), HUB_OK);
+    assert_int_equal(c, 0);
+    hub_journal_close(j);
+}
+
+static void test_too_many_cursors(void **state)
+{
+    struct fx *f = *state;
+    hub_journal_t *j = jopen(f->dir, 0, 0, 0);
+    char name[16];
+    uint64_t c;
+    for (int i = 0; i < HUB_JOURNAL_MAX_CURSORS; i++) {
+        snprintf(name, sizeof(name), "out%d", i);
+        assert_int_equal(hub_journal_cursor_open(j, name, &c), HUB_OK);
+    }
+    assert_int_equal(hub_journal_cursor_open(j, "out0", &c), HUB_OK); /* again: fine */
+    assert_int_equal(hub_journal_cursor_open(j, "one-more", &c), HUB_EFULL);
+    hub_journal_close(j);
+}
+
+static void test_corrupt_cursor_falls_back(void **state)
+{
+    struct fx *f = *state;
+    hub_journal_t *j = jopen(f->dir, 256, 0, 0);
+    append_n(j, 0, 40);
+    uint64_t c;
+    assert_int_equal(hub_journal_cursor_open(j, "a", &c), HUB_OK);
+    assert_int_equal(hub_journal_cursor_commit(j, "a", 20), HUB_OK);
+    struct hub_journal_stats st;
+    hub_journal_stats(j, &st);
+    uint64_t first = st.first_seq;
+    assert_true(first > 0 && first <= 20);
+    hub_journal_close(j);
+
+    char path[160];
+    snprintf(path, sizeof(path), "%s/cursors/a", f->dir);
+    const char *bad[] = {
+        "garbage",
+        "",
+        "25\ncrc32c 00000000\n",     /* wrong CRC */
+        "25\n",                      /* no CRC line */
+        "2x\ncrc32c 00000000\n",
+        "99999999999999999999999\ncrc32c 00000000\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        write_file(path, bad[i], strlen(bad[i]));
+        j = jopen(f->dir, 256, 0, 0);
+        assert_int_equal(hub_journal_cursor_peek(j, "a", &c), HUB_ECORRUPT);
+        c = 12345;
+        assert_int_equal(hub_journal_cursor_open(j, "a", &c), HUB_OK);
+        assert_int_equal(c, first);
+        hub_journal_close(j);
+    }
+    /* A correct file with one digit changed is caught by the CRC. */
+    char good[64];
+    snprintf(good, sizeof(good), "25\ncrc32c %08" PRIx32 "\n", hub_crc32c(0, "25\n", 3));
+    write_file(path, good, strlen(good));
+    j = jopen(f->dir, 256, 0, 0);
+    assert_int_equal(hub_journal_cursor_peek(j, "a", &c), HUB_OK);
+    assert_int_equal(c, 25);
+    hub_journal_close(j);
+    good[1] = '6';
+    write_file(path, good, strlen(good));
+    j = jopen(f->dir, 256, 0, 0);
+    assert_int_equal(hub_journal_cursor_peek(j, "a", &c), HUB_ECORRUPT);
+    hub_journal_close(j);
+}
+
+static void test_cursor_deletes_segments(void **state)
+{
+    struct fx *f = *state;
+    hub_journal_t *j = jopen(f->dir, 256, 0, 0);
+    append_n(j, 0, 60);
+    struct hub_journal_stats st;
+    hub_journal_stats(j, &st);
+    uint64_t segs = st.segments;
+    assert_true(segs >= 5);
+    uint64_t a, b;
+    assert_int_equal(hub_journal_cursor_open(j, "a", &a), HUB_OK);
+    assert_int_equal(hub_journal_cursor_open(j, "b", &b), HUB_OK);
+    /* a passes everything, b holds at 0: nothing deleted. */
+    assert_int_equal(hub_journal_cursor_commit(j, "a", 60), HUB_OK);
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.segments, segs);
+    assert_int_equal(st.first_seq, 0);
+    /* b passes the middle: segments wholly below it go. */
+    assert_int_equal(hub_journal_cursor_commit(j, "b", 30), HUB_OK);
+    hub_journal_stats(j, &st);
+    assert_true(st.segments < segs);
+    assert_true(st.first_seq > 0 && st.first_seq <= 30);
+    assert_int_equal(count_segs(f->dir), (int)st.segments);
+    assert_int_equal(read_check(j, 30, 30, NULL), 30);
+    uint64_t skipped = 0;
+    assert_int_equal(read_check(j, 0, st.first_seq, &skipped), 60 - st.first_seq);
+    assert_int_equal(skipped, st.first_seq);
+    assert_int_equal(st.dropped, 0);
+    /* Both at the end: only the active segment is left. */
+    assert_int_equal(hub_journal_cursor_commit(j, "b", 60), HUB_OK);
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.segments, 1);
+    assert_int_equal(count_segs(f->dir), 1);
+    assert_int_equal(st.next_seq, 60);
+    assert_int_equal(st.dropped, 0);
+    hub_journal_close(j);
+}
+
+/* next_seq survives a restart when everything delivered was deleted. */
+static void test_next_seq_survives(void **state)
+{
+    struct fx *f = *state;
+    hub_journal_t *j = jopen(f->dir, 256, 0, 0);
+    append_n(j, 0, 50);
+    uint64_t c;
+    assert_int_equal(hub_journal_cursor_open(j, "out", &c), HUB_OK);
+    assert_int_equal(hub_journal_cursor_commit(j, "out", 50), HUB_OK);
+    hub_journal_close(j);
+
+    j = jopen(f->dir, 256, 0, 0);
+    struct hub_journal_stats st;
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.next_seq, 50);
+    assert_int_equal(st.segments, 1);
+    assert_int_equal(hub_journal_cursor_open(j, "out", &c), HUB_OK);
+    assert_int_equal(c, 50);
+    uint64_t s;
+    assert_int_equal(hub_journal_append(j, "x", 1, &s), HUB_OK);
+    assert_int_equal(s, 50);
+    hub_journal_close(j);
+}
+
+/* An empty segment names the next seq; a torn header is rewritten. */
+static void test_empty_and_torn_header_segment(void **state)
+{
+    struct fx *f = *state;
+    char path[128];
+    uint8_t h[16] = {'C', 'H', 'J', '1', 1, 0, 0, 0, 42, 0, 0, 0, 0, 0, 0, 0};
+    seg_file(f->dir, 42, path, sizeof(path));
+    write_file(path, h, sizeof(h));
+    hub_journal_t *j = jopen(f->dir, 0, 0, 0);
+    struct hub_journal_stats st;
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.next_seq, 42);
+    assert_int_equal(st.first_seq, 42);
+    uint64_t s, c;
+    assert_int_equal(hub_journal_cursor_open(j, "x", &c), HUB_OK);
+    assert_int_equal(c, 42);
+    hub_journal_close(j);
+
+    for (size_t torn = 0; torn < sizeof(h); torn++) {
+        write_file(path, h, torn);
+        j = jopen(f->dir, 0, 0, 0);
+        hub_journal_stats(j, &st);
+        assert_int_equal(st.next_seq, 42);
+        assert_int_equal(st.recovered_cut, torn);
+        assert_int_equal(file_size(path), 16);
+        assert_int_equal(hub_journal_append(j, "y", 1, &s), HUB_OK);
+        assert_int_equal(s, 42);
+        hub_journal_close(j);
+        j = jopen(f->dir, 0, 0, 0);
+        hub_journal_stats(j, &st);
+        assert_int_equal(st.next_seq, 43);
+        hub_journal_close(j);
+    }
+}
+
+static void test_drop_oldest(void **state)
+{
+    struct fx *f = *state;
+    /* Frames are 17..76 bytes; 4 KiB max, 512 B segments. */
+    hub_journal_t *j = jopen(f->dir, 512, 4096, HUB_JOURNAL_DROP_OLDEST);
+    hub_journal_reader_t *rd;
+    struct hub_buf b;
+    hub_buf_init(&b, 4096);
+    uint64_t seq, skipped = 0;
+    assert_int_equal(hub_journal_reader_new(j, 0, &rd), HUB_OK);
+
+    append_n(j, 0, 5);
+    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_OK);
+    assert_int_equal(seq, 0);
+    append_n(j, 5, 400);
+    struct hub_journal_stats st;
+    hub_journal_stats(j, &st);
+    assert_true(st.bytes <= 4096);
+    assert_true(st.first_seq > 1);
+    assert_int_equal(st.next_seq, 405);
+    /* No cursor registered: every deleted record was undelivered. */
+    assert_int_equal(st.dropped, st.first_seq);
+    assert_int_equal(count_segs(f->dir), (int)st.segments);
+
+    /* The reader wanted 1: it lands on first_seq and reports the gap. */
+    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_OK);
+    assert_int_equal(seq, st.first_seq);
+    assert_int_equal(skipped, st.first_seq - 1);
+    uint8_t want[128];
+    size_t len = mkpayload(seq, want);
+    assert_int_equal(b.len, len);
+    assert_memory_equal(b.data, want, len);
+    hub_journal_reader_free(rd);
+    hub_buf_free(&b);
+    assert_int_equal(read_check(j, st.first_seq, st.first_seq, NULL), 405 - st.first_seq);
+
+    /* With a cursor, only records it had not passed count as dropped. */
+    uint64_t c;
+    assert_int_equal(hub_journal_cursor_open(j, "out", &c), HUB_OK);
+    assert_int_equal(c, st.first_seq);
+    uint64_t deliv = st.first_seq + 10;
+    assert_int_equal(hub_journal_cursor_commit(j, "out", deliv), HUB_OK);
+    struct hub_journal_stats st1;
+    hub_journal_stats(j, &st1);
+    uint64_t dropped0 = st1.dropped, first0 = st1.first_seq;
+    append_n(j, 405, 200);
+    hub_journal_stats(j, &st1);
+    assert_true(st1.first_seq > deliv);
+    assert_int_equal(st1.dropped - dropped0, st1.first_seq - (deliv > first0 ? deliv : first0));
+    /* The cursor was overtaken: reopening it lands on first_seq. */
+    hub_journal_close(j);
+    j = jopen(f->dir, 512, 4096, HUB_JOURNAL_DROP_OLDEST);
+    assert_int_equal(hub_journal_cursor_open(j, "out", &c), HUB_OK);
+    assert_int_equal(c, st1.first_seq);
+    hub_journal_close(j);
+}
+
+static void test_drop_newest(void **state)
+{
+    struct fx *f = *state;
+    hub_journal_t *j = jopen(f->dir, 512, 4096, HUB_JOURNAL_DROP_NEWEST);
+    uint8_t p[128];
+    uint64_t i = 0, s;
+    int rc;
+    while ((rc = hub_journal_append(j, p, mkpayload(i, p), &s)) == HUB_OK) {
+        assert_int_equal(s, i);
+        i++;
+        assert_true(i < 1000);
+    }
+    assert_int_equal(rc, HUB_EFULL);
+    struct hub_journal_stats st;
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.next_seq, i);
+    assert_int_equal(st.first_seq, 0);
+    assert_int_equal(st.dropped, 0);
+    assert_true(st.bytes <= 4096);
+    assert_true(st.bytes > 4096 - 512 - 100);
+    assert_int_equal(hub_journal_append(j, p, mkpayload(i, p), &s), HUB_EFULL);
+    /* Everything still readable. */
+    assert_int_equal(read_check(j, 0, 0, NULL), i);
+    /* Delivering frees space: appends go through again. */
+    uint64_t c;
+    assert_int_equal(hub_journal_cursor_open(j, "out", &c), HUB_OK);
+    assert_int_equal(hub_journal_cursor_commit(j, "out", i), HUB_OK);
+    assert_int_equal(hub_journal_append(j, p, mkpayload(i, p), &s), HUB_OK);
+    assert_int_equal(s, i);
+    hub_journal_close(j);
+}
+
+/* Bytes past the committed end (a write in flight, or junk) are never read,
+ * even when they form a valid record. */
+static void test_reader_stops_at_committed_end(void **state)
+{
+    struct fx *f = *state;
+    char path[128];
+    seg_file(f->dir, 0, path, sizeof(path));
+    hub_journal_t *j = jopen(f->dir, 0, 0, 0);
+    append_n(j, 0, 3);
+    uint64_t end = file_size(path);
+    uint8_t fr[16 + 2] = {0};
+    fr[4] = 2;
+    fr[8] = 3;
+    fr[16] = 'h';
+    fr[17] = 'i';
+    uint32_t crc = hub_crc32c_mask(hub_crc32c(0, fr + 4, 14));
+    for (int i = 0; i < 4; i++)
+        fr[i] = (uint8_t)(crc >> (8 * i));
+    patch_file(path, end, fr, sizeof(fr));
+
+    hub_journal_reader_t *rd;
+    struct hub_buf b;
+    hub_buf_init(&b, 4096);
+    uint64_t seq, skipped = 0;
+    assert_int_equal(hub_journal_reader_new(j, 0, &rd), HUB_OK);
+    for (uint64_t i = 0; i < 3; i++) {
+        assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_OK);
+        assert_int_equal(seq, i);
+    }
+    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_EEMPTY);
+    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_EEMPTY);
+    /* A real append overwrites the stray bytes and becomes visible. */
+    append_n(j, 3, 1);
+    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_OK);
+    assert_int_equal(seq, 3);
+    uint8_t want[128];
+    size_t len = mkpayload(3, want);
+    assert_int_equal(b.len, len);
+    assert_memory_equal(b.data, want, len);
+    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_EEMPTY);
+    assert_int_equal(skipped, 0);
+    hub_journal_reader_free(rd);
+    hub_buf_free(&b);
+    hub_journal_close(j);
+}
+
+/* A bad record in a sealed segment: HUB_ECORRUPT, skip to the next one. */
+static void test_sealed_segment_corrupt(void **state)
+{
+    struct fx *f = *state;
+    hub_journal_t *j = jopen(f->dir, 256, 0, 0);
+    append_n(j, 0, 30);
+    struct hub_journal_stats st;
+    hub_journal_stats(j, &st);
+    assert_true(st.segments >= 3);
+    hub_journal_close(j);
+
+    /* Find the second segment's base: the first file after 0. */
+    uint64_t second = 0;
+    DIR *d = opendir(f->dir);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strlen(e->d_name) != 24)
+            continue;
+        uint64_t b = strtoull(e->d_name, NULL, 10);
+        if (b > 0 && (second == 0 || b < second))
+            second = b;
+    }
+    closedir(d);
+    assert_true(second > 2);
+    /* Flip a payload byte of record 1 (in segment 0). */
+    char path[128];
+    seg_file(f->dir, 0, path, sizeof(path));
+    uint8_t p[128];
+    uint64_t off = 16 + 16 + mkpayload(0, p) + 16;
+    uint8_t c = read_byte(path, off) ^ 1;
+    patch_file(path, off, &c, 1);
+
+    j = jopen(f->dir, 256, 0, 0);
+    hub_journal_reader_t *rd;
+    struct hub_buf b;
+    hub_buf_init(&b, 4096);
+    uint64_t seq, skipped = 0;
+    assert_int_equal(hub_journal_reader_new(j, 0, &rd), HUB_OK);
+    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_OK);
+    assert_int_equal(seq, 0);
+    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_ECORRUPT);
+    assert_int_equal(skipped, second - 1);
+    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_OK);
+    assert_int_equal(seq, second);
+    uint64_t n = 1;
+    while (hub_journal_reader_next(rd, &b, &seq, &skipped) == HUB_OK)
+        assert_int_equal(seq, second + n++);
+    assert_int_equal(second + n, 30);
+    assert_int_equal(skipped, second - 1);
+    hub_journal_reader_free(rd);
+    hub_buf_free(&b);
+    hub_journal_close(j);
+}
+
+/* An older segment holding seqs the next one starts with (never written by
+ * the journal, but possible on a damaged card): the newer segment wins. */
+static void test_overlapping_segments(void **state)
+{
+    struct fx *f = *state;
+    char path[128];
+    uint8_t buf[1024];
+    size_t n = 0;
+    uint8_t h0[16] = {'C', 'H', 'J', '1', 1};
+    memcpy(buf, h0, 16);
+    n = 16;
+    for (uint64_t i = 0; i < 6; i++)
+        n += mkframe(buf + n, i, "old", 3);
+    seg_file(f->dir, 0, path, sizeof(path));
+    write_file(path, buf, n);
+    uint8_t h3[16] = {'C', 'H', 'J', '1', 1, 0, 0, 0, 3};
+    memcpy(buf, h3, 16);
+    n = 16;
+    for (uint64_t i = 3; i < 5; i++)
+        n += mkframe(buf + n, i, "new", 3);
+    seg_file(f->dir, 3, path, sizeof(path));
+    write_file(path, buf, n);
+
+    hub_journal_t *j = jopen(f->dir, 0, 0, 0);
+    struct hub_journal_stats st;
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.next_seq, 5);
+    assert_int_equal(st.first_seq, 0);
+    hub_journal_reader_t *rd;
+    struct hub_buf b;
+    hub_buf_init(&b, 4096);
+    uint64_t seq, skipped = 0;
+    assert_int_equal(hub_journal_reader_new(j, 0, &rd), HUB_OK);
+    for (uint64_t i = 0; i < 5; i++) {
+        assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_OK);
+        assert_int_equal(seq, i);
+        assert_string_equal((const char *)b.data, i < 3 ? "old" : "new");
+    }
+    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_EEMPTY);
+    assert_int_equal(skipped, 0);
+    hub_journal_reader_free(rd);
+    hub_buf_free(&b);
+    hub_journal_close(j);
+}
+
+/* The journal creates its directory with parents. */
+static void test_creates_nested_dir(void **state)
+{
+    struct fx *f = *state;
+    char dir[128];
+    snprintf(dir, sizeof(dir), "%s/var/lib/journal", f->dir);
+    hub_journal_t *j = jopen(dir, 0, 0, 0);
+    struct hub_journal_stats st;
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.fsyncs, 4); /* + the parent of the new directory */
+    append_n(j, 0, 3);
+    hub_journal_close(j);
+    j = jopen(dir, 0, 0, 0);
+    assert_int_equal(read_check(j, 0, 0, NULL), 3);
+    hub_journal_close(j);
+}
+
+static void test_wait_and_wake(void **state)
+{
+    struct fx *f = *state;
+    hub_journal_t *j = jopen(f->dir, 0, 0, 0);
+    assert_false(hub_journal_wait(j, 0, 0));
+    assert_false(hub_journal_wait(j, 0, 20));
+    append_n(j, 0, 1);
+    assert_true(hub_journal_wait(j, 0, 1000));
+    assert_false(hub_journal_wait(j, 1, 10));
+    hub_journal_close(j);
+}
+
+struct waker {
+    hub_journal_t *j;
+    int mode; /* 0 wake, 1 append */
+};
+
+static void *waker_main(void *arg)
+{
+    struct waker *w = arg;
+    struct timespec ts = {0, 50 * 1000000L};
+    nanosleep(&ts, NULL);
+    if (w->mode == 0)
+        hub_journal_wake(w->j);
+    else
+        hub_journal_append(w->j, "z", 1, NULL);
+    return NULL;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void test_wait_woken_by_thread(void **state)
+{
+    struct fx *f = *state;
+    hub_journal_t *j = jopen(f->dir, 0, 0, 0);
+    for (int mode = 0; mode < 2; mode++) {
+        struct waker w = {j, mode};
+        pthread_t t;
+        int64_t t0 = now_ms();
+        assert_int_equal(pthread_create(&t, NULL, waker_main, &w), 0);
+        bool have = hub_journal_wait(j, 0, 10000);
+        int64_t dt = now_ms() - t0;
+        pthread_join(t, NULL);
+        assert_true(dt < 5000);
+        assert_int_equal(have, mode == 1);
+    }
+    hub_journal_close(j);
+}
+
+/* ---- concurrency --------------------------------------------------------- */
+
+#define W_THREADS 2
+#define W_PER 4000
+
+struct writer {
+    hub_journal_t *j;
+    int id;
+};
+
+static void *writer_main(void *arg)
+{
+    struct writer *w = arg;
+    char p[32];
+    for (int i = 0; i < W_PER; i++) {
+        int n = snprintf(p, sizeof(p), "w%d-%06d", w->id, i);
+        if (hub_journal_append(w->j, p, (size_t)n, NULL) != HUB_OK)
+            abort();
+    }
+    return NULL;
+}
+
+static void test_concurrent_appends_and_reader(void **state)
+{
+    struct fx *f = *state;
+    hub_journal_t *j = jopen(f->dir, 16384, 0, 0);
+    pthread_t t[W_THREADS];
+    struct writer w[W_THREADS];
+    for (int i = 0; i < W_THREADS; i++) {
+        w[i] = (struct writer){j, i};
+        assert_int_equal(pthread_create(&t[i], NULL, writer_main, &w[i]), 0);
+    }
+    hub_journal_reader_t *rd;
+    struct hub_buf b;
+    hub_buf_init(&b, 4096);
+    assert_int_equal(hub_journal_reader_new(j, 0, &rd), HUB_OK);
+    int nextof[W_THREADS] = {0};
+    uint64_t got = 0, seq, skipped = 0;
+    int64_t deadline = now_ms() + 60000;
+    while (got < (uint64_t)W_THREADS * W_PER && now_ms() < deadline) {
+        int rc = hub_journal_reader_next(rd, &b, &seq, &skipped);
+        if (rc == HUB_EEMPTY) {
+            hub_journal_wait(j, got, 100);
+            continue;
+        }
+        assert_int_equal(rc, HUB_OK);
+        assert_int_equal(seq, got);
+        int id, i;
+        assert_int_equal(sscanf((const char *)b.data, "w%d-%d", &id, &i), 2);
+        assert_true(id >= 0 && id < W_THREADS);
+        assert_int_equal(i, nextof[id]);
+        nextof[id]++;
+        got++;
+    }
+    for (int i = 0; i < W_THREADS; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(got, (uint64_t)W_THREADS * W_PER);
+    assert_int_equal(skipped, 0);
+    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_EEMPTY);
+    hub_journal_reader_free(rd);
+    hub_buf_free(&b);
+    struct hub_journal_stats st;
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.next_seq, (uint64_t)W_THREADS * W_PER);
+    assert_true(st.segments > 2);
+    hub_journal_close(j);
+}
+
+int main(void)
+{
+    hub_log_set_level(HUB_LOG_ERROR); /* recovery warnings are expected here */
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_append_reopen_read),
+        T(test_frame_layout),
+        T(test_invalid_appends),
+        T(test_torn_tail_every_offset),
+        T(test_zero_filled_tail),
+        T(test_flipped_byte_cuts),
+        T(test_seq_gap_cuts),
+        T(test_read_only_does_not_cut),
+        T(test_rotation_and_read_across),
+        T(test_sync_counts),
+        T(test_cursor_commit_reopen),
+        T(test_too_many_cursors),
+        T(test_corrupt_cursor_falls_back),
+        T(test_cursor_deletes_segments),
+        T(test_next_seq_survives),
+        T(test_empty_and_torn_header_segment),
+        T(test_drop_oldest),
+        T(test_drop_newest),
+        T(test_reader_stops_at_committed_end),
+        T(test_sealed_segment_corrupt),
+        T(test_overlapping_segments),
+        T(test_creates_nested_dir),
+        T(test_wait_and_wake),
+        T(test_wait_woken_by_thread),
+        T(test_concurrent_appends_and_reader),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
