@@ -24,7 +24,7 @@ int64_t hub_backoff_fail(struct hub_backoff *b, int64_t retry_after_ns)
         b->failures++;
     int64_t d = b->base_ns;
     for (unsigned i = 1; i < b->failures && d < b->max_ns; i++)
-        d *= 2;
+        d = d > b->max_ns / 2 ? b->max_ns : d * 2;
     if (d > b->max_ns)
         d = b->max_ns;
     /* jitter: uniform in [d/2, d] */

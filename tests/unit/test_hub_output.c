@@ -1,0 +1,708 @@
+/* tests/unit/test_hub_output.c — the delivery loop against a real journal in a
+ * temporary directory, with a scripted stand-in for the output driver. */
+#include <ftw.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "hub/buf.h"
+#include "hub/clock.h"
+#include "hub/journal.h"
+#include "hub/log.h"
+#include "hub/output.h"
+#include "hub/reading.h"
+
+#define MS HUB_NS_PER_MS
+#define MAX_CALLS 512
+#define MAX_VALS 20000
+
+/* ---- the driver stand-in -------------------------------------------------- */
+
+struct call {
+    size_t n;
+    size_t off;               /* first value in fake.vals */
+    uint64_t cursor_at_call;  /* hub_output_stats().cursor during the call */
+    uint64_t peek_at_call;    /* the persisted cursor during the call */
+    int64_t at_ns;            /* monotonic time of the call */
+    hub_reading_t *first_ptr; /* identity of the first reading */
+};
+
+struct fake {
+    pthread_mutex_t mu;
+    hub_journal_t *j;
+    hub_output_t *o;
+    const char *name;
+    const enum hub_out_result *script; /* answers for the first calls */
+    size_t script_len;
+    enum hub_out_result dflt; /* answer after the script */
+    int64_t retry_after_ns;
+    void (*hook)(struct fake *f, size_t call); /* run inside a call */
+    struct call calls[MAX_CALLS];
+    size_t ncalls;
+    int64_t vals[MAX_VALS];
+    size_t nvals;
+    int bad; /* a reading that did not look like what was appended */
+};
+
+static enum hub_out_result fake_flush(void *ctx, hub_reading_t *const *readings, size_t n,
+                                      struct hub_out_answer *ans)
+{
+    struct fake *f = ctx;
+    struct hub_output_stats st;
+    uint64_t peek = 0; /* no persisted cursor yet: it starts at 0 */
+    hub_output_stats(f->o, &st);
+    if (hub_journal_cursor_peek(f->j, f->name, &peek) != HUB_OK)
+        peek = 0;
+    pthread_mutex_lock(&f->mu);
+    size_t k = f->ncalls;
+    if (k < MAX_CALLS) {
+        struct call *c = &f->calls[k];
+        c->n = n;
+        c->off = f->nvals;
+        c->cursor_at_call = st.cursor;
+        c->peek_at_call = peek;
+        c->at_ns = hub_mono_ns();
+        c->first_ptr = n ? readings[0] : NULL;
+        for (size_t i = 0; i < n && f->nvals < MAX_VALS; i++) {
+            const hub_reading_t *r = readings[i];
+            const struct hub_field *fl = hub_reading_field(r, 0);
+            if (!fl || fl->type != HUB_FIELD_INT || strcmp(hub_reading_measurement(r), "m") ||
+                hub_reading_time(r) != 1000 + fl->v.i ||
+                strcmp(hub_reading_tag_value(r, "dev") ? hub_reading_tag_value(r, "dev") : "",
+                       "d1"))
+                f->bad++;
+            f->vals[f->nvals++] = fl ? fl->v.i : -1;
+        }
+        f->ncalls++;
+    }
+    enum hub_out_result res = k < f->script_len ? f->script[k] : f->dflt;
+    void (*hook)(struct fake *, size_t) = f->hook;
+    pthread_mutex_unlock(&f->mu);
+    if (hook)
+        hook(f, k);
+    if (res != HUB_OUT_OK) {
+        ans->retry_after_ns = f->retry_after_ns;
+        snprintf(ans->why, sizeof(ans->why), "scripted answer %d on call %zu", (int)res, k);
+    }
+    return res;
+}
+
+static size_t ncalls(struct fake *f)
+{
+    pthread_mutex_lock(&f->mu);
+    size_t n = f->ncalls;
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+/* Wait until the fake has seen at least k calls; false after timeout_ms. */
+static bool wait_calls(struct fake *f, size_t k, int timeout_ms)
+{
+    int64_t end = hub_mono_ns() + timeout_ms * MS;
+    while (ncalls(f) < k) {
+        if (hub_mono_ns() > end)
+            return false;
+        usleep(500);
+    }
+    return true;
+}
+
+/* ---- fixture -------------------------------------------------------------- */
+
+struct fx {
+    char dir[64];
+    hub_journal_t *j;
+    struct fake f;
+    hub_output_t *o;
+    pthread_t thread;
+    bool running;
+    int run_rc;
+    int64_t run_ended_ns;
+};
+
+static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void open_journal(struct fx *x)
+{
+    struct hub_journal_opts jo = {.dir = x->dir};
+    char err[256] = "";
+    int rc = hub_journal_open(&jo, &x->j, err, sizeof(err));
+    if (rc)
+        fprintf(stderr, "journal: %s\n", err);
+    assert_int_equal(rc, HUB_OK);
+}
+
+static int setup(void **state)
+{
+    struct fx *x = calloc(1, sizeof(*x));
+    assert_non_null(x);
+    strcpy(x->dir, "/tmp/test_hub_output.XXXXXX");
+    assert_non_null(mkdtemp(x->dir));
+    open_journal(x);
+    pthread_mutex_init(&x->f.mu, NULL);
+    x->f.j = x->j;
+    x->f.name = "ioc";
+    x->f.dflt = HUB_OUT_OK;
+    *state = x;
+    return 0;
+}
+
+static void *run_thread(void *arg)
+{
+    struct fx *x = arg;
+    x->run_rc = hub_output_run(x->o);
+    x->run_ended_ns = hub_mono_ns();
+    return NULL;
+}
+
+static void start(struct fx *x, const struct hub_output_opts *opts)
+{
+    assert_int_equal(hub_output_new(x->j, opts, fake_flush, &x->f, &x->o), HUB_OK);
+    x->f.o = x->o;
+    x->f.name = opts->name;
+    x->run_rc = -999;
+    assert_int_equal(pthread_create(&x->thread, NULL, run_thread, x), 0);
+    x->running = true;
+}
+
+/* Stop the loop, wait for run() to return; returns how long that took. */
+static int64_t stop(struct fx *x)
+{
+    int64_t t0 = hub_mono_ns();
+    hub_output_stop(x->o);
+    pthread_join(x->thread, NULL);
+    x->running = false;
+    assert_int_equal(x->run_rc, HUB_OK);
+    return x->run_ended_ns - t0;
+}
+
+static void reset_fake(struct fx *x)
+{
+    pthread_mutex_lock(&x->f.mu);
+    x->f.ncalls = 0;
+    x->f.nvals = 0;
+    x->f.script = NULL;
+    x->f.script_len = 0;
+    x->f.dflt = HUB_OUT_OK;
+    x->f.hook = NULL;
+    x->f.bad = 0;
+    x->f.retry_after_ns = 0;
+    pthread_mutex_unlock(&x->f.mu);
+}
+
+static int teardown(void **state)
+{
+    struct fx *x = *state;
+    if (x->running)
+        stop(x);
+    hub_output_free(x->o);
+    if (x->j)
+        hub_journal_close(x->j);
+    pthread_mutex_destroy(&x->f.mu);
+    nftw(x->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    free(x);
+    return 0;
+}
+
+/* Append readings with values [from, from + k): measurement m, tag dev=d1,
+ * field i = value, time 1000 + value. */
+static void append_readings(hub_journal_t *j, int64_t from, int64_t k)
+{
+    struct hub_buf b;
+    hub_buf_init(&b, HUB_READING_MAX_ENCODED);
+    for (int64_t v = from; v < from + k; v++) {
+        hub_reading_t *r = hub_reading_new("m", 1000 + v);
+        assert_int_equal(hub_reading_add_tag(r, "dev", "d1"), HUB_OK);
+        assert_int_equal(hub_reading_add_int(r, "i", v), HUB_OK);
+        hub_buf_reset(&b);
+        assert_int_equal(hub_reading_encode(r, &b), HUB_OK);
+        assert_int_equal(hub_journal_append(j, b.data, b.len, NULL), HUB_OK);
+        hub_reading_free(r);
+    }
+    hub_buf_free(&b);
+}
+
+/* The persisted cursor of name; UINT64_MAX if none was ever committed. */
+static uint64_t peek(struct fx *x, const char *name)
+{
+    uint64_t seq = 0;
+    int rc = hub_journal_cursor_peek(x->j, name, &seq);
+    if (rc == HUB_EEMPTY)
+        return UINT64_MAX;
+    assert_int_equal(rc, HUB_OK);
+    return seq;
+}
+
+static struct hub_output_opts opts_of(size_t batch, int64_t interval_ns)
+{
+    struct hub_output_opts o = {
+        .name = "ioc",
+        .batch_size = batch,
+        .flush_interval_ns = interval_ns,
+        .backoff_base_ns = 1 * MS,
+        .backoff_max_ns = 10 * MS,
+        .stop_grace_ns = 200 * MS,
+    };
+    return o;
+}
+
+/* The values the fake saw in call k are exactly [from, from + n). */
+static void assert_call(struct fake *f, size_t k, int64_t from, size_t n)
+{
+    assert_true(k < f->ncalls);
+    assert_int_equal(f->calls[k].n, n);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(f->vals[f->calls[k].off + i], from + (int64_t)i);
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void test_new_rejects_bad_options(void **state)
+{
+    struct fx *x = *state;
+    hub_output_t *o = (hub_output_t *)0x1;
+    struct hub_output_opts op = opts_of(10, 0);
+    op.batch_size = 0;
+    assert_int_equal(hub_output_new(x->j, &op, fake_flush, &x->f, &o), HUB_EINVAL);
+    assert_null(o);
+    op = opts_of(10, 0);
+    op.name = "";
+    assert_int_equal(hub_output_new(x->j, &op, fake_flush, &x->f, &o), HUB_EINVAL);
+    op.name = NULL;
+    assert_int_equal(hub_output_new(x->j, &op, fake_flush, &x->f, &o), HUB_EINVAL);
+    op.name = "bad/name";
+    assert_int_equal(hub_output_new(x->j, &op, fake_flush, &x->f, &o), HUB_EINVAL);
+    op.name = "ioc";
+    op.flush_interval_ns = -1;
+    assert_int_equal(hub_output_new(x->j, &op, fake_flush, &x->f, &o), HUB_EINVAL);
+    op = opts_of(10, 0);
+    assert_int_equal(hub_output_new(x->j, &op, NULL, &x->f, &o), HUB_EINVAL);
+    assert_int_equal(hub_output_new(NULL, &op, fake_flush, &x->f, &o), HUB_EINVAL);
+    assert_int_equal(hub_output_new(x->j, &op, fake_flush, &x->f, &o), HUB_OK);
+    struct hub_output_stats st;
+    hub_output_stats(o, &st);
+    assert_int_equal(st.delivered, 0);
+    assert_int_equal(st.cursor, 0);
+    hub_output_free(o);
+    hub_output_free(NULL);
+}
+
+/* 25 stored readings, batch_size 10, a long flush_interval: two full batches
+ * go at once, the last 5 wait for the interval (or the stop). */
+static void test_batch_size_respected(void **state)
+{
+    struct fx *x = *state;
+    append_readings(x->j, 0, 25);
+    struct hub_output_opts op = opts_of(10, 60 * HUB_NS_PER_S);
+    start(x, &op);
+    assert_true(wait_calls(&x->f, 2, 5000));
+    usleep(150 * 1000);
+    assert_int_equal(ncalls(&x->f), 2); /* 5 readings wait for the interval */
+    struct hub_output_stats st;
+    hub_output_stats(x->o, &st);
+    assert_int_equal(st.delivered, 20);
+    assert_int_equal(st.batches, 2);
+    assert_int_equal(st.cursor, 20);
+    assert_int_equal(peek(x, "ioc"), 20);
+    /* More arrive: 5 + 7 = 12 fills a batch of 10, 2 left waiting. */
+    append_readings(x->j, 25, 7);
+    assert_true(wait_calls(&x->f, 3, 5000));
+    usleep(50 * 1000);
+    assert_int_equal(ncalls(&x->f), 3);
+    /* The stop flushes the rest. */
+    stop(x);
+    assert_int_equal(ncalls(&x->f), 4);
+    assert_call(&x->f, 0, 0, 10);
+    assert_call(&x->f, 1, 10, 10);
+    assert_call(&x->f, 2, 20, 10);
+    assert_call(&x->f, 3, 30, 2);
+    assert_int_equal(x->f.bad, 0);
+    hub_output_stats(x->o, &st);
+    assert_int_equal(st.delivered, 32);
+    assert_int_equal(st.batches, 4);
+    assert_int_equal(st.retries, 0);
+    assert_int_equal(st.corrupt, 0);
+    assert_int_equal(st.dropped, 0);
+    assert_int_equal(st.cursor, 32);
+    assert_int_equal(peek(x, "ioc"), 32);
+}
+
+/* A batch that does not fill goes after flush_interval, not before; readings
+ * that arrive meanwhile join it. */
+static void test_flush_interval_respected(void **state)
+{
+    struct fx *x = *state;
+    struct hub_output_opts op = opts_of(100, 80 * MS);
+    start(x, &op);
+    usleep(30 * 1000); /* the loop is idle, waiting */
+    assert_int_equal(ncalls(&x->f), 0);
+    int64_t t0 = hub_mono_ns();
+    append_readings(x->j, 0, 2);
+    usleep(20 * 1000);
+    append_readings(x->j, 2, 1);
+    assert_true(wait_calls(&x->f, 1, 5000));
+    int64_t waited = x->f.calls[0].at_ns - t0;
+    assert_true(waited >= 80 * MS);
+    assert_true(waited < 80 * MS + 400 * MS);
+    assert_call(&x->f, 0, 0, 3);
+
+    /* the next batch has its own interval, counted from its first reading */
+    int64_t t1 = hub_mono_ns();
+    append_readings(x->j, 3, 1);
+    assert_true(wait_calls(&x->f, 2, 5000));
+    waited = x->f.calls[1].at_ns - t1;
+    assert_true(waited >= 80 * MS);
+    assert_true(waited < 80 * MS + 400 * MS);
+    assert_call(&x->f, 1, 3, 1);
+    stop(x);
+    assert_int_equal(ncalls(&x->f), 2);
+    assert_int_equal(peek(x, "ioc"), 4);
+}
+
+/* Append 3 more records from inside the first (failing) flush: the retries
+ * must carry exactly the first batch, not a grown one. */
+static void hook_append_on_first(struct fake *f, size_t call)
+{
+    if (call == 0)
+        append_readings(f->j, 5, 3);
+}
+
+static void test_retry_then_ok_same_batch(void **state)
+{
+    struct fx *x = *state;
+    static const enum hub_out_result script[] = {HUB_OUT_RETRY, HUB_OUT_RETRY, HUB_OUT_OK};
+    x->f.script = script;
+    x->f.script_len = 3;
+    x->f.hook = hook_append_on_first;
+    append_readings(x->j, 0, 5);
+    struct hub_output_opts op = opts_of(10, 0); /* flush whatever is there */
+    start(x, &op);
+    assert_true(wait_calls(&x->f, 4, 5000));
+    stop(x);
+    assert_int_equal(ncalls(&x->f), 4);
+    for (size_t k = 0; k < 3; k++) {
+        assert_call(&x->f, k, 0, 5);
+        /* the same reading objects, the cursor not moved before the OK */
+        assert_ptr_equal(x->f.calls[k].first_ptr, x->f.calls[0].first_ptr);
+        assert_int_equal(x->f.calls[k].cursor_at_call, 0);
+        assert_int_equal(x->f.calls[k].peek_at_call, 0);
+    }
+    assert_call(&x->f, 3, 5, 3);
+    assert_int_equal(x->f.calls[3].cursor_at_call, 5);
+    assert_int_equal(x->f.calls[3].peek_at_call, 5);
+    assert_int_equal(x->f.bad, 0);
+    struct hub_output_stats st;
+    hub_output_stats(x->o, &st);
+    assert_int_equal(st.delivered, 8);
+    assert_int_equal(st.batches, 2);
+    assert_int_equal(st.retries, 2);
+    assert_int_equal(st.cursor, 8);
+    assert_int_equal(peek(x, "ioc"), 8);
+}
+
+/* A server's Retry-After (capped at backoff_max) decides the delay. */
+static void test_retry_after_honoured(void **state)
+{
+    struct fx *x = *state;
+    static const enum hub_out_result script[] = {HUB_OUT_RETRY, HUB_OUT_OK};
+    x->f.script = script;
+    x->f.script_len = 2;
+    x->f.retry_after_ns = 60 * MS;
+    append_readings(x->j, 0, 1);
+    struct hub_output_opts op = opts_of(10, 0);
+    op.backoff_max_ns = 100 * MS;
+    start(x, &op);
+    assert_true(wait_calls(&x->f, 2, 5000));
+    int64_t gap = x->f.calls[1].at_ns - x->f.calls[0].at_ns;
+    assert_true(gap >= 60 * MS);
+    assert_true(gap < 60 * MS + 300 * MS);
+    stop(x);
+    assert_int_equal(peek(x, "ioc"), 1);
+}
+
+/* REJECT is never delivered: the cursor stays, the batch is offered again;
+ * on stop the loop gives up after the grace, and a later loop starts over. */
+static void test_reject_never_advances(void **state)
+{
+    struct fx *x = *state;
+    x->f.dflt = HUB_OUT_REJECT;
+    append_readings(x->j, 0, 4);
+    struct hub_output_opts op = opts_of(10, 0);
+    op.stop_grace_ns = 50 * MS;
+    start(x, &op);
+    assert_true(wait_calls(&x->f, 5, 5000));
+    int64_t took = stop(x);
+    assert_true(took >= 50 * MS); /* kept trying for the grace */
+    assert_true(took < 50 * MS + 500 * MS);
+    size_t n = ncalls(&x->f);
+    assert_true(n >= 6);
+    for (size_t k = 0; k < n; k++) {
+        assert_call(&x->f, k, 0, 4);
+        assert_int_equal(x->f.calls[k].peek_at_call, 0);
+    }
+    struct hub_output_stats st;
+    hub_output_stats(x->o, &st);
+    assert_int_equal(st.delivered, 0);
+    assert_int_equal(st.batches, 0);
+    assert_int_equal(st.retries, n);
+    assert_int_equal(st.cursor, 0);
+    assert_true(peek(x, "ioc") == UINT64_MAX); /* never committed */
+
+    /* The server accepts again: a new loop sends the same readings. */
+    hub_output_free(x->o);
+    x->o = NULL;
+    reset_fake(x);
+    start(x, &op);
+    assert_true(wait_calls(&x->f, 1, 5000));
+    stop(x);
+    assert_int_equal(ncalls(&x->f), 1);
+    assert_call(&x->f, 0, 0, 4);
+    assert_int_equal(peek(x, "ioc"), 4);
+}
+
+/* The cursor survives closing the journal; a second loop resumes after it
+ * and another output's cursor is independent. */
+static void test_cursor_persisted_and_resumed(void **state)
+{
+    struct fx *x = *state;
+    append_readings(x->j, 0, 7);
+    struct hub_output_opts op = opts_of(7, 60 * HUB_NS_PER_S);
+    start(x, &op);
+    assert_true(wait_calls(&x->f, 1, 5000));
+    stop(x);
+    assert_call(&x->f, 0, 0, 7);
+    hub_output_free(x->o);
+    x->o = NULL;
+    hub_journal_close(x->j);
+    x->j = NULL;
+
+    open_journal(x);
+    x->f.j = x->j;
+    assert_int_equal(peek(x, "ioc"), 7);
+    append_readings(x->j, 7, 3);
+    reset_fake(x);
+    op = opts_of(3, 60 * HUB_NS_PER_S);
+    start(x, &op);
+    assert_true(wait_calls(&x->f, 1, 5000));
+    stop(x);
+    assert_int_equal(ncalls(&x->f), 1);
+    assert_call(&x->f, 0, 7, 3);
+    assert_int_equal(x->f.calls[0].cursor_at_call, 7);
+    assert_int_equal(peek(x, "ioc"), 10);
+    hub_output_free(x->o);
+    x->o = NULL;
+
+    /* a second output starts from the beginning */
+    reset_fake(x);
+    op = opts_of(100, 60 * HUB_NS_PER_S);
+    op.name = "live";
+    start(x, &op);
+    stop(x);
+    assert_int_equal(ncalls(&x->f), 1);
+    assert_call(&x->f, 0, 0, 10);
+    assert_int_equal(peek(x, "live"), 10);
+    assert_int_equal(peek(x, "ioc"), 10);
+}
+
+/* Stop asked before run(): everything stored is sent (in batches), no
+ * waiting for flush_interval, and run() returns. */
+static void test_stop_drains_pending(void **state)
+{
+    struct fx *x = *state;
+    append_readings(x->j, 0, 25);
+    struct hub_output_opts op = opts_of(10, 60 * HUB_NS_PER_S);
+    assert_int_equal(hub_output_new(x->j, &op, fake_flush, &x->f, &x->o), HUB_OK);
+    x->f.o = x->o;
+    hub_output_stop(x->o);
+    int64_t t0 = hub_mono_ns();
+    assert_int_equal(hub_output_run(x->o), HUB_OK);
+    assert_true(hub_mono_ns() - t0 < 200 * MS);
+    assert_int_equal(ncalls(&x->f), 3);
+    assert_call(&x->f, 0, 0, 10);
+    assert_call(&x->f, 1, 10, 10);
+    assert_call(&x->f, 2, 20, 5);
+    assert_int_equal(peek(x, "ioc"), 25);
+}
+
+/* Stop while the server keeps failing: the loop retries (with its backoff)
+ * for the grace, then returns; the cursor stays at what was delivered. */
+static void test_stop_gives_up_after_grace(void **state)
+{
+    struct fx *x = *state;
+    static const enum hub_out_result script[] = {HUB_OUT_OK};
+    x->f.script = script;
+    x->f.script_len = 1;
+    x->f.dflt = HUB_OUT_RETRY;
+    append_readings(x->j, 0, 15);
+    struct hub_output_opts op = opts_of(10, 0);
+    op.stop_grace_ns = 100 * MS;
+    op.backoff_base_ns = 30 * MS;
+    op.backoff_max_ns = 30 * MS; /* each wait in [15, 30] ms */
+    start(x, &op);
+    assert_true(wait_calls(&x->f, 2, 5000));
+    int64_t took = stop(x);
+    assert_true(took >= 100 * MS);
+    assert_true(took < 100 * MS + 400 * MS);
+    size_t n = ncalls(&x->f);
+    /* roughly grace / backoff attempts, not a busy loop */
+    assert_true(n >= 3);
+    assert_true(n <= 2 + 100 / 15 + 2);
+    assert_call(&x->f, 0, 0, 10);
+    for (size_t k = 1; k < n; k++)
+        assert_call(&x->f, k, 10, 5);
+    struct hub_output_stats st;
+    hub_output_stats(x->o, &st);
+    assert_int_equal(st.delivered, 10);
+    assert_int_equal(st.retries, n - 1);
+    assert_int_equal(st.cursor, 10);
+    assert_int_equal(peek(x, "ioc"), 10);
+}
+
+/* A stop while waiting out a long backoff ends the wait at once. */
+static void test_stop_interrupts_backoff(void **state)
+{
+    struct fx *x = *state;
+    x->f.dflt = HUB_OUT_RETRY;
+    append_readings(x->j, 0, 1);
+    struct hub_output_opts op = opts_of(10, 0);
+    op.backoff_base_ns = 10 * HUB_NS_PER_S;
+    op.backoff_max_ns = 10 * HUB_NS_PER_S;
+    op.stop_grace_ns = 20 * MS;
+    start(x, &op);
+    assert_true(wait_calls(&x->f, 1, 5000));
+    usleep(20 * 1000);
+    int64_t took = stop(x);
+    /* one more attempt right at the stop, then the grace runs out
+     * waiting for the (long) backoff */
+    assert_true(took < 500 * MS);
+    assert_int_equal(ncalls(&x->f), 2);
+    assert_true(peek(x, "ioc") == UINT64_MAX); /* never committed */
+}
+
+/* An idle loop (waiting on the journal) ends promptly on stop. */
+static void test_stop_when_idle_is_prompt(void **state)
+{
+    struct fx *x = *state;
+    append_readings(x->j, 0, 1);
+    struct hub_output_opts op = opts_of(10, 0);
+    start(x, &op);
+    assert_true(wait_calls(&x->f, 1, 5000));
+    usleep(30 * 1000); /* now waiting for records */
+    int64_t took = stop(x);
+    assert_true(took < 100 * MS); /* woken, not timed out */
+    assert_int_equal(ncalls(&x->f), 1);
+    assert_int_equal(peek(x, "ioc"), 1);
+}
+
+/* Records that do not decode are skipped, counted, never sent, and the
+ * cursor passes them with the batch around them. */
+static void test_corrupt_records_skipped(void **state)
+{
+    struct fx *x = *state;
+    append_readings(x->j, 0, 1);
+    assert_int_equal(hub_journal_append(x->j, "garbage", 7, NULL), HUB_OK);
+    append_readings(x->j, 1, 1);
+    static const uint8_t bad_version[] = {2, 1, 'm', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    assert_int_equal(hub_journal_append(x->j, bad_version, sizeof(bad_version), NULL), HUB_OK);
+    append_readings(x->j, 2, 1);
+    struct hub_output_opts op = opts_of(3, 60 * HUB_NS_PER_S);
+    start(x, &op);
+    assert_true(wait_calls(&x->f, 1, 5000));
+    assert_call(&x->f, 0, 0, 3);
+    /* seqs 0..4 are passed: 3 delivered, 2 corrupt */
+    struct hub_output_stats st;
+    for (int i = 0; i < 1000; i++) {
+        hub_output_stats(x->o, &st);
+        if (st.cursor == 5)
+            break;
+        usleep(1000);
+    }
+    assert_int_equal(st.cursor, 5);
+    assert_int_equal(st.delivered, 3);
+    assert_int_equal(st.corrupt, 2);
+    assert_int_equal(peek(x, "ioc"), 5);
+
+    /* Only corrupt records: nothing to send, but the cursor moves past them. */
+    assert_int_equal(hub_journal_append(x->j, "\x01", 1, NULL), HUB_OK);
+    assert_int_equal(hub_journal_append(x->j, "\x01\x01", 2, NULL), HUB_OK);
+    for (int i = 0; i < 2000; i++) {
+        hub_output_stats(x->o, &st);
+        if (st.cursor == 7)
+            break;
+        usleep(1000);
+    }
+    assert_int_equal(st.cursor, 7);
+    assert_int_equal(st.corrupt, 4);
+    assert_int_equal(peek(x, "ioc"), 7);
+    stop(x);
+    assert_int_equal(ncalls(&x->f), 1);
+    assert_int_equal(x->f.bad, 0);
+}
+
+/* With a small journal and drop_oldest, records dropped before the output
+ * reads them are counted as dropped; the rest arrive in order. */
+static void test_dropped_counted(void **state)
+{
+    struct fx *x = *state;
+    hub_journal_close(x->j);
+    struct hub_journal_opts jo = {
+        .dir = x->dir, .segment_size = 4096, .max_size = 16384, .on_full = HUB_JOURNAL_DROP_OLDEST};
+    char err[256] = "";
+    assert_int_equal(hub_journal_open(&jo, &x->j, err, sizeof(err)), HUB_OK);
+    x->f.j = x->j;
+    uint64_t seq = 99;
+    assert_int_equal(hub_journal_cursor_open(x->j, "ioc", &seq), HUB_OK);
+    assert_int_equal(seq, 0);
+    assert_int_equal(hub_journal_cursor_commit(x->j, "ioc", 0), HUB_OK);
+    append_readings(x->j, 0, 1000);
+    struct hub_journal_stats js;
+    hub_journal_stats(x->j, &js);
+    assert_true(js.first_seq > 0); /* the journal did drop */
+
+    struct hub_output_opts op = opts_of(5000, 60 * HUB_NS_PER_S);
+    assert_int_equal(hub_output_new(x->j, &op, fake_flush, &x->f, &x->o), HUB_OK);
+    x->f.o = x->o;
+    hub_output_stop(x->o); /* drain what is there and return */
+    assert_int_equal(hub_output_run(x->o), HUB_OK);
+    struct hub_output_stats st;
+    hub_output_stats(x->o, &st);
+    assert_int_equal(st.dropped, js.first_seq);
+    assert_int_equal(st.delivered, 1000 - js.first_seq);
+    assert_int_equal(st.cursor, 1000);
+    assert_int_equal(ncalls(&x->f), 1);
+    assert_call(&x->f, 0, (int64_t)js.first_seq, (size_t)(1000 - js.first_seq));
+}
+
+int main(void)
+{
+    hub_log_set_level(getenv("TEST_VERBOSE") ? HUB_LOG_DEBUG : HUB_LOG_WARN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_new_rejects_bad_options, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_size_respected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_interval_respected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_then_ok_same_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_after_honoured, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reject_never_advances, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cursor_persisted_and_resumed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_drains_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_gives_up_after_grace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_interrupts_backoff, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_when_idle_is_prompt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_records_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dropped_counted, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
