@@ -4,7 +4,13 @@
  * and POSTed through one libcurl easy handle (connection reuse) to
  *   v1: URL/write?db=DATABASE&precision=ns[&rp=RP]   (user + password_file: basic auth)
  *   v2: URL/api/v2/write?org=ORG&bucket=BUCKET&precision=ns, token from token_file
- * A 2xx answer is delivered; anything else is not (see hub/output.h). */
+ * A 2xx answer is delivered; anything else is not (see hub/output.h):
+ * 429/5xx/transport errors are HUB_OUT_RETRY (Retry-After honoured), other
+ * 4xx are HUB_OUT_REJECT with the server's reason. docs/outputs-influxdb.md.
+ *
+ * libcurl: the program calls curl_global_init(CURL_GLOBAL_DEFAULT) once at
+ * start, before any thread (firmware/main.c), or drv_influx_global_init();
+ * the driver never calls it itself. */
 #ifndef DRV_INFLUX_H
 #define DRV_INFLUX_H
 
@@ -31,18 +37,33 @@ struct drv_influx_cfg {
     bool uint_support;         /* write uint fields with 'u' (InfluxDB >= 1.8/2.x); else 'i' */
 };
 
+/* Largest request body (line protocol before gzip) of one flush; a batch
+ * that encodes beyond it is answered HUB_OUT_REJECT ("lower batch_size"). */
+#define DRV_INFLUX_BODY_MAX ((size_t)64 << 20)
+
 extern const struct hub_cfg_key drv_influx_keys[];
 extern const struct drv_output_ops drv_influx_ops;
 
 /* Append one reading as a line of line protocol (with the trailing '\n') to
- * out. Escapes per the InfluxDB spec: measurement `, ` and space; tag keys,
+ * out. Escapes per the InfluxDB spec: measurement `,` and space; tag keys,
  * tag values and field keys `,`, `=` and space; string field values `"` and
  * `\`. Newlines in names or values cannot be written in line protocol and
- * are replaced by a space (there is no escape for them). Integers get `i`,
- * uints `u` (or `i` when !uint_support and the value fits int64), floats are
- * printed round-trippable (%.17g, shortest form), bools `true`/`false`.
- * Returns HUB_OK or a buffer error. */
+ * are replaced by a space (there is no escape for them). InfluxDB has no
+ * escape for a backslash in names either: one that ends a name or stands
+ * before `,`, `=` or space is written `/`; others are written as is. A
+ * measurement starting with `#` (a comment line) is written `\#...`. Tags
+ * with an empty value are left out. Integers get `i`, uints `u` (or `i` when
+ * !uint_support and the value fits int64), floats are printed
+ * round-trippable (the first of %.15g, %.16g, %.17g that reads back to the
+ * same bits), bools `true`/`false`, the timestamp in decimal ns.
+ * Returns HUB_OK; HUB_EINVAL if the reading has no field or a non-finite
+ * float (nothing appended); or HUB_EFULL/HUB_ENOMEM from the buffer (out is
+ * left as it was). */
 int drv_influx_encode(const hub_reading_t *r, bool uint_support, struct hub_buf *out);
+
+/* curl_global_init(CURL_GLOBAL_DEFAULT), once per process however often it
+ * is called (pthread_once). Returns 0, or -1 if libcurl failed to start. */
+int drv_influx_global_init(void);
 
 /* gzip (RFC 1952) in into out. Returns HUB_OK or an error. */
 int drv_influx_gzip(const uint8_t *in, size_t n, struct hub_buf *out);

@@ -1,0 +1,532 @@
+/* drivers/influx/influx.c — the "influxdb" output: config keys, and one
+ * libcurl easy handle per output that POSTs line protocol batches.
+ *
+ * The server's answer decides (hub/output.h):
+ *   2xx                          HUB_OUT_OK
+ *   429, 5xx, 1xx/3xx, transport  HUB_OUT_RETRY (Retry-After honoured)
+ *   other 4xx                    HUB_OUT_REJECT, with the server's "error"
+ * Secrets are read once from their files at init and never logged. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "drivers/influx/influx.h"
+#include "hub/clock.h"
+#include "hub/log.h"
+
+#ifndef CITYHUB_VERSION
+#define CITYHUB_VERSION "0.0.0"
+#endif
+
+#define INFLUX_RESP_MAX 4096   /* kept of the server's answer body */
+#define INFLUX_SECRET_MAX 4096 /* longest password or token file */
+#define INFLUX_WHY_BODY 200    /* bytes of the server's reason put in why */
+
+#define CFG_OFF(m) offsetof(struct drv_influx_cfg, m)
+#define CFG_STR(m) CFG_OFF(m), sizeof(((struct drv_influx_cfg *)0)->m)
+
+const struct hub_cfg_key drv_influx_keys[] = {
+    {"batch_size", HUB_CFG_INT, "5000", false, CFG_OFF(common.batch_size), 0, 1, 100000, NULL,
+     "readings per HTTP request"},
+    {"flush_interval", HUB_CFG_DURATION, "1s", false, CFG_OFF(common.flush_interval_ns), 0, 1000000,
+     0, NULL, "longest a reading waits for its batch to fill"},
+    {"url", HUB_CFG_STRING, NULL, true, CFG_STR(url), 0, 0, NULL,
+     "server base URL, http:// or https://, e.g. http://127.0.0.1:8086"},
+    {"database", HUB_CFG_STRING, NULL, false, CFG_STR(database), 0, 0, NULL,
+     "v1 API: database to write to"},
+    {"retention_policy", HUB_CFG_STRING, NULL, false, CFG_STR(retention_policy), 0, 0, NULL,
+     "v1 API: retention policy (default: the database's)"},
+    {"username", HUB_CFG_STRING, NULL, false, CFG_STR(username), 0, 0, NULL,
+     "v1 API: user for basic authentication"},
+    {"password_file", HUB_CFG_STRING, NULL, false, CFG_STR(password_file), 0, 0, NULL,
+     "v1 API: file holding the user's password"},
+    {"org", HUB_CFG_STRING, NULL, false, CFG_STR(org), 0, 0, NULL, "v2 API: organization"},
+    {"bucket", HUB_CFG_STRING, NULL, false, CFG_STR(bucket), 0, 0, NULL, "v2 API: bucket"},
+    {"token_file", HUB_CFG_STRING, NULL, false, CFG_STR(token_file), 0, 0, NULL,
+     "v2 API: file holding the API token"},
+    {"gzip", HUB_CFG_BOOL, "true", false, CFG_OFF(gzip), 0, 0, 0, NULL,
+     "compress request bodies (Content-Encoding: gzip)"},
+    {"timeout", HUB_CFG_DURATION, "10s", false, CFG_OFF(timeout_ns), 0, 1000000, 0, NULL,
+     "longest one HTTP request may take, connection included"},
+    {"uint_support", HUB_CFG_BOOL, "false", false, CFG_OFF(uint_support), 0, 0, 0, NULL,
+     "write unsigned fields with 'u' (InfluxDB >= 1.8 / 2.x)"},
+    {NULL, 0, NULL, false, 0, 0, 0, 0, NULL, NULL},
+};
+
+struct influx_ctx {
+    char who[sizeof("influxdb:") + DRV_NAME_MAX];
+    CURL *h;
+    struct curl_slist *headers;
+    char *write_url;
+    bool gzip;
+    bool uint_support;
+    struct hub_buf body; /* line protocol of one batch */
+    struct hub_buf gz;   /* its gzip form */
+    struct hub_buf resp; /* the server's answer, first INFLUX_RESP_MAX bytes */
+    char errbuf[CURL_ERROR_SIZE];
+    struct hub_log_limit skip_limit;
+};
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static int global_rc;
+
+static void global_init_once(void)
+{
+    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
+int drv_influx_global_init(void)
+{
+    pthread_once(&global_once, global_init_once);
+    return global_rc;
+}
+
+/* Overwrite a secret before its memory is given back. */
+static void wipe(void *p, size_t n)
+{
+    volatile unsigned char *v = p;
+    while (n--)
+        *v++ = 0;
+}
+
+/* Read a secret file into buf (NUL-terminated, trailing whitespace cut).
+ * Returns 0, or -1 with a message naming the file (never its contents). */
+static int read_secret(const char *what, const char *path, char *buf, size_t size, char *err,
+                       size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    size_t n;
+    int rc = -1;
+
+    if (!f) {
+        snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+        return -1;
+    }
+    n = fread(buf, 1, size - 1, f);
+    if (ferror(f)) {
+        snprintf(err, errlen, "%s %s: read failed", what, path);
+        goto out;
+    }
+    if (n == size - 1 && fgetc(f) != EOF) {
+        snprintf(err, errlen, "%s %s: longer than %zu bytes", what, path, size - 1);
+        goto out;
+    }
+    while (n > 0 &&
+           (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+        n--;
+    buf[n] = 0;
+    if (n == 0) {
+        snprintf(err, errlen, "%s %s: empty", what, path);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f) {
+            snprintf(err, errlen, "%s %s: control character at byte %zu", what, path, i);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    fclose(f);
+    if (rc != 0)
+        wipe(buf, size);
+    return rc;
+}
+
+/* Check url: http or https, a host, no credentials, query or fragment.
+ * Returns 0 or -1 with a message. */
+static int check_url(const char *url, char *err, size_t errlen)
+{
+    CURLU *u = curl_url();
+    char *part = NULL;
+    int rc = -1;
+    CURLUcode uc;
+
+    if (!u) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    uc = curl_url_set(u, CURLUPART_URL, url, 0);
+    if (uc != CURLUE_OK) {
+        snprintf(err, errlen, "url \"%s\": %s", url, curl_url_strerror(uc));
+        goto out;
+    }
+    if (curl_url_get(u, CURLUPART_SCHEME, &part, 0) != CURLUE_OK ||
+        (strcmp(part, "http") != 0 && strcmp(part, "https") != 0)) {
+        snprintf(err, errlen, "url \"%s\": must start with http:// or https://", url);
+        goto out;
+    }
+    curl_free(part);
+    part = NULL;
+    if (curl_url_get(u, CURLUPART_HOST, &part, 0) != CURLUE_OK || !*part) {
+        snprintf(err, errlen, "url \"%s\": no host", url);
+        goto out;
+    }
+    curl_free(part);
+    part = NULL;
+    if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK ||
+        curl_url_get(u, CURLUPART_PASSWORD, &part, 0) == CURLUE_OK) {
+        snprintf(err, errlen,
+                 "url: no user or password in the URL; use username and password_file");
+        goto out;
+    }
+    if (curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_OK ||
+        curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK) {
+        snprintf(err, errlen, "url \"%s\": no ?query or #fragment; give the base URL", url);
+        goto out;
+    }
+    rc = 0;
+out:
+    curl_free(part);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+/* Append "&name=escaped(value)" (or "?..." when first) to b. */
+static int add_query(struct hub_buf *b, CURL *h, char sep, const char *name, const char *value)
+{
+    char *esc = curl_easy_escape(h, value, 0);
+    int rc;
+    if (!esc)
+        return HUB_ENOMEM;
+    rc = hub_buf_printf(b, "%c%s=%s", sep, name, esc);
+    curl_free(esc);
+    return rc;
+}
+
+/* The full write URL, malloc'd, or NULL. */
+static char *make_write_url(const struct drv_influx_cfg *cfg, CURL *h, bool v2)
+{
+    struct hub_buf b;
+    size_t base = strlen(cfg->url);
+    int rc;
+
+    hub_buf_init(&b, sizeof(cfg->url) + 4 * 3 * 128 + 64);
+    while (base > 0 && cfg->url[base - 1] == '/')
+        base--;
+    rc = hub_buf_add(&b, cfg->url, base);
+    if (v2) {
+        if (rc == HUB_OK)
+            rc = hub_buf_adds(&b, "/api/v2/write");
+        if (rc == HUB_OK)
+            rc = add_query(&b, h, '?', "org", cfg->org);
+        if (rc == HUB_OK)
+            rc = add_query(&b, h, '&', "bucket", cfg->bucket);
+    } else {
+        if (rc == HUB_OK)
+            rc = hub_buf_adds(&b, "/write");
+        if (rc == HUB_OK)
+            rc = add_query(&b, h, '?', "db", cfg->database);
+        if (rc == HUB_OK && cfg->retention_policy[0])
+            rc = add_query(&b, h, '&', "rp", cfg->retention_policy);
+    }
+    if (rc == HUB_OK)
+        rc = hub_buf_adds(&b, "&precision=ns");
+    if (rc != HUB_OK) {
+        hub_buf_free(&b);
+        return NULL;
+    }
+    return (char *)b.data; /* ownership moves to the caller */
+}
+
+static int check_cfg(const struct drv_influx_cfg *cfg, bool *v2, char *err, size_t errlen)
+{
+    bool any_v1 =
+        cfg->database[0] || cfg->retention_policy[0] || cfg->username[0] || cfg->password_file[0];
+    bool any_v2 = cfg->org[0] || cfg->bucket[0] || cfg->token_file[0];
+
+    if (!cfg->url[0]) {
+        snprintf(err, errlen, "url is required");
+        return -1;
+    }
+    if (check_url(cfg->url, err, errlen) != 0)
+        return -1;
+    if (any_v1 && any_v2) {
+        snprintf(err, errlen,
+                 "database/retention_policy/username/password_file (v1 API) and "
+                 "org/bucket/token_file (v2 API) cannot be mixed: choose one");
+        return -1;
+    }
+    if (any_v2) {
+        if (!cfg->org[0] || !cfg->bucket[0] || !cfg->token_file[0]) {
+            snprintf(err, errlen, "v2 API needs org, bucket and token_file (missing %s)",
+                     !cfg->org[0]      ? "org"
+                     : !cfg->bucket[0] ? "bucket"
+                                       : "token_file");
+            return -1;
+        }
+        *v2 = true;
+        return 0;
+    }
+    if (!cfg->database[0]) {
+        snprintf(err, errlen, "database is required (v1 API), or org + bucket + token_file (v2)");
+        return -1;
+    }
+    if (!cfg->username[0] != !cfg->password_file[0]) {
+        snprintf(err, errlen, "username and password_file go together");
+        return -1;
+    }
+    *v2 = false;
+    return 0;
+}
+
+static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
+{
+    struct hub_buf *b = ud;
+    size_t n = size * nmemb;
+    size_t room = b->cap - b->len;
+    hub_buf_add(b, p, n < room ? n : room); /* the rest is dropped, not an error */
+    return n;
+}
+
+static void influx_exit(void *ctxp)
+{
+    struct influx_ctx *c = ctxp;
+    if (!c)
+        return;
+    if (c->h)
+        curl_easy_cleanup(c->h);
+    for (struct curl_slist *s = c->headers; s; s = s->next)
+        wipe(s->data, strlen(s->data)); /* the token header */
+    curl_slist_free_all(c->headers);
+    free(c->write_url);
+    hub_buf_free(&c->body);
+    hub_buf_free(&c->gz);
+    hub_buf_free(&c->resp);
+    free(c);
+}
+
+static int influx_init(const void *cfgp, void **out, char *err, size_t errlen)
+{
+    const struct drv_influx_cfg *cfg = cfgp;
+    struct influx_ctx *c = NULL;
+    char secret[INFLUX_SECRET_MAX];
+    char auth[INFLUX_SECRET_MAX + 32];
+    struct curl_slist *s;
+    bool v2 = false;
+    long timeout_ms;
+    int rc = -1;
+
+    *out = NULL;
+    secret[0] = 0;
+    auth[0] = 0;
+    if (check_cfg(cfg, &v2, err, errlen) != 0)
+        return -1;
+    c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    snprintf(c->who, sizeof(c->who), "influxdb:%s", cfg->common.name);
+    c->gzip = cfg->gzip;
+    c->uint_support = cfg->uint_support;
+    hub_buf_init(&c->body, DRV_INFLUX_BODY_MAX);
+    hub_buf_init(&c->gz, DRV_INFLUX_BODY_MAX + DRV_INFLUX_BODY_MAX / 64 + 1024);
+    hub_buf_init(&c->resp, INFLUX_RESP_MAX);
+
+    c->h = curl_easy_init();
+    if (!c->h) {
+        snprintf(err, errlen, "libcurl: cannot make a handle (was curl_global_init called?)");
+        goto out;
+    }
+    c->write_url = make_write_url(cfg, c->h, v2);
+    if (!c->write_url) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+
+    s = curl_slist_append(NULL, "Content-Type: text/plain; charset=utf-8");
+    if (s)
+        c->headers = s;
+    if (s)
+        s = curl_slist_append(c->headers, "Expect:"); /* no 100-continue round trip */
+    if (s && c->gzip)
+        s = curl_slist_append(c->headers, "Content-Encoding: gzip");
+    if (s && v2) {
+        if (read_secret("token_file", cfg->token_file, secret, sizeof(secret), err, errlen) != 0)
+            goto out;
+        snprintf(auth, sizeof(auth), "Authorization: Token %s", secret);
+        s = curl_slist_append(c->headers, auth);
+    }
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+
+    /* long is 32 bits on the 32-bit boards: clamp (24 days is no limit anyway) */
+    if (cfg->timeout_ns <= 0)
+        timeout_ms = 10000;
+    else if (cfg->timeout_ns / 1000000 > LONG_MAX)
+        timeout_ms = LONG_MAX;
+    else
+        timeout_ms = (long)(cfg->timeout_ns / 1000000);
+    if (timeout_ms < 1)
+        timeout_ms = 1;
+    curl_easy_setopt(c->h, CURLOPT_URL, c->write_url);
+    curl_easy_setopt(c->h, CURLOPT_POST, 1L);
+    curl_easy_setopt(c->h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c->h, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(c->h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(c->h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, c->headers);
+    curl_easy_setopt(c->h, CURLOPT_USERAGENT, "cityhub/" CITYHUB_VERSION);
+    curl_easy_setopt(c->h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c->h, CURLOPT_WRITEDATA, &c->resp);
+    curl_easy_setopt(c->h, CURLOPT_ERRORBUFFER, c->errbuf);
+    curl_easy_setopt(c->h, CURLOPT_FOLLOWLOCATION, 0L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(c->h, CURLOPT_PROTOCOLS_STR, "http,https");
+#endif
+    if (!v2 && cfg->username[0]) {
+        if (read_secret("password_file", cfg->password_file, secret, sizeof(secret), err, errlen) !=
+            0)
+            goto out;
+        curl_easy_setopt(c->h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(c->h, CURLOPT_USERNAME, cfg->username);
+        curl_easy_setopt(c->h, CURLOPT_PASSWORD, secret); /* curl keeps a copy */
+    }
+    hub_info(c->who, "writing to %s (%s API%s%s)", c->write_url, v2 ? "v2" : "v1",
+             c->gzip ? ", gzip" : "", v2 || cfg->username[0] ? ", authenticated" : "");
+    *out = c;
+    c = NULL;
+    rc = 0;
+out:
+    wipe(secret, sizeof(secret));
+    wipe(auth, sizeof(auth));
+    influx_exit(c);
+    return rc;
+}
+
+/* Copy the JSON string value of "error" in body into dst (at most max
+ * bytes), or the body itself when there is none. Control bytes become
+ * spaces. */
+static void server_reason(const char *body, size_t len, char *dst, size_t max)
+{
+    const char *p = body, *end = body + len;
+    const char *e = len ? strstr(body, "\"error\"") : NULL;
+    size_t n = 0;
+
+    if (e) {
+        p = e + 7;
+        while (p < end && (*p == ' ' || *p == ':' || *p == '\t' || *p == '\n' || *p == '\r'))
+            p++;
+        if (p < end && *p == '"') {
+            p++;
+            while (p < end && *p != '"' && n < max) {
+                char ch = *p++;
+                if (ch == '\\' && p < end) {
+                    ch = *p++;
+                    if (ch == 'n' || ch == 't' || ch == 'r')
+                        ch = ' ';
+                }
+                dst[n++] = ((unsigned char)ch < 0x20) ? ' ' : ch;
+            }
+            dst[n] = 0;
+            return;
+        }
+        p = body;
+    }
+    for (; p < end && n < max; p++)
+        dst[n++] = ((unsigned char)*p < 0x20 || *p == 0x7f) ? ' ' : *p;
+    while (n > 0 && dst[n - 1] == ' ')
+        n--;
+    dst[n] = 0;
+}
+
+static enum hub_out_result influx_flush(void *ctxp, hub_reading_t *const *readings, size_t n,
+                                        struct hub_out_answer *ans)
+{
+    struct influx_ctx *c = ctxp;
+    size_t skipped = 0;
+    const struct hub_buf *send;
+    CURLcode cr;
+    long status = 0;
+    char reason[INFLUX_WHY_BODY + 1];
+
+    ans->retry_after_ns = 0;
+    ans->why[0] = 0;
+    hub_buf_reset(&c->body);
+    for (size_t i = 0; i < n; i++) {
+        int rc = drv_influx_encode(readings[i], c->uint_support, &c->body);
+        if (rc == HUB_EINVAL) {
+            skipped++; /* no field, or a value line protocol cannot hold */
+        } else if (rc == HUB_EFULL) {
+            snprintf(ans->why, sizeof(ans->why),
+                     "batch of %zu readings passes the %u MiB request limit at reading %zu; "
+                     "lower batch_size",
+                     n, (unsigned)(DRV_INFLUX_BODY_MAX >> 20), i);
+            return HUB_OUT_REJECT;
+        } else if (rc != HUB_OK) {
+            snprintf(ans->why, sizeof(ans->why), "encoding reading %zu: %s", i, hub_strerror(rc));
+            return HUB_OUT_RETRY;
+        }
+    }
+    if (skipped) {
+        uint64_t held = 0;
+        if (hub_log_limit_pass(&c->skip_limit, hub_mono_ns(), &held))
+            hub_warn(c->who, "%zu of %zu readings not sent: no field, or a non-finite value%s",
+                     skipped, n, held ? " (more held back)" : "");
+    }
+    if (c->body.len == 0)
+        return HUB_OUT_OK; /* nothing that can be written */
+
+    send = &c->body;
+    if (c->gzip) {
+        hub_buf_reset(&c->gz);
+        int rc = drv_influx_gzip(c->body.data, c->body.len, &c->gz);
+        if (rc != HUB_OK) {
+            snprintf(ans->why, sizeof(ans->why), "gzip of %zu bytes: %s", c->body.len,
+                     hub_strerror(rc));
+            return HUB_OUT_RETRY;
+        }
+        send = &c->gz;
+    }
+
+    hub_buf_reset(&c->resp);
+    c->errbuf[0] = 0;
+    curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, (const char *)send->data);
+    curl_easy_setopt(c->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)send->len);
+    cr = curl_easy_perform(c->h);
+    if (cr != CURLE_OK) {
+        snprintf(ans->why, sizeof(ans->why), "transport: %.60s: %.180s", curl_easy_strerror(cr),
+                 c->errbuf[0] ? c->errbuf : "no detail");
+        hub_debug(c->who, "POST failed: %s", ans->why);
+        return HUB_OUT_RETRY;
+    }
+    curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200 && status <= 299) {
+        hub_debug(c->who, "HTTP %ld: %zu readings, %zu bytes", status, n - skipped, send->len);
+        return HUB_OUT_OK;
+    }
+
+    server_reason(c->resp.data ? (const char *)c->resp.data : "", c->resp.len, reason,
+                  INFLUX_WHY_BODY);
+    snprintf(ans->why, sizeof(ans->why), "HTTP %ld%s%s", status, reason[0] ? ": " : "", reason);
+    hub_debug(c->who, "POST answered %s", ans->why);
+    if (status == 429 || status >= 500 || status < 200 || (status >= 300 && status < 400)) {
+#if LIBCURL_VERSION_NUM >= 0x074200
+        curl_off_t ra = 0;
+        if (curl_easy_getinfo(c->h, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0) {
+            if (ra > 24 * 3600)
+                ra = 24 * 3600; /* a day is long enough to wait for anyone */
+            ans->retry_after_ns = (int64_t)ra * HUB_NS_PER_S;
+        }
+#endif
+        return HUB_OUT_RETRY;
+    }
+    return HUB_OUT_REJECT;
+}
+
+const struct drv_output_ops drv_influx_ops = {
+    .type = "influxdb",
+    .config_map = drv_influx_keys,
+    .config_size = sizeof(struct drv_influx_cfg),
+    .init = influx_init,
+    .flush = influx_flush,
+    .exit = influx_exit,
+};
