@@ -1,0 +1,696 @@
+/* tests/unit/test_config.c — the YAML configuration loader: one full valid
+ * config with every value checked, then one test per class of error, each
+ * asserting the exact "FILE:LINE:COL: message" lines. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "firmware/config.h"
+#include "hub/journal.h"
+#include "hub/log.h"
+
+extern const struct hub_cfg_key ch_top_keys[];
+extern const struct hub_cfg_key ch_hub_keys[];
+extern const struct hub_cfg_key ch_journal_keys[];
+
+#define MS 1000000LL
+#define S 1000000000LL
+
+static const char full_yaml[] =
+    "hub:\n"
+    "  name: gw-donghoi-01\n"
+    "  tags: {district: dong-hoi, site: quang-trung-crossing}\n"
+    "  journal: {path: /tmp/journal, max_size: 64MiB, segment_size: 4MiB,\n"
+    "            sync_interval: 250ms, on_full: drop_newest}\n"
+    "  log_level: debug\n"
+    "  status_interval: 30s\n"
+    "\n"
+    "buses:\n"
+    "  - {name: lan, type: tcp, host: 127.0.0.1, port: 1502, timeout: 1.5s}\n"
+    "  - {name: v6, type: tcp, host: \"::1\"}\n"
+    "\n"
+    "devices:\n"
+    "  - name: aq-1\n"
+    "    bus: lan\n"
+    "    unit: 3\n"
+    "    interval: 5s\n"
+    "    measurement: air_quality\n"
+    "    tags: {feeder: f3}\n"
+    "    registers:\n"
+    "      - {field: pm2_5, table: input, address: 0, type: uint16, scale: 0.1, unit: ug/m3}\n"
+    "      - {field: temperature, table: holding, address: 10, type: float32, order: CDAB}\n"
+    "  - name: meter-1\n"
+    "    bus: v6\n"
+    "    registers:\n"
+    "      - field: energy\n"
+    "        address: 0x30\n"
+    "        type: int32\n"
+    "\n"
+    "outputs:\n"
+    "  - name: ioc\n"
+    "    type: influxdb\n"
+    "    url: http://127.0.0.1:8086\n"
+    "    database: city\n"
+    "    batch_size: 2000\n"
+    "    flush_interval: 2s\n"
+    "    gzip: false\n";
+
+/* Load text as "test.yaml"; returns the config and puts everything written
+ * to errs in *out (caller frees). */
+static struct ch_config *load(const char *text, char **out, unsigned *nerr)
+{
+    size_t len = 0;
+    FILE *errs = open_memstream(out, &len);
+    assert_non_null(errs);
+    struct ch_config *c = ch_config_load_buffer("test.yaml", text, strlen(text), errs, nerr);
+    fclose(errs);
+    return c;
+}
+
+/* text must fail to load with exactly these error lines. */
+static void expect_errors(const char *text, const char *want, unsigned want_n)
+{
+    char *got = NULL;
+    unsigned n = 0;
+    struct ch_config *c = load(text, &got, &n);
+    if (c || strcmp(got, want) != 0)
+        fprintf(stderr, "--- want:\n%s--- got:\n%s---\n", want, got);
+    assert_null(c);
+    assert_string_equal(got, want);
+    assert_int_equal(n, want_n);
+    free(got);
+}
+
+/* A valid head to put the part under test after: hub, a bus, a device. */
+#define HEAD                                                                                       \
+    "hub: {name: gw}\n"                                                                            \
+    "buses:\n"                                                                                     \
+    "  - {name: lan, type: tcp, host: 127.0.0.1}\n"
+
+static void test_full_config(void **state)
+{
+    (void)state;
+    char *errs = NULL;
+    unsigned n = 99;
+    struct ch_config *c = load(full_yaml, &errs, &n);
+    if (!c)
+        fprintf(stderr, "%s", errs);
+    assert_non_null(c);
+    assert_int_equal(n, 0);
+    assert_string_equal(errs, "");
+    free(errs);
+
+    assert_string_equal(c->path, "test.yaml");
+    assert_string_equal(c->hub.name, "gw-donghoi-01");
+    assert_int_equal(c->hub.tags.n, 2);
+    assert_string_equal(c->hub.tags.tag[0].key, "district");
+    assert_string_equal(c->hub.tags.tag[0].value, "dong-hoi");
+    assert_string_equal(c->hub.tags.tag[1].key, "site");
+    assert_string_equal(c->hub.tags.tag[1].value, "quang-trung-crossing");
+    assert_string_equal(c->hub.journal.path, "/tmp/journal");
+    assert_int_equal(c->hub.journal.max_size, 64ULL << 20);
+    assert_int_equal(c->hub.journal.segment_size, 4ULL << 20);
+    assert_int_equal(c->hub.journal.sync_interval_ns, 250 * MS);
+    assert_int_equal(c->hub.journal.on_full, HUB_JOURNAL_DROP_NEWEST);
+    assert_int_equal(c->hub.log_level, HUB_LOG_DEBUG);
+    assert_int_equal(c->hub.status_interval_ns, 30 * S);
+
+    assert_int_equal(c->nbuses, 2);
+    assert_string_equal(c->buses[0].name, "lan");
+    assert_int_equal(c->buses[0].type, DRV_MB_BUS_TCP);
+    assert_string_equal(c->buses[0].host, "127.0.0.1");
+    assert_int_equal(c->buses[0].port, 1502);
+    assert_int_equal(c->buses[0].timeout_ns, 1500 * MS);
+    assert_string_equal(c->buses[1].name, "v6");
+    assert_string_equal(c->buses[1].host, "::1");
+    assert_int_equal(c->buses[1].port, 502);         /* default */
+    assert_int_equal(c->buses[1].timeout_ns, 1 * S); /* default */
+
+    assert_int_equal(c->ndevices, 2);
+    const struct drv_modbus_device *d = &c->devices[0];
+    assert_string_equal(d->name, "aq-1");
+    assert_string_equal(d->bus, "lan");
+    assert_int_equal(d->unit, 3);
+    assert_int_equal(d->interval_ns, 5 * S);
+    assert_string_equal(d->measurement, "air_quality");
+    assert_int_equal(d->tags.n, 1);
+    assert_string_equal(d->tags.tag[0].key, "feeder");
+    assert_string_equal(d->tags.tag[0].value, "f3");
+    assert_int_equal(d->nregs, 2);
+    assert_string_equal(d->regs[0].field, "pm2_5");
+    assert_int_equal(d->regs[0].table, DRV_MB_INPUT);
+    assert_int_equal(d->regs[0].address, 0);
+    assert_int_equal(d->regs[0].type, DRV_MB_UINT16);
+    assert_int_equal(d->regs[0].order, DRV_MB_ABCD);
+    assert_true(d->regs[0].scale == 0.1);
+    assert_string_equal(d->regs[0].unit, "ug/m3");
+    assert_string_equal(d->regs[1].field, "temperature");
+    assert_int_equal(d->regs[1].table, DRV_MB_HOLDING);
+    assert_int_equal(d->regs[1].address, 10);
+    assert_int_equal(d->regs[1].type, DRV_MB_FLOAT32);
+    assert_int_equal(d->regs[1].order, DRV_MB_CDAB);
+    assert_true(d->regs[1].scale == 1.0);
+    assert_string_equal(d->regs[1].unit, "");
+
+    d = &c->devices[1];
+    assert_string_equal(d->name, "meter-1");
+    assert_string_equal(d->bus, "v6");
+    assert_int_equal(d->unit, 1);             /* default */
+    assert_int_equal(d->interval_ns, 10 * S); /* default */
+    assert_string_equal(d->measurement, "modbus");
+    assert_int_equal(d->tags.n, 0);
+    assert_int_equal(d->nregs, 1);
+    assert_string_equal(d->regs[0].field, "energy");
+    assert_int_equal(d->regs[0].address, 0x30);
+    assert_int_equal(d->regs[0].type, DRV_MB_INT32);
+
+    assert_int_equal(c->noutputs, 1);
+    assert_ptr_equal(c->outputs[0].ops, &drv_influx_ops);
+    const struct drv_influx_cfg *o = c->outputs[0].cfg;
+    assert_string_equal(o->common.name, "ioc");
+    assert_string_equal(o->common.type, "influxdb");
+    assert_int_equal(o->common.batch_size, 2000);
+    assert_int_equal(o->common.flush_interval_ns, 2 * S);
+    assert_string_equal(o->url, "http://127.0.0.1:8086");
+    assert_string_equal(o->database, "city");
+    assert_false(o->gzip);
+    assert_int_equal(o->timeout_ns, 10 * S); /* default */
+    ch_config_free(c);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    char *errs = NULL;
+    unsigned n = 0;
+    struct ch_config *c = load("hub: {name: gw}\n", &errs, &n);
+    assert_non_null(c);
+    free(errs);
+    assert_string_equal(c->hub.journal.path, "/var/lib/cityhub/journal");
+    assert_int_equal(c->hub.journal.max_size, 256ULL << 20);
+    assert_int_equal(c->hub.journal.segment_size, 8ULL << 20);
+    assert_int_equal(c->hub.journal.sync_interval_ns, 100 * MS);
+    assert_int_equal(c->hub.journal.on_full, HUB_JOURNAL_DROP_OLDEST);
+    assert_int_equal(c->hub.log_level, HUB_LOG_INFO);
+    assert_int_equal(c->hub.status_interval_ns, 60 * S);
+    assert_int_equal(c->hub.tags.n, 0);
+    assert_int_equal(c->nbuses, 0);
+    assert_int_equal(c->ndevices, 0);
+    assert_int_equal(c->noutputs, 0);
+    ch_config_free(c);
+}
+
+/* Every default in every table parses: a typo there would be silent. */
+static void check_table(const struct hub_cfg_key *t)
+{
+    char base[8192] __attribute__((aligned(16)));
+    char err[256];
+    for (; t->name; t++) {
+        assert_non_null(t->help);
+        if (!t->def)
+            continue;
+        memset(base, 0, sizeof(base));
+        assert_true(t->offset + 8 <= sizeof(base));
+        if (hub_cfg_set(t, base, t->def, err, sizeof(err)) != 0)
+            fprintf(stderr, "default of %s: %s\n", t->name, err);
+        assert_int_equal(hub_cfg_set(t, base, t->def, err, sizeof(err)), 0);
+    }
+}
+
+static void test_tables(void **state)
+{
+    (void)state;
+    check_table(ch_top_keys);
+    check_table(ch_hub_keys);
+    check_table(ch_journal_keys);
+    check_table(drv_modbus_bus_keys);
+    check_table(drv_modbus_device_keys);
+    check_table(drv_modbus_register_keys);
+    check_table(drv_influx_keys);
+}
+
+static void test_anchors_allowed(void **state)
+{
+    (void)state;
+    char *errs = NULL;
+    unsigned n = 0;
+    struct ch_config *c =
+        load(HEAD "devices:\n"
+                  "  - {name: a, bus: lan, registers: &regs [{field: x, address: 1}]}\n"
+                  "  - {name: b, bus: lan, registers: *regs}\n",
+             &errs, &n);
+    if (!c)
+        fprintf(stderr, "%s", errs);
+    assert_non_null(c);
+    free(errs);
+    assert_int_equal(c->ndevices, 2);
+    assert_string_equal(c->devices[1].regs[0].field, "x");
+    assert_int_equal(c->devices[1].regs[0].address, 1);
+    ch_config_free(c);
+}
+
+static void test_unknown_key_top(void **state)
+{
+    (void)state;
+    expect_errors("hub: {name: gw}\nfoo: 1\n",
+                  "test.yaml:2:1: unknown key \"foo\" at the top level\n", 1);
+    expect_errors("hub: {name: gw}\ndevice:\n  - {}\n",
+                  "test.yaml:2:1: unknown key \"device\" at the top level (did you mean "
+                  "\"devices\"?)\n",
+                  1);
+}
+
+static void test_unknown_key_device(void **state)
+{
+    (void)state;
+    expect_errors(HEAD "devices:\n"
+                       "  - name: aq-1\n"
+                       "    bus: lan\n"
+                       "    intervall: 5s\n"
+                       "    registers: [{field: x, address: 1}]\n",
+                  "test.yaml:7:5: unknown key \"intervall\" in devices[0] (did you mean "
+                  "\"interval\"?)\n",
+                  1);
+}
+
+static void test_unknown_key_register(void **state)
+{
+    (void)state;
+    expect_errors(HEAD "devices:\n"
+                       "  - name: aq-1\n"
+                       "    bus: lan\n"
+                       "    registers:\n"
+                       "      - {field: x, address: 1}\n"
+                       "      - {field: y, address: 2, colour: red}\n",
+                  "test.yaml:9:32: unknown key \"colour\" in devices[0].registers[1]\n", 1);
+}
+
+static void test_unknown_key_output(void **state)
+{
+    (void)state;
+    expect_errors("hub: {name: gw}\n"
+                  "outputs:\n"
+                  "  - name: ioc\n"
+                  "    type: influxdb\n"
+                  "    url: http://127.0.0.1:8086\n"
+                  "    bach_size: 10\n",
+                  "test.yaml:6:5: unknown key \"bach_size\" in outputs[0] (did you mean "
+                  "\"batch_size\"?)\n",
+                  1);
+}
+
+static void test_unknown_key_hub_journal(void **state)
+{
+    (void)state;
+    expect_errors("hub:\n  name: gw\n  journal:\n    size: 1GiB\n",
+                  "test.yaml:4:5: unknown key \"size\" in hub.journal\n", 1);
+}
+
+static void test_wrong_type(void **state)
+{
+    (void)state;
+    expect_errors("hub:\n  name: {first: gw}\n",
+                  "test.yaml:2:9: expected a string for name, got a mapping\n", 1);
+    expect_errors("hub:\n  name: gw\n  tags: [a, b]\n",
+                  "test.yaml:3:9: expected a mapping for tags, got a list\n", 1);
+    expect_errors("hub: {name: gw}\nbuses: {name: lan}\n",
+                  "test.yaml:2:8: expected a list for buses, got a mapping\n", 1);
+    expect_errors("hub: {name: gw}\ndevices:\n  - aq-1\n",
+                  "test.yaml:3:5: expected a mapping for devices[0], got \"aq-1\"\n", 1);
+    expect_errors("hub:\n  name:\n", "test.yaml:2:8: expected a string for name, got nothing\n", 1);
+    expect_errors("hub:\n  name: \"\"\n", "test.yaml:2:9: name must not be empty\n", 1);
+    expect_errors("- hub\n",
+                  "test.yaml:1:1: expected a mapping at the top level (hub:, buses:, devices:, "
+                  "outputs:), got a list\n",
+                  1);
+}
+
+static void test_bad_duration(void **state)
+{
+    (void)state;
+    expect_errors(
+        HEAD "devices:\n"
+             "  - {name: aq-1, bus: lan, interval: 10x, registers: [{field: x, address: 1}]}\n",
+        "test.yaml:5:38: bad duration \"10x\" for interval: use a number and a unit, "
+        "e.g. 250ms, 10s, 5m\n",
+        1);
+    expect_errors("hub:\n  name: gw\n  journal: {sync_interval: 500us}\n",
+                  "test.yaml:3:28: sync_interval 500us is too short (at least 1ms)\n", 1);
+}
+
+static void test_bad_size(void **state)
+{
+    (void)state;
+    expect_errors("hub:\n  name: gw\n  journal:\n    max_size: 64MB5\n",
+                  "test.yaml:4:15: bad size \"64MB5\" for max_size: use a number and a unit, e.g. "
+                  "4096, 512KiB, 64MiB, 1GiB\n",
+                  1);
+    expect_errors("hub:\n  name: gw\n  journal:\n    max_size: 16MiB\n    segment_size: 16MiB\n",
+                  "test.yaml:5:19: journal segment_size (16777216 bytes) must be at most half of "
+                  "max_size (16777216 bytes)\n",
+                  1);
+}
+
+static void test_bad_enum(void **state)
+{
+    (void)state;
+    expect_errors("hub:\n  name: gw\n  log_level: verbose\n",
+                  "test.yaml:3:14: bad value \"verbose\" for log_level: use one of error, warn, "
+                  "info, debug\n",
+                  1);
+    expect_errors(HEAD "devices:\n"
+                       "  - name: aq-1\n"
+                       "    bus: lan\n"
+                       "    registers: [{field: x, address: 1, type: float64}]\n",
+                  "test.yaml:7:46: bad value \"float64\" for type: use one of uint16, int16, "
+                  "uint32, int32, float32\n",
+                  1);
+}
+
+static void test_out_of_range(void **state)
+{
+    (void)state;
+    expect_errors("hub: {name: gw}\nbuses:\n  - {name: lan, type: tcp, host: h, port: 70000}\n",
+                  "test.yaml:3:43: port 70000 is out of range (1..65535)\n", 1);
+    expect_errors(HEAD "devices:\n"
+                       "  - name: aq-1\n"
+                       "    bus: lan\n"
+                       "    unit: 248\n"
+                       "    registers: [{field: x, address: 65536}]\n",
+                  "test.yaml:7:11: unit 248 is out of range (0..247)\n"
+                  "test.yaml:8:37: address 65536 is out of range (0..65535)\n",
+                  2);
+}
+
+static void test_unknown_bus(void **state)
+{
+    (void)state;
+    expect_errors("hub: {name: gw}\n"
+                  "buses:\n"
+                  "  - {name: lan, type: tcp, host: h}\n"
+                  "  - {name: lan2, type: tcp, host: h}\n"
+                  "devices:\n"
+                  "  - {name: aq-1, bus: rs485-1, registers: [{field: x, address: 1}]}\n",
+                  "test.yaml:6:23: unknown bus \"rs485-1\" (defined: lan, lan2)\n", 1);
+    expect_errors("hub: {name: gw}\n"
+                  "devices:\n"
+                  "  - {name: aq-1, bus: lan, registers: [{field: x, address: 1}]}\n",
+                  "test.yaml:3:23: unknown bus \"lan\" (no buses are defined)\n", 1);
+}
+
+static void test_duplicate_device(void **state)
+{
+    (void)state;
+    expect_errors(HEAD "devices:\n"
+                       "  - name: aq-1\n"
+                       "    bus: lan\n"
+                       "    registers: [{field: x, address: 1}]\n"
+                       "  - name: aq-1\n"
+                       "    bus: lan\n"
+                       "    registers: [{field: x, address: 1}]\n",
+                  "test.yaml:8:11: duplicate device name \"aq-1\" (first at line 5)\n", 1);
+}
+
+static void test_duplicate_bus(void **state)
+{
+    (void)state;
+    expect_errors("hub: {name: gw}\n"
+                  "buses:\n"
+                  "  - {name: lan, type: tcp, host: a}\n"
+                  "  - {name: lan, type: tcp, host: b}\n",
+                  "test.yaml:4:12: duplicate bus name \"lan\" (first at line 3)\n", 1);
+}
+
+static void test_duplicate_output_and_key(void **state)
+{
+    (void)state;
+    expect_errors("hub: {name: gw}\n"
+                  "outputs:\n"
+                  "  - {name: ioc, type: influxdb, url: http://a}\n"
+                  "  - {name: ioc, type: influxdb, url: http://b}\n",
+                  "test.yaml:4:12: duplicate output name \"ioc\" (first at line 3)\n", 1);
+    expect_errors("hub:\n  name: gw\n  name: gw2\n",
+                  "test.yaml:3:3: duplicate key \"name\" in hub (first at line 2)\n", 1);
+}
+
+static void test_missing_required(void **state)
+{
+    (void)state;
+    expect_errors(HEAD "devices:\n"
+                       "  - {name: aq-1, registers: [{field: x, address: 1}]}\n",
+                  "test.yaml:5:5: missing required key \"bus\" in devices[0]\n", 1);
+    expect_errors(HEAD "devices:\n"
+                       "  - name: aq-1\n"
+                       "    bus: lan\n",
+                  "test.yaml:5:5: missing required key \"registers\" in devices[0]\n", 1);
+    expect_errors("buses: []\n", "test.yaml:1:1: missing required key \"hub\" at the top level\n",
+                  1);
+    expect_errors("hub:\n  log_level: info\n",
+                  "test.yaml:2:3: missing required key \"name\" in hub\n", 1);
+    expect_errors("hub: {name: gw}\noutputs:\n  - {name: ioc, url: http://a}\n",
+                  "test.yaml:3:5: missing required key \"type\" in outputs[0]\n", 1);
+    expect_errors("hub: {name: gw}\noutputs:\n  - {name: ioc, type: influxdb}\n",
+                  "test.yaml:3:5: missing required key \"url\" in outputs[0]\n", 1);
+}
+
+static void test_unknown_output_type(void **state)
+{
+    (void)state;
+    expect_errors("hub: {name: gw}\noutputs:\n  - {name: k, type: kafka}\n",
+                  "test.yaml:3:21: unknown output type \"kafka\" (known: influxdb)\n", 1);
+}
+
+static void test_yaml_syntax(void **state)
+{
+    (void)state;
+    expect_errors("hub:\n  name: gw\n   bad: x\n",
+                  "test.yaml:3:7: mapping values are not allowed in this context\n", 1);
+    expect_errors("hub: {name: gw\n",
+                  "test.yaml:2:1: did not find expected ',' or '}' (while parsing a flow mapping "
+                  "at line 1)\n",
+                  1);
+    expect_errors("hub: {name: *nope}\n", "test.yaml:1:13: found undefined alias\n", 1);
+    expect_errors("hub: {name: \"g\xff\"}\n",
+                  "test.yaml:1:15: invalid leading UTF-8 octet (#FF at byte 14)\n", 1);
+    expect_errors("hub: {name: gw}\n---\nhub: {name: gw2}\n",
+                  "test.yaml:3:1: only one YAML document is allowed in a configuration (remove "
+                  "this one or the \"---\" before it)\n",
+                  1);
+}
+
+static void test_empty(void **state)
+{
+    (void)state;
+    expect_errors("", "test.yaml:1:1: empty configuration\n", 1);
+    expect_errors("# only a comment\n\n", "test.yaml:1:1: empty configuration\n", 1);
+}
+
+static void test_unsupported(void **state)
+{
+    (void)state;
+    expect_errors("hub: {name: gw}\n"
+                  "buses:\n"
+                  "  - {name: rs485-1, type: rtu, device: /dev/ttyUSB0, baud: 9600}\n",
+                  "test.yaml:3:27: bus type rtu is not supported by this build yet\n", 1);
+    expect_errors("hub: {name: gw}\n"
+                  "buses:\n"
+                  "  - {name: lan, type: tcp, host: h}\n"
+                  "devices:\n"
+                  "  - name: meter-1\n"
+                  "    bus: lan\n"
+                  "    profile: eastron-sdm120\n",
+                  "test.yaml:7:5: register profiles are not available in this build yet; list "
+                  "registers inline\n",
+                  1);
+    expect_errors("hub:\n  name: gw\n  status: {listen: 127.0.0.1:8780}\n",
+                  "test.yaml:3:3: hub.status is not supported by this build yet\n", 1);
+    expect_errors("hub: {name: gw}\nmqtt_inputs:\n  - name: lorawan\n",
+                  "test.yaml:2:1: mqtt_inputs is not supported by this build yet\n", 1);
+}
+
+static void test_too_long_string(void **state)
+{
+    (void)state;
+    expect_errors(
+        "hub:\n  name: gw-0123456789012345678901234567890123456789012345678901234567890\n",
+        "test.yaml:2:9: name is too long (64 bytes; at most 63)\n", 1);
+}
+
+static void test_tags_errors(void **state)
+{
+    (void)state;
+    expect_errors("hub:\n  name: gw\n  tags: {gateway: x, site: \"\", a: [1]}\n",
+                  "test.yaml:3:10: tag \"gateway\" is set by the hub (from the gateway's name); "
+                  "remove it from tags\n"
+                  "test.yaml:3:22: empty value for tag \"site\"\n"
+                  "test.yaml:3:35: expected a string for a, got a list\n",
+                  3);
+}
+
+static void test_limits(void **state)
+{
+    (void)state;
+    char *text = malloc(64 * 1024);
+    assert_non_null(text);
+    size_t off = (size_t)sprintf(text, "hub: {name: gw}\nbuses:\n");
+    for (int i = 0; i <= CH_MAX_BUSES; i++)
+        off += (size_t)sprintf(text + off, "  - {name: b%d, type: tcp, host: h}\n", i);
+    expect_errors(text, "test.yaml:19:5: too many buses (at most 16)\n", 1);
+
+    off = (size_t)sprintf(text, HEAD "devices:\n  - name: d\n    bus: lan\n    registers:\n");
+    for (int i = 0; i <= DRV_MB_MAX_REGISTERS; i++)
+        off += (size_t)sprintf(text + off, "      - {field: f%d, address: %d}\n", i, i);
+    expect_errors(text, "test.yaml:72:9: too many registers in devices[0] (at most 64)\n", 1);
+    free(text);
+}
+
+static void test_multiple_errors(void **state)
+{
+    (void)state;
+    expect_errors("hub:\n"
+                  "  name: gw\n"
+                  "  colour: red\n"
+                  "  journal: {max_size: 10XB, on_full: drop_all}\n"
+                  "buses:\n"
+                  "  - {name: lan, type: tcp, host: h, port: 0}\n"
+                  "devices:\n"
+                  "  - name: aq-1\n"
+                  "    bus: nowhere\n"
+                  "    registers: [{field: x, address: -1}]\n"
+                  "outputs:\n"
+                  "  - {name: ioc, type: influxdb, url: http://a, gzip: maybe}\n",
+                  "test.yaml:3:3: unknown key \"colour\" in hub\n"
+                  "test.yaml:4:23: bad size \"10XB\" for max_size: use a number and a unit, e.g. "
+                  "4096, 512KiB, 64MiB, 1GiB\n"
+                  "test.yaml:4:38: bad value \"drop_all\" for on_full: use one of drop_oldest, "
+                  "drop_newest\n"
+                  "test.yaml:6:43: port 0 is out of range (1..65535)\n"
+                  "test.yaml:9:10: unknown bus \"nowhere\" (defined: lan)\n"
+                  "test.yaml:10:37: address -1 is out of range (0..65535)\n"
+                  "test.yaml:12:54: bad boolean \"maybe\" for gzip: use true or false\n",
+                  7);
+}
+
+static void test_too_many_errors(void **state)
+{
+    (void)state;
+    char *text = malloc(16 * 1024);
+    char *errs = NULL;
+    unsigned n = 0;
+    assert_non_null(text);
+    size_t off = (size_t)sprintf(text, "hub:\n  name: gw\n");
+    for (int i = 0; i < 150; i++)
+        off += (size_t)sprintf(text + off, "  k%d: 1\n", i);
+    assert_null(load(text, &errs, &n));
+    assert_int_equal(n, 101);
+    /* 101 lines: the first 100 errors in order, then the notice. */
+    size_t lines = 0;
+    for (char *p = errs; *p; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, 101);
+    assert_non_null(strstr(errs, "test.yaml:3:3: unknown key \"k0\" in hub\n"));
+    assert_non_null(strstr(errs, "test.yaml:102:3: unknown key \"k99\" in hub\n"));
+    assert_null(strstr(errs, "\"k100\""));
+    assert_non_null(strstr(errs, "test.yaml:103:3: too many errors; stopping after 100\n"));
+    free(errs);
+    free(text);
+}
+
+/* 256 devices, each aliasing the same 64 registers: ~117k nodes to walk. */
+static void test_alias_bomb(void **state)
+{
+    (void)state;
+    char *text = malloc(256 * 1024);
+    char *errs = NULL;
+    unsigned n = 0;
+    assert_non_null(text);
+    size_t off = (size_t)sprintf(text, "hub: {name: gw}\nbuses:\n");
+    for (int b = 0; b < 4; b++)
+        off += (size_t)sprintf(text + off, "  - {name: b%d, type: tcp, host: h}\n", b);
+    off += (size_t)sprintf(text + off, "regs: &r\n");
+    for (int i = 0; i < 64; i++)
+        off += (size_t)sprintf(text + off, "  - {field: f%d, address: %d, type: uint16}\n", i, i);
+    off += (size_t)sprintf(text + off, "devices:\n");
+    for (int d = 0; d < 256; d++)
+        off += (size_t)sprintf(text + off, "  - {name: d%d, bus: b%d, registers: *r}\n", d, d / 64);
+    assert_null(load(text, &errs, &n));
+    /* "regs" is an unknown key (reported), then the walk stops at the cap. */
+    assert_int_equal(n, 2);
+    assert_non_null(strstr(errs, "test.yaml:7:1: unknown key \"regs\" at the top level\n"));
+    assert_non_null(
+        strstr(errs, ": more than 100000 YAML nodes to read (is an alias repeated too often?)\n"));
+    free(errs);
+    free(text);
+}
+
+static void test_load_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_config_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, full_yaml, strlen(full_yaml)), (ssize_t)strlen(full_yaml));
+    close(fd);
+    unsigned n = 9;
+    struct ch_config *c = ch_config_load(path, stderr, &n);
+    assert_non_null(c);
+    assert_int_equal(n, 0);
+    assert_string_equal(c->path, path);
+    assert_int_equal(c->ndevices, 2);
+    ch_config_free(c);
+    unlink(path);
+
+    char *errs = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&errs, &len);
+    assert_null(ch_config_load("/nonexistent/cityhub.yaml", f, &n));
+    fclose(f);
+    assert_int_equal(n, 1);
+    assert_string_equal(errs,
+                        "/nonexistent/cityhub.yaml: cannot open: No such file or directory\n");
+    free(errs);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_full_config),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_tables),
+        cmocka_unit_test(test_anchors_allowed),
+        cmocka_unit_test(test_unknown_key_top),
+        cmocka_unit_test(test_unknown_key_device),
+        cmocka_unit_test(test_unknown_key_register),
+        cmocka_unit_test(test_unknown_key_output),
+        cmocka_unit_test(test_unknown_key_hub_journal),
+        cmocka_unit_test(test_wrong_type),
+        cmocka_unit_test(test_bad_duration),
+        cmocka_unit_test(test_bad_size),
+        cmocka_unit_test(test_bad_enum),
+        cmocka_unit_test(test_out_of_range),
+        cmocka_unit_test(test_unknown_bus),
+        cmocka_unit_test(test_duplicate_device),
+        cmocka_unit_test(test_duplicate_bus),
+        cmocka_unit_test(test_duplicate_output_and_key),
+        cmocka_unit_test(test_missing_required),
+        cmocka_unit_test(test_unknown_output_type),
+        cmocka_unit_test(test_yaml_syntax),
+        cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_unsupported),
+        cmocka_unit_test(test_too_long_string),
+        cmocka_unit_test(test_tags_errors),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_multiple_errors),
+        cmocka_unit_test(test_too_many_errors),
+        cmocka_unit_test(test_alias_bomb),
+        cmocka_unit_test(test_load_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
