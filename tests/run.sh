@@ -29,6 +29,7 @@ mkdir -p "$logdir"
 run_one() { # name command...
     local name=$1 start end
     shift
+    mkdir -p "$(dirname "$logdir/$name.log")"
     start=$(date +%s)
     if "$@" >"$logdir/$name.log" 2>&1; then
         end=$(date +%s)

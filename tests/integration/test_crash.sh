@@ -57,14 +57,14 @@ sed -e '/^buses:/,/^outputs:/{/^outputs:/!d}' -e 's/status_interval: 1s/status_i
     "$T/hub.yaml" >"$T/drain.yaml"
 start_hub "$T/drain.yaml"
 for _ in $(seq 150); do
-    lag=$("$CITYHUB" journal -c "$T/hub.yaml" | awk '$1 == "cursor" { print $4 }')
+    lag=$("$CITYHUB" journal -c "$T/hub.yaml" | awk '$1 == "cursor" { print $5 }')
     [ "$lag" = 0 ] && break
     sleep 0.2
 done
 stop_hub
 "$CITYHUB" journal -c "$T/hub.yaml"
 accepted=$(journal_stat "$T/hub.yaml" next_seq)
-lag=$("$CITYHUB" journal -c "$T/hub.yaml" | awk '$1 == "cursor" { print $4 }')
+lag=$("$CITYHUB" journal -c "$T/hub.yaml" | awk '$1 == "cursor" { print $5 }')
 [ "$lag" = 0 ] || fail "output still $lag readings behind"
 
 lab=$(influx_count city "SELECT count(counter) FROM lab")
@@ -78,8 +78,7 @@ echo "accepted by the journal: $accepted; in InfluxDB: $stored (lab $lab, cityhu
 # No duplicates: every (device, time) is unique in the store, and counters per
 # device never repeat a timestamp.
 for d in a b; do
-    influx_query city "SELECT counter FROM lab WHERE device='$d'" |
-        jq -r '.results[0].series[0].values[][0]' >"$T/ts-$d"
+    influx_csv city "SELECT counter FROM lab WHERE device='$d'" | cut -d, -f3 >"$T/ts-$d"
     total=$(wc -l <"$T/ts-$d")
     uniq=$(sort -u "$T/ts-$d" | wc -l)
     [ "$total" -eq "$uniq" ] || fail "device $d: $total points but $uniq distinct timestamps"

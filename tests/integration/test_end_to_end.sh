@@ -61,8 +61,7 @@ done
 # Every accepted reading of lab-1, with its acquisition timestamp, is in the store.
 "$CITYHUB" journal -c "$T/hub.yaml" --dump | grep ' lab,' |
     sed -E 's/.*counter=([0-9]+)i?.* ([0-9]+)$/\2 \1/' | sort >"$T/journal.txt"
-influx_query city "SELECT counter FROM lab" | jq -r '.results[0].series[0].values[] | "\(.[0]) \(.[1])"' |
-    sort >"$T/store.txt"
+influx_csv city "SELECT counter FROM lab" | awk -F, '{ print $3, $4 }' | sort >"$T/store.txt"
 n=$(wc -l <"$T/journal.txt")
 echo "journal lab readings: $n, store: $(wc -l <"$T/store.txt")"
 [ "$n" -ge 8 ] || fail "expected at least 8 readings in 3 s at 200 ms, got $n"

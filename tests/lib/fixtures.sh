@@ -15,12 +15,15 @@ FIXTURE_PIDS=""
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 fixtures_cleanup() {
+    local rc=$?
+    set +e
     for p in $FIXTURE_PIDS; do kill "$p" 2>/dev/null; done
     for p in $FIXTURE_PIDS; do
         for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
         kill -9 "$p" 2>/dev/null
     done
     if [ -n "${T:-}" ] && [ -z "${KEEP_TMP:-}" ]; then rm -rf "$T"; fi
+    exit "$rc"
 }
 
 fixtures_init() {
@@ -80,6 +83,13 @@ CONF
 influx_query() {
     curl -sf -G "$INFLUX_URL/query" --data-urlencode "db=$1" --data-urlencode "epoch=ns" \
         --data-urlencode "q=$2"
+}
+
+# influx_csv DB "SELECT ..." -> CSV rows "name,tags,time,..." without the header,
+# times as exact integer ns (jq would round them through a double).
+influx_csv() {
+    curl -sf -G "$INFLUX_URL/query" -H 'Accept: application/csv' --data-urlencode "db=$1" \
+        --data-urlencode "epoch=ns" --data-urlencode "q=$2" | sed '1d'
 }
 
 start_sim() {
