@@ -37,14 +37,39 @@ stop_hub() {
 interrupted=0
 trap 'interrupted=1' INT TERM
 
+# One line per device: the newest point of each measurement, with its
+# acquisition time, then counts and the device health from cityhub_device.
+latest() { # measurement "field[:unit] field[:unit] ..."
+    local m=$1 spec=$2 fields
+    fields=$(echo "$spec" | sed -E 's/:[^ ]*//g; s/ /, /g')
+    influx_csv city "SELECT $fields FROM $m GROUP BY device ORDER BY time DESC LIMIT 1" |
+        awk -F, -v m="$m" -v spec="$spec" '
+        BEGIN { n = split(spec, s, " "); for (i = 1; i <= n; i++) { split(s[i], p, ":"); f[i] = p[1]; u[i] = p[2] } }
+        {
+            dev = $2; sub(/^device=/, "", dev)
+            t = strftime("%H:%M:%S", int($3 / 1e9), 1)
+            line = sprintf("   %-10s %-12s %s UTC ", dev, m, t)
+            for (i = 1; i <= n; i++) {
+                v = $(i + 3)
+                if (v ~ /\./) v = sprintf("%.6g", v)
+                line = line sprintf(" %s=%s%s", f[i], v, (u[i] == "" ? "" : " " u[i]))
+            }
+            print line
+        }'
+}
+
 show() {
-    local q="SELECT last(vehicles_total) AS vehicles, last(speed_avg) AS speed_kmh, last(occupancy) AS occupancy_pct FROM traffic GROUP BY device;
-SELECT last(pm2_5) AS pm2_5, last(pm10) AS pm10, last(no2) AS no2_ppb, last(temperature) AS temp_c, last(humidity) AS humidity FROM air_quality GROUP BY device;
-SELECT last(voltage) AS volts, last(current) AS amps, last(active_power) AS watts, last(energy_total) AS wh, last(frequency) AS hz FROM energy GROUP BY device;
-SELECT last(ok) AS ok, last(polls) AS polls, last(errors) AS errors FROM cityhub_device GROUP BY device;
-SELECT count(vehicles_total) AS traffic_points FROM traffic; SELECT count(pm2_5) AS aq_points FROM air_quality; SELECT count(voltage) AS energy_points FROM energy"
-    influx -host 127.0.0.1 -port "${INFLUX_URL##*:}" -database city -precision rfc3339 \
-        -execute "$q" 2>&1 | sed -e '/^$/d' -e 's/^/   /'
+    latest traffic "vehicles_total speed_avg:km/h occupancy:%"
+    latest air_quality "pm2_5:ug/m3 pm10:ug/m3 no2:ppb temperature:degC humidity:% pressure:hPa"
+    latest energy "voltage:V current:A active_power:W energy_total:Wh frequency:Hz"
+    local pts="" m
+    for m in traffic air_quality energy cityhub_device cityhub; do
+        pts="$pts $m=$(influx_csv city "SELECT count(*) FROM $m" |
+            awk -F, '{ for (i = 4; i <= NF; i++) if ($i > m) m = $i } END { print m + 0 }')"
+    done
+    echo "   points in InfluxDB:$pts"
+    influx_csv city "SELECT last(ok) AS ok, last(polls) AS polls, last(errors) AS errors FROM cityhub_device GROUP BY device" |
+        awk -F, '{ d = $2; sub(/^device=/, "", d); printf "%s%s ok=%s polls=%s errors=%s", (NR == 1 ? "   device health (last status point): " : "; "), d, $4, $5, $6 } END { if (NR) print "" }'
 }
 
 start=$(date +%s)

@@ -78,6 +78,19 @@ static int valid_register(const struct drv_modbus_register *reg)
            reg->table >= DRV_MB_HOLDING && reg->table <= DRV_MB_INPUT && isfinite(reg->scale);
 }
 
+
+/* raw * scale, except that a scale of 1/N for a whole N (0.1, 0.01, 0.001,
+ * ...) divides by N: 479 * 0.1 is 47.900000000000006 but 479 / 10.0 is the
+ * double nearest 47.9, which is what the sensor meant. */
+static double scale_value(double raw, double scale)
+{
+    double inv = 1.0 / scale;
+    double n = nearbyint(inv);
+    if (fabs(scale) < 1.0 && n != 0.0 && fabs(inv - n) < 1e-9 * fabs(n))
+        return raw / n;
+    return raw * scale;
+}
+
 int drv_modbus_decode(const struct drv_modbus_register *reg, const uint16_t *regs,
                       hub_reading_t *r)
 {
@@ -127,7 +140,7 @@ int drv_modbus_decode(const struct drv_modbus_register *reg, const uint16_t *reg
         break;
     }
     if (scaled)
-        v *= reg->scale;
+        v = scale_value(v, reg->scale);
     if (!isfinite(v))
         return HUB_EINVAL; /* a huge float times a scale */
     return hub_reading_add_float(r, reg->field, v);

@@ -191,11 +191,16 @@ static void test_decode_scale(void **state)
     struct hub_field f;
     assert_int_equal(decode1(DRV_MB_UINT16, DRV_MB_ABCD, 0.1, 235, 0, &f), HUB_OK);
     assert_int_equal(f.type, HUB_FIELD_FLOAT);
-    assert_true(f.v.f == 235 * 0.1);
-    assert_true(fabs(f.v.f - 23.5) < 1e-12);
+    assert_true(f.v.f == 23.5);
+    /* 1/N scales divide: the nearest double to the decimal the sensor meant */
+    assert_int_equal(decode1(DRV_MB_UINT16, DRV_MB_ABCD, 0.1, 479, 0, &f), HUB_OK);
+    assert_true(f.v.f == 47.9);
+    assert_true(479 * 0.1 != 47.9); /* what plain multiplication would give */
+    assert_int_equal(decode1(DRV_MB_UINT16, DRV_MB_ABCD, 0.001, 1234, 0, &f), HUB_OK);
+    assert_true(f.v.f == 1.234);
     assert_int_equal(decode1(DRV_MB_INT16, DRV_MB_ABCD, 0.01, 0xFFFE, 0, &f), HUB_OK);
     assert_int_equal(f.type, HUB_FIELD_FLOAT);
-    assert_true(f.v.f == -2 * 0.01);
+    assert_true(f.v.f == -0.02);
     assert_int_equal(decode1(DRV_MB_UINT32, DRV_MB_CDAB, 10.0, 0x0001, 0x0000, &f), HUB_OK);
     assert_true(f.v.f == 10.0);
     assert_int_equal(decode1(DRV_MB_INT32, DRV_MB_ABCD, 0.5, 0xFFFF, 0xFFFF, &f), HUB_OK);
