@@ -8,7 +8,7 @@ set -u
 B=$(cd "${1:?usage: tests/bench/run.sh BUILD_DIR}" && pwd)
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top" || exit 2
-N=${BENCH_N:-300000}
+N=${BENCH_N:-1500000}
 SECS=${BENCH_RSS_SECONDS:-15}
 
 echo "== cityhub $(cat VERSION) benchmarks on $(nproc) cores, $(uname -m); N=$N"
@@ -26,7 +26,7 @@ start_sim --profile demo
 sed -e "s|@SIM_PORT@|$SIM_PORT|" -e "s|@INFLUX_URL@|$INFLUX_URL|" -e "s|@JOURNAL@|$T/journal|" \
     firmware/demo/cityhub-demo.yaml.in >"$T/demo.yaml"
 # The demo polls every 2-5 s; for a load figure poll the same devices every 10 ms.
-sed -e 's/interval: [0-9]*s/interval: 10ms/' "$T/demo.yaml" >"$T/load.yaml"
+sed -e 's/^    interval: [0-9]*s/    interval: 10ms/' "$T/demo.yaml" >"$T/load.yaml"
 for cfg in demo load; do
     start_hub "$T/$cfg.yaml" "$T/$cfg.log"
     sleep "$SECS"
