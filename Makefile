@@ -10,6 +10,7 @@ BOARD ?= x86_64
 include boards/$(BOARD).mk
 
 MODE ?= release
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 O := build/$(BOARD)-$(MODE)
 
 CC := $(CROSS_COMPILE)gcc
@@ -93,8 +94,8 @@ deps:
 
 # ---- tests ---------------------------------------------------------------
 check: deps
-	@$(MAKE) --no-print-directory MODE=asan check-build
-	@$(MAKE) --no-print-directory MODE=asan -C tests/fuzz regress
+	@$(MAKE) --no-print-directory -j$(JOBS) MODE=asan check-build
+	@$(MAKE) --no-print-directory -j$(JOBS) -C tests/fuzz regress
 	@tests/run.sh build/$(BOARD)-asan
 
 check-build: $(CITYHUB) $(SIM) $(UNIT_BIN) $(O)/tests/lib/freeport
@@ -104,11 +105,11 @@ unit: check-build
 
 # ---- demo and benchmarks -------------------------------------------------
 demo: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@scripts/demo.sh $(O)
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(BENCH_BIN)
+	@$(MAKE) --no-print-directory -j$(JOBS) all $(BENCH_BIN)
 	@tests/bench/run.sh $(O)
 
 install: $(CITYHUB)

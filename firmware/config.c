@@ -162,6 +162,15 @@ struct ch_err {
     char msg[CH_MSG_MAX];
 };
 
+/* The names of one kind (buses, devices, outputs) taken so far, with the
+ * line of each, so that a duplicate can say where the first one was. The
+ * names point into the config being built. */
+struct name_set {
+    const char *name[CH_MAX_DEVICES];
+    size_t line[CH_MAX_DEVICES];
+    size_t n;
+};
+
 struct loader {
     const char *name; /* file name in messages */
     const char *text;
@@ -172,10 +181,8 @@ struct loader {
     size_t nodes;
     yaml_document_t *doc;
     struct ch_config *cfg;
-    size_t bus_line[CH_MAX_BUSES]; /* 1-based line of each name, for duplicates */
+    struct name_set buses, devices, outputs; /* names taken so far, for duplicates */
     size_t bus_devices[CH_MAX_BUSES];
-    size_t dev_line[CH_MAX_DEVICES];
-    size_t out_line[CH_MAX_OUTPUTS];
     struct ch_err *errv; /* CH_MAX_ERRORS + 1 */
 };
 
@@ -580,6 +587,26 @@ static void walk_hub(struct loader *L, yaml_node_t *v)
     walk_section(L, &s, v);
 }
 
+/* Take name (at node) for a kind of thing; if it is taken already, report a
+ * duplicate naming the line of the first and return false. */
+static bool name_take(struct loader *L, struct name_set *set, yaml_node_t *node,
+                      const char *kind, const char *name)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        if (strcmp(set->name[i], name) == 0) {
+            report(L, node, "duplicate %s name \"%s\" (first at line %zu)", kind, name,
+                   set->line[i]);
+            return false;
+        }
+    }
+    if (set->n < CH_MAX_DEVICES) {
+        set->name[set->n] = name;
+        set->line[set->n] = line_of(node);
+        set->n++;
+    }
+    return true;
+}
+
 /* ---- buses ---------------------------------------------------------------- */
 
 static void walk_buses(struct loader *L, yaml_node_t *list)
@@ -613,19 +640,8 @@ static void walk_buses(struct loader *L, yaml_node_t *list)
         else if (b->type == DRV_MB_BUS_TCP && b->host[0] == '\0' && !seen(&s, "host"))
             report(L, m, "missing required key \"host\" %s (a tcp bus needs one)", where);
         yaml_node_t *name = seen(&s, "name");
-        if (!name || b->name[0] == '\0')
+        if (!name || b->name[0] == '\0' || !name_take(L, &L->buses, name, "bus", b->name))
             continue;
-        bool dup = false;
-        for (size_t i = 0; i < c->nbuses && !dup; i++) {
-            if (strcmp(c->buses[i].name, b->name) == 0) {
-                report(L, name, "duplicate bus name \"%s\" (first at line %zu)", b->name,
-                       L->bus_line[i]);
-                dup = true;
-            }
-        }
-        if (dup)
-            continue;
-        L->bus_line[c->nbuses] = line_of(name);
         c->nbuses++;
     }
 }
@@ -748,19 +764,9 @@ static void walk_devices(struct loader *L, yaml_node_t *list)
             report(L, m, "device \"%s\": %s", dev->name, err);
 
         yaml_node_t *name = seen(&s, "name");
-        if (!name || dev->name[0] == '\0')
+        if (!name || dev->name[0] == '\0' ||
+            !name_take(L, &L->devices, name, "device", dev->name))
             continue;
-        bool dup = false;
-        for (size_t i = 0; i < c->ndevices && !dup; i++) {
-            if (strcmp(c->devices[i].name, dev->name) == 0) {
-                report(L, name, "duplicate device name \"%s\" (first at line %zu)", dev->name,
-                       L->dev_line[i]);
-                dup = true;
-            }
-        }
-        if (dup)
-            continue;
-        L->dev_line[c->ndevices] = line_of(name);
         c->ndevices++;
     }
 }
@@ -827,18 +833,10 @@ static void walk_output(struct loader *L, yaml_node_t *m, size_t index)
 
     struct drv_output_common *com = cfg;
     yaml_node_t *name = seen(&s, "name");
-    if (name && com->name[0]) {
-        for (size_t i = 0; i < c->noutputs; i++) {
-            struct drv_output_common *o = c->outputs[i].cfg;
-            if (strcmp(o->name, com->name) == 0) {
-                report(L, name, "duplicate output name \"%s\" (first at line %zu)", com->name,
-                       L->out_line[i]);
-                free(cfg);
-                return;
-            }
-        }
+    if (name && com->name[0] && !name_take(L, &L->outputs, name, "output", com->name)) {
+        free(cfg);
+        return;
     }
-    L->out_line[c->noutputs] = name ? line_of(name) : 0;
     c->outputs[c->noutputs].ops = ops;
     c->outputs[c->noutputs].cfg = cfg;
     c->noutputs++;

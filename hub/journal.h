@@ -28,7 +28,18 @@
  * append with HUB_EFULL (counted as dropped by the caller).
  *
  * All functions are thread-safe: inputs append from their threads while each
- * output reads through its own reader. */
+ * output reads through its own reader. Readers must be freed before the
+ * journal is closed.
+ *
+ * Details callers rely on:
+ * - segment_size is clamped to [64 B, max_size / 2]; a segment holds whole
+ *   records, rotated before an append that would pass segment_size;
+ * - a stored cursor past next_seq (after a power cut undid appends) is
+ *   clamped to next_seq with a warning; a corrupt cursor file falls back to
+ *   the oldest stored seq with a warning;
+ * - deleting segments is not followed by a directory fsync: a power cut may
+ *   bring a delivered segment back, and its records are sent again, which
+ *   replay tolerates. */
 #ifndef HUB_JOURNAL_H
 #define HUB_JOURNAL_H
 
@@ -80,16 +91,18 @@ int hub_journal_open(const struct hub_journal_opts *opts, hub_journal_t **out, c
 void hub_journal_close(hub_journal_t *j);
 
 /* Append one record. Returns HUB_OK (accepted; *seq set if seq is non-NULL),
- * HUB_EINVAL (empty or larger than HUB_JOURNAL_MAX_RECORD), HUB_EFULL
- * (drop_newest and full) or HUB_EIO. */
+ * HUB_EINVAL (empty, larger than HUB_JOURNAL_MAX_RECORD, or a read-only
+ * journal), HUB_EFULL (drop_newest and full, or a record larger than the
+ * whole journal) or HUB_EIO. */
 int hub_journal_append(hub_journal_t *j, const void *payload, size_t len, uint64_t *seq);
 
 /* fsync the active segment if anything was appended since the last sync.
  * Returns HUB_OK or HUB_EIO. */
 int hub_journal_sync(hub_journal_t *j);
 
-/* Wait until a record with seq >= after exists or timeout_ms passes.
- * Returns true if one exists. hub_journal_wake() ends every wait early. */
+/* Wait until a record with seq >= after exists or timeout_ms passes
+ * (0: check once; negative: no timeout). Returns true if one exists.
+ * hub_journal_wake() ends every wait early. */
 bool hub_journal_wait(hub_journal_t *j, uint64_t after, int timeout_ms);
 void hub_journal_wake(hub_journal_t *j);
 
@@ -98,7 +111,9 @@ void hub_journal_stats(hub_journal_t *j, struct hub_journal_stats *st);
 /* Cursors. hub_journal_cursor_open registers name and returns its persisted
  * seq (the first stored seq for a new cursor, or when the stored one was
  * dropped). hub_journal_cursor_commit persists seq durably and deletes
- * segments no cursor needs. Names are [A-Za-z0-9_.-]+. */
+ * segments no cursor needs; it returns HUB_EINVAL for a seq past next_seq.
+ * hub_journal_cursor_peek returns HUB_EEMPTY when there is no cursor file and
+ * HUB_ECORRUPT when it fails its check. Names are [A-Za-z0-9_.-]+. */
 int hub_journal_cursor_open(hub_journal_t *j, const char *name, uint64_t *seq);
 int hub_journal_cursor_commit(hub_journal_t *j, const char *name, uint64_t seq);
 /* Read a persisted cursor without registering it (inspection). */
@@ -107,7 +122,10 @@ int hub_journal_cursor_peek(hub_journal_t *j, const char *name, uint64_t *seq);
 /* Readers walk records from a seq onwards, across segments. */
 int hub_journal_reader_new(hub_journal_t *j, uint64_t from_seq, hub_journal_reader_t **out);
 void hub_journal_reader_free(hub_journal_reader_t *rd);
-/* Read the next record into payload (reset first). Returns HUB_OK with *seq,
+/* Read the next record into payload (reset first; give it a cap of
+ * HUB_JOURNAL_MAX_RECORD, a smaller one gets HUB_EFULL and the reader does
+ * not advance). *skipped is added to, not set; it may be NULL.
+ * Returns HUB_OK with *seq,
  * HUB_EEMPTY when caught up, HUB_ECORRUPT when a sealed segment has a bad
  * record (the reader then skips to the next segment; *skipped tells how many
  * seqs were passed over), or HUB_EIO. If records the reader wanted were
