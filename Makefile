@@ -27,7 +27,7 @@ else
 CFLAGS += -O2
 endif
 
-LIBS_NET := $(shell $(PKG_CONFIG) --libs libmodbus libcurl zlib 2>/dev/null || echo -lmodbus -lcurl -lz)
+LIBS_NET := $(shell $(PKG_CONFIG) --libs libmodbus libcurl zlib jansson 2>/dev/null || echo -lmodbus -lcurl -lz -ljansson)
 LIBS_YAML := $(shell $(PKG_CONFIG) --libs yaml-0.1 2>/dev/null || echo -lyaml)
 CPPFLAGS += $(shell $(PKG_CONFIG) --cflags libmodbus 2>/dev/null || echo -I/usr/include/modbus)
 LIBS := $(LIBS_NET) $(LIBS_YAML) -lpthread -lm

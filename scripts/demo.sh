@@ -16,8 +16,9 @@ echo "== starting InfluxDB (store) on 127.0.0.1"
 start_influxdb city
 echo "   $INFLUX_URL, database city"
 echo "== starting the simulated sensors (traffic counter, air-quality station, energy meter)"
-start_sim --profile demo
-echo "   Modbus TCP on 127.0.0.1:$SIM_PORT, units 1-3"
+# The sensors follow the city's day (Dong Hoi, UTC+7): rush hours, warm afternoons.
+TZ=${DEMO_TZ:-ICT-7} start_sim --profile demo
+echo "   Modbus TCP on 127.0.0.1:$SIM_PORT, units 1-3 (local time $(TZ=${DEMO_TZ:-ICT-7} date +%H:%M))"
 
 sed -e "s|@SIM_PORT@|$SIM_PORT|" -e "s|@INFLUX_URL@|$INFLUX_URL|" -e "s|@JOURNAL@|$T/journal|" \
     "$top/firmware/demo/cityhub-demo.yaml.in" >"$T/cityhub.yaml"

@@ -4,7 +4,7 @@
 # security suite for a foreign architecture) does not stop the install.
 set -u
 PKGS="build-essential pkg-config libmodbus-dev libpaho-mqtt-dev libcurl4-openssl-dev
-zlib1g-dev libssl-dev libyaml-dev libcmocka-dev influxdb influxdb-client mosquitto mosquitto-clients
+zlib1g-dev libssl-dev libyaml-dev libjansson-dev libcmocka-dev influxdb influxdb-client mosquitto mosquitto-clients
 socat jq clang libclang-rt-14-dev curl procps ca-certificates"
 
 missing=""

@@ -6,7 +6,6 @@
  *   429, 5xx, 1xx/3xx, transport  HUB_OUT_RETRY (Retry-After honoured)
  *   other 4xx                    HUB_OUT_REJECT, with the server's "error"
  * Secrets are read once from their files at init and never logged. */
-#include <curl/curl.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -14,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
 
 #include "drivers/influx/influx.h"
 #include "hub/clock.h"
@@ -402,40 +404,33 @@ out:
     return rc;
 }
 
-/* Copy the JSON string value of "error" in body into dst (at most max
- * bytes), or the body itself when there is none. Control bytes become
- * spaces. */
-static void server_reason(const char *body, size_t len, char *dst, size_t max)
+/* Copy text into dst as one printable line: control bytes become spaces,
+ * trailing spaces go, at most max bytes. */
+static void one_line(const char *text, size_t len, char *dst, size_t max)
 {
-    const char *p = body, *end = body + len;
-    const char *e = len ? strstr(body, "\"error\"") : NULL;
     size_t n = 0;
-
-    if (e) {
-        p = e + 7;
-        while (p < end && (*p == ' ' || *p == ':' || *p == '\t' || *p == '\n' || *p == '\r'))
-            p++;
-        if (p < end && *p == '"') {
-            p++;
-            while (p < end && *p != '"' && n < max) {
-                char ch = *p++;
-                if (ch == '\\' && p < end) {
-                    ch = *p++;
-                    if (ch == 'n' || ch == 't' || ch == 'r')
-                        ch = ' ';
-                }
-                dst[n++] = ((unsigned char)ch < 0x20) ? ' ' : ch;
-            }
-            dst[n] = 0;
-            return;
-        }
-        p = body;
-    }
-    for (; p < end && n < max; p++)
-        dst[n++] = ((unsigned char)*p < 0x20 || *p == 0x7f) ? ' ' : *p;
+    for (size_t i = 0; i < len && n < max; i++)
+        dst[n++] = ((unsigned char)text[i] < 0x20 || text[i] == 0x7f) ? ' ' : text[i];
     while (n > 0 && dst[n - 1] == ' ')
         n--;
     dst[n] = 0;
+}
+
+void drv_influx_server_reason(const char *body, size_t len, char *dst, size_t max)
+{
+    json_error_t jerr;
+    json_t *root = len ? json_loadb(body, len, JSON_DISABLE_EOF_CHECK, &jerr) : NULL;
+    json_t *e = NULL;
+    if (root && json_is_object(root)) {
+        e = json_object_get(root, "error"); /* InfluxDB 1.x */
+        if (!json_is_string(e))
+            e = json_object_get(root, "message"); /* 2.x: {"code":..., "message":...} */
+    }
+    if (e && json_is_string(e))
+        one_line(json_string_value(e), json_string_length(e), dst, max);
+    else
+        one_line(body, len, dst, max);
+    json_decref(root);
 }
 
 static enum hub_out_result influx_flush(void *ctxp, hub_reading_t *const *readings, size_t n,
@@ -504,7 +499,7 @@ static enum hub_out_result influx_flush(void *ctxp, hub_reading_t *const *readin
         return HUB_OUT_OK;
     }
 
-    server_reason(c->resp.data ? (const char *)c->resp.data : "", c->resp.len, reason,
+    drv_influx_server_reason(c->resp.data ? (const char *)c->resp.data : "", c->resp.len, reason,
                   INFLUX_WHY_BODY);
     snprintf(ans->why, sizeof(ans->why), "HTTP %ld%s%s", status, reason[0] ? ": " : "", reason);
     hub_debug(c->who, "POST answered %s", ans->why);

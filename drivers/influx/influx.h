@@ -68,4 +68,10 @@ int drv_influx_global_init(void);
 /* gzip (RFC 1952) in into out. Returns HUB_OK or an error. */
 int drv_influx_gzip(const uint8_t *in, size_t n, struct hub_buf *out);
 
+/* The reason in an InfluxDB error answer: the "error" string of its JSON
+ * body ({"error":"..."}, 1.x) or the "message" string (2.x), or else the body itself, as one printable line of
+ * at most max bytes (dst holds max + 1). body is outside bytes: any content
+ * and length is safe. */
+void drv_influx_server_reason(const char *body, size_t len, char *dst, size_t max);
+
 #endif
