@@ -40,6 +40,9 @@ struct drv_output_ops {
     size_t config_size;                    /* sizeof its config struct */
     int (*init)(const void *cfg, void **ctx, char *err, size_t errlen);
     hub_out_flush_fn flush;
+    /* From another thread, at shutdown: make a flush in progress give up
+     * soon (answering RETRY) and every later one at once. May be NULL. */
+    void (*cancel)(void *ctx);
     void (*exit)(void *ctx);
 };
 

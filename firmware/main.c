@@ -34,7 +34,8 @@
 #endif
 
 #define EXIT_USAGE 2
-#define STOP_DEADLINE_NS (4500LL * HUB_NS_PER_MS) /* SIGTERM to exit, worst case */
+#define STOP_DEADLINE_NS (4000LL * HUB_NS_PER_MS) /* SIGTERM to exit, worst case */
+#define STOP_CANCEL_NS (2500LL * HUB_NS_PER_MS)   /* then outputs' transfers are aborted */
 
 static const char *const bus_type_names[] = {"tcp", "rtu"};
 
@@ -123,13 +124,19 @@ static void *output_main(void *arg)
     return NULL;
 }
 
-/* Wait for an output thread until deadline (monotonic ns). Returns 0 if it
- * ended and was joined. */
-static int output_join_by(struct ch_output *out, int64_t deadline)
+/* Wait for an output thread until deadline (monotonic ns), cancelling its
+ * transfer in progress at cancel_at. Returns 0 if it ended and was joined. */
+static int output_join_by(struct ch_output *out, int64_t cancel_at, int64_t deadline)
 {
+    int cancelled = 0;
     while (!atomic_load(&out->done)) {
-        if (hub_mono_ns() >= deadline)
+        int64_t now = hub_mono_ns();
+        if (now >= deadline)
             return -1;
+        if (now >= cancel_at && !cancelled && out->ops->cancel) {
+            out->ops->cancel(out->ctx);
+            cancelled = 1;
+        }
         struct timespec ts = {0, 20 * HUB_NS_PER_MS};
         nanosleep(&ts, NULL);
     }
@@ -240,6 +247,7 @@ static int cmd_run(const char *path, int debug_modbus, const char *log_level)
         noutputs++;
         struct hub_output_opts oo = {
             .name = o->common->name,
+            .type = o->ops->type,
             .batch_size = (size_t)o->common->batch_size,
             .flush_interval_ns = o->common->flush_interval_ns,
             .stop_grace_ns = 2 * HUB_NS_PER_S,
@@ -315,7 +323,8 @@ static int cmd_run(const char *path, int debug_modbus, const char *log_level)
     exit_code = 0;
 
 out:;
-    int64_t deadline = hub_mono_ns() + STOP_DEADLINE_NS;
+    int64_t stop_began = hub_mono_ns();
+    int64_t deadline = stop_began + STOP_DEADLINE_NS;
     for (size_t i = 0; i < ninputs; i++)
         if (inputs[i].started)
             inputs[i].ops->stop(inputs[i].ctx);
@@ -329,7 +338,7 @@ out:;
             hub_output_stop(outputs[i].loop);
     int stuck = 0;
     for (size_t i = 0; i < noutputs; i++) {
-        if (outputs[i].started && output_join_by(&outputs[i], deadline) != 0) {
+        if (outputs[i].started && output_join_by(&outputs[i], stop_began + STOP_CANCEL_NS, deadline) != 0) {
             hub_warn("cityhub", "output %s still busy at the stop deadline; its last batch will "
                      "be sent again after restart", outputs[i].common->name);
             stuck = 1;

@@ -35,7 +35,7 @@
 struct hub_output {
     hub_journal_t *j;
     char name[HUB_JOURNAL_MAX_NAME + 1];
-    char who[HUB_JOURNAL_MAX_NAME + 16]; /* "output:NAME" for log lines */
+    char who[HUB_JOURNAL_MAX_NAME + 40]; /* "TYPE:NAME" for log lines */
     size_t batch_size;
     int64_t flush_interval_ns;
     int64_t stop_grace_ns;
@@ -45,6 +45,7 @@ struct hub_output {
     pthread_mutex_t mu;  /* guards stop and st */
     pthread_cond_t cond; /* CLOCK_MONOTONIC; signalled by stop */
     bool stop;
+    int64_t stop_ns; /* when stop was asked (monotonic): the grace counts from it */
     struct hub_output_stats st;
 
     /* The rest belongs to the thread in run(). */
@@ -106,7 +107,7 @@ int hub_output_new(hub_journal_t *j, const struct hub_output_opts *opts, hub_out
     pthread_condattr_destroy(&ca);
     o->j = j;
     strcpy(o->name, opts->name);
-    snprintf(o->who, sizeof(o->who), "output:%s", opts->name);
+    snprintf(o->who, sizeof(o->who), "%.32s:%s", opts->type ? opts->type : "output", opts->name);
     o->batch_size = opts->batch_size;
     o->flush_interval_ns = opts->flush_interval_ns;
     o->stop_grace_ns = opts->stop_grace_ns ? opts->stop_grace_ns : 2 * HUB_NS_PER_S;
@@ -332,9 +333,14 @@ int hub_output_run(hub_output_t *o)
     for (;;) {
         int64_t now = hub_mono_ns();
         if (!o->draining && stop_requested(o)) {
+            /* The grace counts from the stop request, not from when this loop
+             * noticed it (a flush may have been in progress). */
+            pthread_mutex_lock(&o->mu);
+            int64_t asked = o->stop_ns;
+            pthread_mutex_unlock(&o->mu);
             o->draining = true;
             o->deadline_ns =
-                o->stop_grace_ns > INT64_MAX - now ? INT64_MAX : now + o->stop_grace_ns;
+                o->stop_grace_ns > INT64_MAX - asked ? INT64_MAX : asked + o->stop_grace_ns;
         }
         if (o->draining && now >= o->deadline_ns)
             break;
@@ -396,6 +402,8 @@ int hub_output_run(hub_output_t *o)
 void hub_output_stop(hub_output_t *o)
 {
     pthread_mutex_lock(&o->mu);
+    if (!o->stop)
+        o->stop_ns = hub_mono_ns();
     o->stop = true;
     pthread_cond_broadcast(&o->cond);
     pthread_mutex_unlock(&o->mu);

@@ -36,6 +36,7 @@ typedef enum hub_out_result (*hub_out_flush_fn)(void *ctx, hub_reading_t *const 
 
 struct hub_output_opts {
     const char *name;          /* cursor name and log name */
+    const char *type;          /* driver type for log lines "[TYPE:NAME]"; NULL = "output" */
     size_t batch_size;         /* readings per flush, >= 1 */
     int64_t flush_interval_ns; /* longest a reading waits for its batch to fill */
     int64_t backoff_base_ns;   /* 0 = 1 s */

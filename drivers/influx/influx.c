@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,7 +73,24 @@ struct influx_ctx {
     struct hub_buf resp; /* the server's answer, first INFLUX_RESP_MAX bytes */
     char errbuf[CURL_ERROR_SIZE];
     struct hub_log_limit skip_limit;
+    atomic_int cancel; /* set by influx_cancel: abort the transfer in progress */
 };
+
+/* libcurl's progress callback: a non-zero return aborts the transfer. */
+static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    return atomic_load(&((struct influx_ctx *)p)->cancel);
+}
+
+static void influx_cancel(void *ctxp)
+{
+    atomic_store(&((struct influx_ctx *)ctxp)->cancel, 1);
+}
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static int global_rc;
@@ -372,6 +390,9 @@ static int influx_init(const void *cfgp, void **out, char *err, size_t errlen)
     curl_easy_setopt(c->h, CURLOPT_URL, c->write_url);
     curl_easy_setopt(c->h, CURLOPT_POST, 1L);
     curl_easy_setopt(c->h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c->h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c->h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c->h, CURLOPT_XFERINFODATA, c);
     curl_easy_setopt(c->h, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(c->h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
     curl_easy_setopt(c->h, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -519,6 +540,7 @@ static enum hub_out_result influx_flush(void *ctxp, hub_reading_t *const *readin
 
 const struct drv_output_ops drv_influx_ops = {
     .type = "influxdb",
+    .cancel = influx_cancel,
     .config_map = drv_influx_keys,
     .config_size = sizeof(struct drv_influx_cfg),
     .init = influx_init,
