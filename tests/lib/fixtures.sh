@@ -92,12 +92,15 @@ influx_csv() {
         --data-urlencode "epoch=ns" --data-urlencode "q=$2" | sed '1d'
 }
 
+# start_sim ARGS...   (SIM_HOST=::1 for IPv6; default 127.0.0.1)
 start_sim() {
+    local host=${SIM_HOST:-127.0.0.1} listen
     SIM_PORT=$("$FREEPORT")
-    "$SIM" --listen "127.0.0.1:$SIM_PORT" "$@" >"$T/sim.log" 2>&1 &
+    case "$host" in *:*) listen="[$host]:$SIM_PORT" ;; *) listen="$host:$SIM_PORT" ;; esac
+    "$SIM" --listen "$listen" "$@" >"$T/sim.log" 2>&1 &
     SIM_PID=$!
     track_pid "$SIM_PID"
-    wait_for bash -c "exec 3<>/dev/tcp/127.0.0.1/$SIM_PORT" ||
+    wait_for grep -q "^listening on" "$T/sim.log" ||
         { cat "$T/sim.log" >&2; fail "cityhub-sim did not listen on $SIM_PORT"; }
 }
 
