@@ -50,7 +50,7 @@ SIM := $(O)/cityhub-sim
 UNIT_BIN := $(patsubst tests/unit/%.c,$(O)/tests/unit/%,$(UNIT_SRC))
 BENCH_BIN := $(patsubst tests/bench/%.c,$(O)/tests/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps demo check check-build unit bench install clean format
+.PHONY: all deps demo check check-build unit bench install clean format format-check
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -119,6 +119,9 @@ install: $(CITYHUB)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	@clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h') && echo "format: ok"
 
 clean:
 	rm -rf build

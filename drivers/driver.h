@@ -27,17 +27,16 @@ struct drv_input_ops {
     const char *type; /* bus type(s) handled, e.g. "tcp" */
     /* cfg is the driver's own config struct (see its header). Returns 0, or
      * -1 with a message in err. */
-    int (*init)(const void *cfg, const struct drv_sink *sink, void **ctx, char *err,
-                size_t errlen);
+    int (*init)(const void *cfg, const struct drv_sink *sink, void **ctx, char *err, size_t errlen);
     void (*run)(void *ctx);  /* polls until stop; runs in its own thread */
     void (*stop)(void *ctx); /* from another thread: run() returns soon */
     void (*exit)(void *ctx);
 };
 
 struct drv_output_ops {
-    const char *type;                      /* "influxdb" */
-    const struct hub_cfg_key *config_map;  /* keys of one output of this type */
-    size_t config_size;                    /* sizeof its config struct */
+    const char *type;                     /* "influxdb" */
+    const struct hub_cfg_key *config_map; /* keys of one output of this type */
+    size_t config_size;                   /* sizeof its config struct */
     int (*init)(const void *cfg, void **ctx, char *err, size_t errlen);
     hub_out_flush_fn flush;
     /* From another thread, at shutdown: make a flush in progress give up

@@ -589,8 +589,8 @@ static void walk_hub(struct loader *L, yaml_node_t *v)
 
 /* Take name (at node) for a kind of thing; if it is taken already, report a
  * duplicate naming the line of the first and return false. */
-static bool name_take(struct loader *L, struct name_set *set, yaml_node_t *node,
-                      const char *kind, const char *name)
+static bool name_take(struct loader *L, struct name_set *set, yaml_node_t *node, const char *kind,
+                      const char *name)
 {
     for (size_t i = 0; i < set->n; i++) {
         if (strcmp(set->name[i], name) == 0) {
@@ -764,8 +764,7 @@ static void walk_devices(struct loader *L, yaml_node_t *list)
             report(L, m, "device \"%s\": %s", dev->name, err);
 
         yaml_node_t *name = seen(&s, "name");
-        if (!name || dev->name[0] == '\0' ||
-            !name_take(L, &L->devices, name, "device", dev->name))
+        if (!name || dev->name[0] == '\0' || !name_take(L, &L->devices, name, "device", dev->name))
             continue;
         c->ndevices++;
     }

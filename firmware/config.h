@@ -33,7 +33,7 @@ struct ch_hub_cfg {
     char name[64]; /* tag "gateway" */
     struct hub_cfg_tags tags;
     struct ch_journal_cfg journal;
-    int log_level; /* enum hub_log_level */
+    int log_level;              /* enum hub_log_level */
     int64_t status_interval_ns; /* how often device status points are written */
 };
 
@@ -58,8 +58,8 @@ struct ch_config {
  * gets the number of errors. */
 struct ch_config *ch_config_load(const char *path, FILE *errs, unsigned *nerr);
 /* Same, from a buffer; name is used in messages (fuzzing, tests). */
-struct ch_config *ch_config_load_buffer(const char *name, const char *text, size_t len,
-                                        FILE *errs, unsigned *nerr);
+struct ch_config *ch_config_load_buffer(const char *name, const char *text, size_t len, FILE *errs,
+                                        unsigned *nerr);
 void ch_config_free(struct ch_config *c);
 
 #endif

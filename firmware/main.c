@@ -232,9 +232,11 @@ static int cmd_run(const char *path, int debug_modbus, const char *log_level)
     }
     struct hub_journal_stats js;
     hub_journal_stats(sink.journal, &js);
-    hub_info("cityhub", "%s %s starting: gateway %s, journal %s (%" PRIu64 " segments, next seq %" PRIu64
-             "%s)", "cityhub", CITYHUB_VERSION, c->hub.name, c->hub.journal.path, js.segments,
-             js.next_seq, js.recovered_cut ? ", torn tail cut" : "");
+    hub_info("cityhub",
+             "%s %s starting: gateway %s, journal %s (%" PRIu64 " segments, next seq %" PRIu64
+             "%s)",
+             "cityhub", CITYHUB_VERSION, c->hub.name, c->hub.journal.path, js.segments, js.next_seq,
+             js.recovered_cut ? ", torn tail cut" : "");
 
     for (size_t i = 0; i < c->noutputs; i++) {
         struct ch_output *o = &outputs[noutputs];
@@ -309,7 +311,8 @@ static int cmd_run(const char *path, int debug_modbus, const char *log_level)
         if (sig == SIGINT || sig == SIGTERM)
             break;
         if (sig == SIGHUP)
-            hub_info("cityhub", "SIGHUP: reload is not supported yet; restart to apply a new config");
+            hub_info("cityhub",
+                     "SIGHUP: reload is not supported yet; restart to apply a new config");
         if (hub_journal_sync(sink.journal) != HUB_OK)
             hub_err("journal", "fsync failed: %s", strerror(errno));
         int64_t now = hub_mono_ns();
@@ -338,9 +341,12 @@ out:;
             hub_output_stop(outputs[i].loop);
     int stuck = 0;
     for (size_t i = 0; i < noutputs; i++) {
-        if (outputs[i].started && output_join_by(&outputs[i], stop_began + STOP_CANCEL_NS, deadline) != 0) {
-            hub_warn("cityhub", "output %s still busy at the stop deadline; its last batch will "
-                     "be sent again after restart", outputs[i].common->name);
+        if (outputs[i].started &&
+            output_join_by(&outputs[i], stop_began + STOP_CANCEL_NS, deadline) != 0) {
+            hub_warn("cityhub",
+                     "output %s still busy at the stop deadline; its last batch will "
+                     "be sent again after restart",
+                     outputs[i].common->name);
             stuck = 1;
         }
     }
@@ -473,22 +479,21 @@ out:
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: cityhub COMMAND [OPTIONS]\n"
-            "\n"
-            "cityhub polls Modbus sensors, keeps every reading in a crash-safe journal\n"
-            "and forwards them to InfluxDB.\n"
-            "\n"
-            "commands:\n"
-            "  run -c FILE       run the hub with the configuration FILE\n"
-            "  check -c FILE     check FILE; print FILE:LINE:COL: message per error\n"
-            "  journal -c FILE   show the journal (records, segments, cursors);\n"
-            "                    --dump prints stored readings as line protocol\n"
-            "\n"
-            "  cityhub COMMAND --help    help for one command\n"
-            "  cityhub --version         version, board and library versions\n"
-            "\n"
-            "docs: /usr/share/doc/cityhub or docs/ in the source tree\n");
+    fprintf(f, "usage: cityhub COMMAND [OPTIONS]\n"
+               "\n"
+               "cityhub polls Modbus sensors, keeps every reading in a crash-safe journal\n"
+               "and forwards them to InfluxDB.\n"
+               "\n"
+               "commands:\n"
+               "  run -c FILE       run the hub with the configuration FILE\n"
+               "  check -c FILE     check FILE; print FILE:LINE:COL: message per error\n"
+               "  journal -c FILE   show the journal (records, segments, cursors);\n"
+               "                    --dump prints stored readings as line protocol\n"
+               "\n"
+               "  cityhub COMMAND --help    help for one command\n"
+               "  cityhub --version         version, board and library versions\n"
+               "\n"
+               "docs: /usr/share/doc/cityhub or docs/ in the source tree\n");
 }
 
 static void usage_run(FILE *f)
@@ -562,9 +567,12 @@ int main(int argc, char **argv)
     }
 
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"log-level", required_argument, NULL, 'l'},
-        {"debug-modbus", no_argument, NULL, 'd'}, {"dump", no_argument, NULL, 'D'},
-        {"from", required_argument, NULL, 'f'},   {"help", no_argument, NULL, 'h'},
+        {"config", required_argument, NULL, 'c'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"debug-modbus", no_argument, NULL, 'd'},
+        {"dump", no_argument, NULL, 'D'},
+        {"from", required_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *config = NULL, *log_level = NULL;
@@ -574,10 +582,18 @@ int main(int argc, char **argv)
     optind = 2;
     while ((ch = getopt_long(argc, argv, "c:l:dh", opts, NULL)) != -1) {
         switch (ch) {
-        case 'c': config = optarg; break;
-        case 'l': log_level = optarg; break;
-        case 'd': debug_modbus = 1; break;
-        case 'D': dump = 1; break;
+        case 'c':
+            config = optarg;
+            break;
+        case 'l':
+            log_level = optarg;
+            break;
+        case 'd':
+            debug_modbus = 1;
+            break;
+        case 'D':
+            dump = 1;
+            break;
         case 'f': {
             char *end;
             errno = 0;
@@ -589,8 +605,12 @@ int main(int argc, char **argv)
             from_set = 1;
             break;
         }
-        case 'h': cmd_usage(stdout); return 0;
-        default: cmd_usage(stderr); return EXIT_USAGE;
+        case 'h':
+            cmd_usage(stdout);
+            return 0;
+        default:
+            cmd_usage(stderr);
+            return EXIT_USAGE;
         }
     }
     if (optind < argc) {

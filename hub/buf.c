@@ -8,14 +8,22 @@
 const char *hub_strerror(int rc)
 {
     switch (rc) {
-    case HUB_OK: return "ok";
-    case HUB_ENOMEM: return "out of memory";
-    case HUB_EFULL: return "bound reached";
-    case HUB_EINVAL: return "invalid argument or malformed input";
-    case HUB_EIO: return "I/O error";
-    case HUB_ECORRUPT: return "stored data failed its check";
-    case HUB_EEMPTY: return "nothing to read";
-    default: return "unknown error";
+    case HUB_OK:
+        return "ok";
+    case HUB_ENOMEM:
+        return "out of memory";
+    case HUB_EFULL:
+        return "bound reached";
+    case HUB_EINVAL:
+        return "invalid argument or malformed input";
+    case HUB_EIO:
+        return "I/O error";
+    case HUB_ECORRUPT:
+        return "stored data failed its check";
+    case HUB_EEMPTY:
+        return "nothing to read";
+    default:
+        return "unknown error";
     }
 }
 

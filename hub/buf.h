@@ -18,12 +18,12 @@ struct hub_buf {
 
 /* Common return codes of hub/ functions: 0 is success, negatives are errors. */
 #define HUB_OK 0
-#define HUB_ENOMEM (-1)  /* allocation failed */
-#define HUB_EFULL (-2)   /* a bound was reached (buffer cap, journal full) */
-#define HUB_EINVAL (-3)  /* bad argument or malformed input */
-#define HUB_EIO (-4)     /* I/O error; errno is set */
+#define HUB_ENOMEM (-1)   /* allocation failed */
+#define HUB_EFULL (-2)    /* a bound was reached (buffer cap, journal full) */
+#define HUB_EINVAL (-3)   /* bad argument or malformed input */
+#define HUB_EIO (-4)      /* I/O error; errno is set */
 #define HUB_ECORRUPT (-5) /* stored bytes failed their check */
-#define HUB_EEMPTY (-6)  /* nothing to read yet */
+#define HUB_EEMPTY (-6)   /* nothing to read yet */
 
 const char *hub_strerror(int rc);
 
@@ -34,8 +34,7 @@ void hub_buf_reset(struct hub_buf *b);
 int hub_buf_add(struct hub_buf *b, const void *p, size_t n);
 int hub_buf_addc(struct hub_buf *b, uint8_t c);
 int hub_buf_adds(struct hub_buf *b, const char *s);
-int hub_buf_printf(struct hub_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int hub_buf_printf(struct hub_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Drop the first n bytes. */
 void hub_buf_consume(struct hub_buf *b, size_t n);
 

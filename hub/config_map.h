@@ -41,11 +41,11 @@ enum hub_cfg_type {
 struct hub_cfg_key {
     const char *name;
     enum hub_cfg_type type;
-    const char *def;       /* default as text, applied by hub_cfg_defaults; NULL = none */
-    bool required;         /* an error if absent */
-    size_t offset;         /* offsetof the member */
-    size_t size;           /* STRING: sizeof the char array */
-    int64_t min, max;      /* INT: inclusive bounds (both 0 = any) ; DURATION: min ns (max 0 = any) */
+    const char *def;  /* default as text, applied by hub_cfg_defaults; NULL = none */
+    bool required;    /* an error if absent */
+    size_t offset;    /* offsetof the member */
+    size_t size;      /* STRING: sizeof the char array */
+    int64_t min, max; /* INT: inclusive bounds (both 0 = any) ; DURATION: min ns (max 0 = any) */
     const char *const *choices; /* ENUM */
     const char *help;
 };

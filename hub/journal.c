@@ -43,9 +43,9 @@
 #define J_DEFAULT_SEGMENT (8ull << 20)
 #define J_DEFAULT_MAX (256ull << 20)
 #define J_MIN_SEGMENT 64ull
-#define J_IOBUF 65536      /* read buffer of a reader / of recovery */
+#define J_IOBUF 65536 /* read buffer of a reader / of recovery */
 #define J_PATH_MAX 4096
-#define J_SEG_NAME_LEN 24  /* 20 digits + ".seg" */
+#define J_SEG_NAME_LEN 24 /* 20 digits + ".seg" */
 #define J_CURSOR_FILE_MAX 64
 
 struct j_seg {
@@ -442,16 +442,16 @@ static int recover_active(hub_journal_t *j, char *err, size_t errlen)
     if ((size_t)r < sizeof(h) || !header_ok(h, s->base)) {
         if (j->read_only) {
             /* Nothing can be read from it; report it as empty. */
-            hub_warn(J_WHO, "%s: bad segment header (%zd bytes), read-only: treated as empty",
-                     path, r);
+            hub_warn(J_WHO, "%s: bad segment header (%zd bytes), read-only: treated as empty", path,
+                     r);
             s->size = size;
             j->active_size = size;
             j->next_seq = s->base;
             rc = HUB_OK;
             goto out;
         }
-        hub_warn(J_WHO, "%s: torn or bad segment header (%" PRIu64 " bytes), rewriting it",
-                 path, size);
+        hub_warn(J_WHO, "%s: torn or bad segment header (%" PRIu64 " bytes), rewriting it", path,
+                 size);
         if (size < HUB_JOURNAL_HEADER_SIZE) {
             j->st.recovered_cut += size;
             size = HUB_JOURNAL_HEADER_SIZE;
@@ -485,11 +485,13 @@ static int recover_active(hub_journal_t *j, char *err, size_t errlen)
     }
     if (off < size) {
         if (j->read_only) {
-            hub_warn(J_WHO, "%s: bad record at byte %" PRIu64 " (%s), read-only: %" PRIu64
-                     " bytes after it ignored", path, off, why, size - off);
+            hub_warn(J_WHO,
+                     "%s: bad record at byte %" PRIu64 " (%s), read-only: %" PRIu64
+                     " bytes after it ignored",
+                     path, off, why, size - off);
         } else {
-            hub_warn(J_WHO, "%s: bad record at byte %" PRIu64 " (%s): cutting %" PRIu64
-                     " bytes", path, off, why, size - off);
+            hub_warn(J_WHO, "%s: bad record at byte %" PRIu64 " (%s): cutting %" PRIu64 " bytes",
+                     path, off, why, size - off);
             if (ftruncate(in.fd, (off_t)off) < 0 || j_fsync(j, in.fd) < 0) {
                 snprintf(err, errlen, "%s: truncate to %" PRIu64 ": %s", path, off,
                          strerror(errno));
@@ -750,9 +752,10 @@ static int make_room(hub_journal_t *j, uint64_t n)
             uint64_t lost = drop_first_segment(j);
             j->st.dropped += lost;
             if (lost)
-                hub_warn(J_WHO, "%s: journal full (max %" PRIu64 " bytes): dropped %" PRIu64
-                         " undelivered records, oldest now %" PRIu64, j->dir, j->max_size,
-                         lost, j->segs[0].base);
+                hub_warn(J_WHO,
+                         "%s: journal full (max %" PRIu64 " bytes): dropped %" PRIu64
+                         " undelivered records, oldest now %" PRIu64,
+                         j->dir, j->max_size, lost, j->segs[0].base);
         } else if (has_records) {
             int rc = rotate(j); /* so that the records become droppable */
             if (rc != HUB_OK)
@@ -1037,20 +1040,26 @@ int hub_journal_cursor_open(hub_journal_t *j, const char *name, uint64_t *seq)
     int lrc = cursor_load(j, name, &v);
     uint64_t loaded = v;
     if (lrc == HUB_ECORRUPT || lrc == HUB_EIO)
-        hub_warn(J_WHO, "%s/cursors/%s: unreadable or corrupt cursor (%s): starting at the "
-                 "oldest stored record", j->dir, name, hub_strerror(lrc));
+        hub_warn(J_WHO,
+                 "%s/cursors/%s: unreadable or corrupt cursor (%s): starting at the "
+                 "oldest stored record",
+                 j->dir, name, hub_strerror(lrc));
 
     pthread_mutex_lock(&j->mu);
     uint64_t first = j->nsegs ? j->segs[0].base : j->next_seq;
     if (lrc != HUB_OK) {
         v = first;
     } else if (v < first) {
-        hub_warn(J_WHO, "%s: cursor %s at %" PRIu64 " but records before %" PRIu64
-                 " were dropped: starting at %" PRIu64, j->dir, name, v, first, first);
+        hub_warn(J_WHO,
+                 "%s: cursor %s at %" PRIu64 " but records before %" PRIu64
+                 " were dropped: starting at %" PRIu64,
+                 j->dir, name, v, first, first);
         v = first;
     } else if (v > j->next_seq) {
-        hub_warn(J_WHO, "%s: cursor %s at %" PRIu64 " is past the journal's end %" PRIu64
-                 ": starting at the end", j->dir, name, v, j->next_seq);
+        hub_warn(J_WHO,
+                 "%s: cursor %s at %" PRIu64 " is past the journal's end %" PRIu64
+                 ": starting at the end",
+                 j->dir, name, v, j->next_seq);
         v = j->next_seq;
     }
     struct j_cursor *c = cursor_find(j, name);
@@ -1250,13 +1259,11 @@ int hub_journal_reader_next(hub_journal_reader_t *rd, struct hub_buf *payload, u
         bool passing = rd->pos_seq < rd->want; /* positioning: no copy */
         if (payload && !passing)
             hub_buf_reset(payload);
-        rc = frame_read(&rd->in, rd->off, limit, rd->pos_seq, passing ? NULL : payload, &len,
-                        &why);
+        rc = frame_read(&rd->in, rd->off, limit, rd->pos_seq, passing ? NULL : payload, &len, &why);
         if (rc == HUB_ECORRUPT) {
             seg_path(j, base, path, sizeof(path));
-            hub_warn(J_WHO, "%s: bad record at byte %" PRIu64 " (%s): skipping %" PRIu64
-                     " records", path, rd->off, why,
-                     next_base > rd->want ? next_base - rd->want : 0);
+            hub_warn(J_WHO, "%s: bad record at byte %" PRIu64 " (%s): skipping %" PRIu64 " records",
+                     path, rd->off, why, next_base > rd->want ? next_base - rd->want : 0);
             /* Skip the rest of this segment. */
             if (next_base > rd->want) {
                 gap += next_base - rd->want;

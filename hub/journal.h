@@ -53,7 +53,7 @@
 #define HUB_JOURNAL_FRAME_SIZE 16      /* per-record frame header */
 #define HUB_JOURNAL_MAX_RECORD 1048576 /* largest payload accepted */
 #define HUB_JOURNAL_MAX_CURSORS 16
-#define HUB_JOURNAL_MAX_NAME 64        /* cursor name */
+#define HUB_JOURNAL_MAX_NAME 64 /* cursor name */
 
 enum hub_journal_on_full {
     HUB_JOURNAL_DROP_OLDEST = 0,
@@ -61,23 +61,23 @@ enum hub_journal_on_full {
 };
 
 struct hub_journal_opts {
-    const char *dir;          /* created (with parents) if missing */
-    uint64_t segment_size;    /* rotate after this many bytes; 0 = 8 MiB */
-    uint64_t max_size;        /* bound on all segments; 0 = 256 MiB */
+    const char *dir;       /* created (with parents) if missing */
+    uint64_t segment_size; /* rotate after this many bytes; 0 = 8 MiB */
+    uint64_t max_size;     /* bound on all segments; 0 = 256 MiB */
     enum hub_journal_on_full on_full;
-    bool read_only;           /* inspect: no recovery cut, no appends */
+    bool read_only; /* inspect: no recovery cut, no appends */
 };
 
 struct hub_journal_stats {
-    uint64_t first_seq;      /* oldest record still stored */
-    uint64_t next_seq;       /* seq the next append gets = records ever accepted */
+    uint64_t first_seq; /* oldest record still stored */
+    uint64_t next_seq;  /* seq the next append gets = records ever accepted */
     uint64_t segments;
-    uint64_t bytes;          /* all segment files */
-    uint64_t appends;        /* since open */
-    uint64_t append_bytes;   /* frame + payload bytes written since open */
-    uint64_t fsyncs;         /* since open, every fsync the journal made */
-    uint64_t dropped;        /* records deleted undelivered (drop_oldest) since open */
-    uint64_t recovered_cut;  /* bytes cut from a torn tail at open */
+    uint64_t bytes;         /* all segment files */
+    uint64_t appends;       /* since open */
+    uint64_t append_bytes;  /* frame + payload bytes written since open */
+    uint64_t fsyncs;        /* since open, every fsync the journal made */
+    uint64_t dropped;       /* records deleted undelivered (drop_oldest) since open */
+    uint64_t recovered_cut; /* bytes cut from a torn tail at open */
 };
 
 typedef struct hub_journal hub_journal_t;

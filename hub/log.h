@@ -20,10 +20,10 @@ int hub_log_parse_level(const char *s, enum hub_log_level *out);
 void hub_log_write(enum hub_log_level lvl, const char *who, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define hub_log(lvl, who, ...)                                                                 \
-    do {                                                                                       \
-        if ((lvl) <= hub_log_threshold)                                                        \
-            hub_log_write((lvl), (who), __VA_ARGS__);                                          \
+#define hub_log(lvl, who, ...)                                                                     \
+    do {                                                                                           \
+        if ((lvl) <= hub_log_threshold)                                                            \
+            hub_log_write((lvl), (who), __VA_ARGS__);                                              \
     } while (0)
 #define hub_err(who, ...) hub_log(HUB_LOG_ERROR, who, __VA_ARGS__)
 #define hub_warn(who, ...) hub_log(HUB_LOG_WARN, who, __VA_ARGS__)

@@ -31,8 +31,8 @@ struct hub_out_answer {
     char why[256];          /* reason for RETRY/REJECT, for the log */
 };
 
-typedef enum hub_out_result (*hub_out_flush_fn)(void *ctx, hub_reading_t *const *readings,
-                                                size_t n, struct hub_out_answer *ans);
+typedef enum hub_out_result (*hub_out_flush_fn)(void *ctx, hub_reading_t *const *readings, size_t n,
+                                                struct hub_out_answer *ans);
 
 struct hub_output_opts {
     const char *name;          /* cursor name and log name */
@@ -47,10 +47,10 @@ struct hub_output_opts {
 struct hub_output_stats {
     uint64_t delivered; /* readings answered 2xx */
     uint64_t batches;
-    uint64_t retries;   /* failed flush attempts */
-    uint64_t corrupt;   /* records skipped: undecodable or lost to a bad segment */
-    uint64_t dropped;   /* records dropped by the journal's on_full before delivery */
-    uint64_t cursor;    /* next seq to deliver */
+    uint64_t retries; /* failed flush attempts */
+    uint64_t corrupt; /* records skipped: undecodable or lost to a bad segment */
+    uint64_t dropped; /* records dropped by the journal's on_full before delivery */
+    uint64_t cursor;  /* next seq to deliver */
 };
 
 typedef struct hub_output hub_output_t;

@@ -16,8 +16,8 @@
 
 #define HUB_READING_MAX_TAGS 32
 #define HUB_READING_MAX_FIELDS 64
-#define HUB_READING_MAX_NAME 255    /* measurement, tag and field keys, tag values */
-#define HUB_READING_MAX_STRING 4096 /* a string field's value */
+#define HUB_READING_MAX_NAME 255      /* measurement, tag and field keys, tag values */
+#define HUB_READING_MAX_STRING 4096   /* a string field's value */
 #define HUB_READING_MAX_ENCODED 65536 /* hub_reading_encode's largest output */
 
 enum hub_field_type {

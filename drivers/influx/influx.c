@@ -521,7 +521,7 @@ static enum hub_out_result influx_flush(void *ctxp, hub_reading_t *const *readin
     }
 
     drv_influx_server_reason(c->resp.data ? (const char *)c->resp.data : "", c->resp.len, reason,
-                  INFLUX_WHY_BODY);
+                             INFLUX_WHY_BODY);
     snprintf(ans->why, sizeof(ans->why), "HTTP %ld%s%s", status, reason[0] ? ": " : "", reason);
     hub_debug(c->who, "POST answered %s", ans->why);
     if (status == 429 || status >= 500 || status < 200 || (status >= 300 && status < 400)) {

@@ -25,16 +25,16 @@
 struct drv_influx_cfg {
     struct drv_output_common common; /* must be first */
     char url[512];
-    char database[128];        /* v1 */
+    char database[128]; /* v1 */
     char retention_policy[128];
     char username[128];
     char password_file[256];
-    char org[128];             /* v2 */
+    char org[128]; /* v2 */
     char bucket[128];
     char token_file[256];
     bool gzip;
     int64_t timeout_ns;
-    bool uint_support;         /* write uint fields with 'u' (InfluxDB >= 1.8/2.x); else 'i' */
+    bool uint_support; /* write uint fields with 'u' (InfluxDB >= 1.8/2.x); else 'i' */
 };
 
 /* Largest request body (line protocol before gzip) of one flush; a batch
@@ -69,9 +69,9 @@ int drv_influx_global_init(void);
 int drv_influx_gzip(const uint8_t *in, size_t n, struct hub_buf *out);
 
 /* The reason in an InfluxDB error answer: the "error" string of its JSON
- * body ({"error":"..."}, 1.x) or the "message" string (2.x), or else the body itself, as one printable line of
- * at most max bytes (dst holds max + 1). body is outside bytes: any content
- * and length is safe. */
+ * body ({"error":"..."}, 1.x) or the "message" string (2.x), or else the body itself, as one
+ * printable line of at most max bytes (dst holds max + 1). body is outside bytes: any content and
+ * length is safe. */
 void drv_influx_server_reason(const char *body, size_t len, char *dst, size_t max);
 
 #endif

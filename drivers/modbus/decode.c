@@ -73,11 +73,10 @@ uint32_t drv_modbus_u32(const uint16_t *regs, int order)
 
 static int valid_register(const struct drv_modbus_register *reg)
 {
-    return reg->type >= DRV_MB_UINT16 && reg->type <= DRV_MB_FLOAT32 &&
-           reg->order >= DRV_MB_ABCD && reg->order <= DRV_MB_DCBA &&
-           reg->table >= DRV_MB_HOLDING && reg->table <= DRV_MB_INPUT && isfinite(reg->scale);
+    return reg->type >= DRV_MB_UINT16 && reg->type <= DRV_MB_FLOAT32 && reg->order >= DRV_MB_ABCD &&
+           reg->order <= DRV_MB_DCBA && reg->table >= DRV_MB_HOLDING &&
+           reg->table <= DRV_MB_INPUT && isfinite(reg->scale);
 }
-
 
 /* raw * scale, except that a scale of 1/N for a whole N (0.1, 0.01, 0.001,
  * ...) divides by N: 479 * 0.1 is 47.900000000000006 but 479 / 10.0 is the
@@ -91,8 +90,7 @@ static double scale_value(double raw, double scale)
     return raw * scale;
 }
 
-int drv_modbus_decode(const struct drv_modbus_register *reg, const uint16_t *regs,
-                      hub_reading_t *r)
+int drv_modbus_decode(const struct drv_modbus_register *reg, const uint16_t *regs, hub_reading_t *r)
 {
     if (!reg || !regs || !r || !valid_register(reg))
         return HUB_EINVAL;
@@ -233,25 +231,26 @@ int drv_modbus_check_device(const struct drv_modbus_device *dev, char *err, size
             return -1;
         }
         if (!valid_register(reg)) {
-            snprintf(err, errlen, "device %s: field %s: bad table, type, order or scale",
-                     dev->name, reg->field);
+            snprintf(err, errlen, "device %s: field %s: bad table, type, order or scale", dev->name,
+                     reg->field);
             return -1;
         }
         if (reg->address < 0 || reg->address + drv_modbus_type_width(reg->type) > 65536) {
-            snprintf(err, errlen,
-                     "device %s: field %s: address %lld + %u registers is past 65535", dev->name,
-                     reg->field, (long long)reg->address, drv_modbus_type_width(reg->type));
+            snprintf(err, errlen, "device %s: field %s: address %lld + %u registers is past 65535",
+                     dev->name, reg->field, (long long)reg->address,
+                     drv_modbus_type_width(reg->type));
             return -1;
         }
         if (reg->scale == 0.0) {
-            snprintf(err, errlen, "device %s: field %s: scale 0 would hide every value",
-                     dev->name, reg->field);
+            snprintf(err, errlen, "device %s: field %s: scale 0 would hide every value", dev->name,
+                     reg->field);
             return -1;
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(dev->regs[j].field, reg->field) == 0) {
-                snprintf(err, errlen, "device %s: field %s is defined twice (registers %zu and %zu)",
-                         dev->name, reg->field, j + 1, i + 1);
+                snprintf(err, errlen,
+                         "device %s: field %s is defined twice (registers %zu and %zu)", dev->name,
+                         reg->field, j + 1, i + 1);
                 return -1;
             }
         }
@@ -264,17 +263,28 @@ int drv_modbus_check_device(const struct drv_modbus_device *dev, char *err, size
 const char *drv_modbus_exception_name(int code)
 {
     switch (code) {
-    case 1: return "illegal function";
-    case 2: return "illegal data address";
-    case 3: return "illegal data value";
-    case 4: return "slave device failure";
-    case 5: return "acknowledge";
-    case 6: return "slave device busy";
-    case 7: return "negative acknowledge";
-    case 8: return "memory parity error";
-    case 10: return "gateway path unavailable";
-    case 11: return "gateway target failed to respond";
-    default: return "unknown";
+    case 1:
+        return "illegal function";
+    case 2:
+        return "illegal data address";
+    case 3:
+        return "illegal data value";
+    case 4:
+        return "slave device failure";
+    case 5:
+        return "acknowledge";
+    case 6:
+        return "slave device busy";
+    case 7:
+        return "negative acknowledge";
+    case 8:
+        return "memory parity error";
+    case 10:
+        return "gateway path unavailable";
+    case 11:
+        return "gateway target failed to respond";
+    default:
+        return "unknown";
     }
 }
 

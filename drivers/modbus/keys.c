@@ -5,23 +5,23 @@
 
 #include "drivers/modbus/modbus_drv.h"
 
-static const char *const bus_types[] = {"tcp", "rtu", NULL};         /* drv_modbus_bus_type */
-static const char *const parities[] = {"N", "E", "O", NULL};         /* drv_modbus_bus.parity */
-static const char *const tables[] = {"holding", "input", NULL};      /* drv_modbus_table */
-static const char *const types[] = {"uint16", "int16", "uint32", "int32", "float32",
-                                    NULL};                            /* drv_modbus_type */
+static const char *const bus_types[] = {"tcp", "rtu", NULL};    /* drv_modbus_bus_type */
+static const char *const parities[] = {"N", "E", "O", NULL};    /* drv_modbus_bus.parity */
+static const char *const tables[] = {"holding", "input", NULL}; /* drv_modbus_table */
+static const char *const types[] = {"uint16", "int16",   "uint32",
+                                    "int32",  "float32", NULL};             /* drv_modbus_type */
 static const char *const orders[] = {"ABCD", "CDAB", "BADC", "DCBA", NULL}; /* drv_modbus_order */
 
 #define MS 1000000LL
 
 #define BUS(m) offsetof(struct drv_modbus_bus, m)
 const struct hub_cfg_key drv_modbus_bus_keys[] = {
-    {"name", HUB_CFG_STRING, NULL, true, BUS(name), sizeof(((struct drv_modbus_bus *)0)->name),
-     0, 0, NULL, "name of the bus, referred to by devices"},
+    {"name", HUB_CFG_STRING, NULL, true, BUS(name), sizeof(((struct drv_modbus_bus *)0)->name), 0,
+     0, NULL, "name of the bus, referred to by devices"},
     {"type", HUB_CFG_ENUM, NULL, true, BUS(type), 0, 0, 0, bus_types,
      "tcp (Modbus TCP) or rtu (serial RS-485)"},
-    {"host", HUB_CFG_STRING, NULL, false, BUS(host), sizeof(((struct drv_modbus_bus *)0)->host),
-     0, 0, NULL, "tcp: host name, IPv4 or IPv6 address of the slave or gateway"},
+    {"host", HUB_CFG_STRING, NULL, false, BUS(host), sizeof(((struct drv_modbus_bus *)0)->host), 0,
+     0, NULL, "tcp: host name, IPv4 or IPv6 address of the slave or gateway"},
     {"port", HUB_CFG_INT, "502", false, BUS(port), 0, 1, 65535, NULL, "tcp: port"},
     {"timeout", HUB_CFG_DURATION, "1s", false, BUS(timeout_ns), 0, 1 * MS, 0, NULL,
      "how long to wait for a reply to one request"},
@@ -40,11 +40,10 @@ const struct hub_cfg_key drv_modbus_bus_keys[] = {
 
 #define DEV(m) offsetof(struct drv_modbus_device, m)
 const struct hub_cfg_key drv_modbus_device_keys[] = {
-    {"name", HUB_CFG_STRING, NULL, true, DEV(name),
-     sizeof(((struct drv_modbus_device *)0)->name), 0, 0, NULL,
-     "name of the device; becomes tag \"device\""},
-    {"bus", HUB_CFG_STRING, NULL, true, DEV(bus), sizeof(((struct drv_modbus_device *)0)->bus),
-     0, 0, NULL, "name of the bus the device is on"},
+    {"name", HUB_CFG_STRING, NULL, true, DEV(name), sizeof(((struct drv_modbus_device *)0)->name),
+     0, 0, NULL, "name of the device; becomes tag \"device\""},
+    {"bus", HUB_CFG_STRING, NULL, true, DEV(bus), sizeof(((struct drv_modbus_device *)0)->bus), 0,
+     0, NULL, "name of the bus the device is on"},
     {"unit", HUB_CFG_INT, "1", false, DEV(unit), 0, 0, 247, NULL, "Modbus slave id (unit id)"},
     {"interval", HUB_CFG_DURATION, "10s", false, DEV(interval_ns), 0, 10 * MS, 0, NULL,
      "time between two polls"},

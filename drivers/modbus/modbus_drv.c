@@ -45,14 +45,14 @@ struct mb_dev {
     int nblocks;
     char who[WHO_MAX]; /* "modbus:NAME" */
 
-    int64_t next_due;       /* monotonic ns */
-    unsigned failures;      /* consecutive failed polls */
+    int64_t next_due;  /* monotonic ns */
+    unsigned failures; /* consecutive failed polls */
     uint64_t polls, errors, timeouts, exceptions, bad_replies;
-    double latency_ms;      /* of the last successful poll */
+    double latency_ms; /* of the last successful poll */
     bool have_latency;
-    int64_t last_status;    /* monotonic ns of the last status point, 0 = never */
+    int64_t last_status; /* monotonic ns of the last status point, 0 = never */
     char last_error[ERR_MAX];
-    uint64_t nan_logged;    /* bit i: register i's "no value" was logged */
+    uint64_t nan_logged; /* bit i: register i's "no value" was logged */
     struct hub_log_limit fail_limit;
 };
 
@@ -248,8 +248,9 @@ static void poll_failed(struct mb_ctx *c, struct mb_dev *d, int kind, const char
 
     uint64_t held;
     if (hub_log_limit_pass(&d->fail_limit, hub_time_ns(), &held))
-        hub_warn(d->who, "poll failed: %s (unit %" PRId64 ", %u in a row, %" PRIu64
-                 " similar not logged)", msg, d->cfg.unit, d->failures, held);
+        hub_warn(d->who,
+                 "poll failed: %s (unit %" PRId64 ", %u in a row, %" PRIu64 " similar not logged)",
+                 msg, d->cfg.unit, d->failures, held);
     else
         hub_debug(d->who, "poll failed: %s", msg);
     emit_status(c, d, false);
@@ -300,8 +301,7 @@ static int read_blocks(struct mb_ctx *c, struct mb_dev *d,
 }
 
 /* Where register reg's words are in the data read for d's plan. */
-static const uint16_t *locate(const struct mb_dev *d,
-                              uint16_t data[][DRV_MB_MAX_REGS_PER_READ],
+static const uint16_t *locate(const struct mb_dev *d, uint16_t data[][DRV_MB_MAX_REGS_PER_READ],
                               const struct drv_modbus_register *reg)
 {
     unsigned w = drv_modbus_type_width(reg->type);
@@ -357,10 +357,10 @@ static void poll_device(struct mb_ctx *c, struct mb_dev *d)
         }
         if (!(d->nan_logged & bit)) {
             d->nan_logged |= bit;
-            hub_info(d->who, "field %s: no value (%s %" PRId64 " holds NaN/infinity or "
+            hub_info(d->who,
+                     "field %s: no value (%s %" PRId64 " holds NaN/infinity or "
                      "is out of range); the field is left out while it lasts",
-                     reg->field, reg->table == DRV_MB_INPUT ? "input" : "holding",
-                     reg->address);
+                     reg->field, reg->table == DRV_MB_INPUT ? "input" : "holding", reg->address);
         }
     }
     if (hub_reading_field_count(r) == 0) {
@@ -377,8 +377,7 @@ static void poll_device(struct mb_ctx *c, struct mb_dev *d)
     d->have_latency = true;
     d->fail_limit.last_ns = 0; /* the next failure is logged at once */
     d->fail_limit.held = 0;
-    hub_debug(d->who, "poll ok: %zu fields in %.1f ms", hub_reading_field_count(r),
-              d->latency_ms);
+    hub_debug(d->who, "poll ok: %zu fields in %.1f ms", hub_reading_field_count(r), d->latency_ms);
     emit(c, d, r);
 
     d->next_due += d->cfg.interval_ns;
@@ -475,7 +474,7 @@ static int mb_init(const void *cfgp, const struct drv_sink *sink, void **out, ch
             goto fail;
         }
         c->mb = modbus_new_rtu(c->bus.device, (int)c->bus.baud, "NEO"[c->bus.parity % 3],
-                               (int)c->bus.data_bits, (int)c->bus.stop_bits);
+                               (int)c -> bus.data_bits, (int)c->bus.stop_bits);
         break;
     default:
         snprintf(err, errlen, "bus %s: unknown type %d", c->bus.name, c->bus.type);

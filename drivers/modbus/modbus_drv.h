@@ -41,18 +41,18 @@ enum drv_modbus_order { DRV_MB_ABCD = 0, DRV_MB_CDAB, DRV_MB_BADC, DRV_MB_DCBA }
 
 struct drv_modbus_register {
     char field[64];
-    int table;        /* enum drv_modbus_table */
-    int64_t address;  /* 0..65535 */
-    int type;         /* enum drv_modbus_type */
-    int order;        /* enum drv_modbus_order */
-    double scale;     /* 1 = none */
-    char unit[32];    /* documentation only */
+    int table;       /* enum drv_modbus_table */
+    int64_t address; /* 0..65535 */
+    int type;        /* enum drv_modbus_type */
+    int order;       /* enum drv_modbus_order */
+    double scale;    /* 1 = none */
+    char unit[32];   /* documentation only */
 };
 
 struct drv_modbus_device {
     char name[64];
     char bus[64];
-    int64_t unit;         /* slave id 0..247 */
+    int64_t unit; /* slave id 0..247 */
     int64_t interval_ns;
     char measurement[64];
     struct hub_cfg_tags tags;
@@ -64,16 +64,16 @@ enum drv_modbus_bus_type { DRV_MB_BUS_TCP = 0, DRV_MB_BUS_RTU };
 
 struct drv_modbus_bus {
     char name[64];
-    int type;            /* enum drv_modbus_bus_type */
-    char host[256];      /* tcp: name, IPv4 or IPv6 literal */
-    int64_t port;        /* tcp */
-    int64_t timeout_ns;  /* per request */
-    char device[128];    /* rtu: serial device */
+    int type;           /* enum drv_modbus_bus_type */
+    char host[256];     /* tcp: name, IPv4 or IPv6 literal */
+    int64_t port;       /* tcp */
+    int64_t timeout_ns; /* per request */
+    char device[128];   /* rtu: serial device */
     int64_t baud;
-    int parity;          /* rtu: index into N, E, O */
+    int parity; /* rtu: index into N, E, O */
     int64_t data_bits;
     int64_t stop_bits;
-    int64_t pause_ns;    /* rtu: silence between frames */
+    int64_t pause_ns; /* rtu: silence between frames */
 };
 
 /* What drv_modbus_input_ops.init takes. */

@@ -38,11 +38,11 @@
 
 /* What went wrong with a request, from libmodbus's errno. */
 enum drv_mb_fail {
-    DRV_MB_FAIL_TIMEOUT = 1,   /* ETIMEDOUT: no (complete) answer in time */
-    DRV_MB_FAIL_EXCEPTION,     /* EMBXILFUN..EMBXGTAR: the slave said no */
-    DRV_MB_FAIL_BAD_REPLY,     /* EMBBADDATA, EMBBADCRC, EMBMDATA, EMBBADEXC,
-                                  EMBUNKEXC, EMBBADSLAVE */
-    DRV_MB_FAIL_CONNECTION,    /* anything else: the link is gone */
+    DRV_MB_FAIL_TIMEOUT = 1, /* ETIMEDOUT: no (complete) answer in time */
+    DRV_MB_FAIL_EXCEPTION,   /* EMBXILFUN..EMBXGTAR: the slave said no */
+    DRV_MB_FAIL_BAD_REPLY,   /* EMBBADDATA, EMBBADCRC, EMBMDATA, EMBBADEXC,
+                                EMBUNKEXC, EMBBADSLAVE */
+    DRV_MB_FAIL_CONNECTION,  /* anything else: the link is gone */
 };
 
 /* Classify err (an errno left by a libmodbus call) and write a short

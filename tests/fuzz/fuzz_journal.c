@@ -27,12 +27,12 @@
 
 static char fz_dir[128];
 
-#define CHECK(c)                                                                               \
-    do {                                                                                       \
-        if (!(c)) {                                                                            \
-            fprintf(stderr, "fuzz_journal: check failed at line %d: %s\n", __LINE__, #c);      \
-            abort();                                                                           \
-        }                                                                                      \
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fprintf(stderr, "fuzz_journal: check failed at line %d: %s\n", __LINE__, #c);          \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 static void clean_dir(const char *dir)

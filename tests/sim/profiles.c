@@ -83,8 +83,8 @@ static double local_hour(double now_s)
 
 /* A value that drifts to target with time constant tau seconds, plus noise
  * of sd per tau, kept within [lo, hi]. */
-static double walk(double x, double target, double tau, double sd, double dt, double lo,
-                   double hi, struct sim_rng *rng)
+static double walk(double x, double target, double tau, double sd, double dt, double lo, double hi,
+                   struct sim_rng *rng)
 {
     if (dt > 0) {
         double k = 1.0 - exp(-dt / tau);
@@ -111,9 +111,9 @@ static uint16_t u16_round(double v)
  * nights, a morning rush 7-9 and an evening rush 16-19. */
 static double traffic_rate(double h)
 {
-    static const double per_hour[25] = {
-        60, 40, 30, 30, 50, 150, 600, 1400, 1500, 1000, 800, 850, 900,
-        850, 800, 900, 1200, 1550, 1450, 1000, 700, 500, 300, 150, 60};
+    static const double per_hour[25] = {60,   40,   30,  30,  50,  150, 600, 1400, 1500,
+                                        1000, 800,  850, 900, 850, 800, 900, 1200, 1550,
+                                        1450, 1000, 700, 500, 300, 150, 60};
     int i = (int)h;
     if (i < 0)
         i = 0;

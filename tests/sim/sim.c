@@ -95,40 +95,39 @@ static void logf_(struct sim *s, const char *fmt, ...)
 
 static void usage(FILE *f)
 {
-    fputs(
-        "usage: cityhub-sim --listen HOST:PORT [options]\n"
-        "  --listen HOST:PORT     address to serve Modbus TCP on; IPv6 as [::1]:1502;\n"
-        "                         port 0 picks a free one (printed on stdout)\n"
-        "  --profile demo|test    register map (default demo), see docs/simulator.md\n"
-        "  --seed N               random seed of the demo values (default: time)\n"
-        "  --log FILE             log requests and faults to FILE (default stderr)\n"
-        "fault switches (combine freely; unit switches may repeat):\n"
-        "  --dead-unit N          never answer unit N (the client times out)\n"
-        "  --exception-unit N[:CODE]  answer unit N with exception CODE (default 2)\n"
-        "  --short-unit N         answer unit N one register short (byte count and MBAP\n"
-        "                         length consistent, so the frame is whole but short)\n"
-        "  --garbage-unit N       answer unit N with a wrong function code, then a wrong\n"
-        "                         byte count, alternately\n"
-        "  --fault-every K        damage every K-th request to any unit (short, wrong\n"
-        "                         function, wrong byte count in turn)\n"
-        "  --delay-ms N           send every reply N ms late (other clients are served\n"
-        "                         meanwhile)\n"
-        "unknown units get exception 11 (gateway target failed to respond).\n"
-        "\n"
-        "profile demo (floats IEEE-754 single; order as in docs/simulator.md):\n"
-        "  unit 1 traffic  input 0 vehicles_total uint16 (wraps), 1 speed_avg km/h*10,\n"
-        "                  2-3 occupancy %% float32 ABCD\n"
-        "  unit 2 air      input 0 pm2_5 ug/m3*10, 1 pm10 ug/m3*10, 2 no2 ppb (uint16);\n"
-        "                  holding 10-11 temperature degC float32 CDAB,\n"
-        "                  12 humidity %%*10, 13 pressure hPa*10 (uint16)\n"
-        "  unit 3 energy   holding 0-1 voltage V float32 ABCD, 2-3 current A float32 ABCD,\n"
-        "                  4-5 active_power W int32 ABCD, 6-7 energy_total Wh uint32 CDAB,\n"
-        "                  8-9 frequency Hz float32 DCBA\n"
-        "profile test (units 1 and 2 alike):\n"
-        "  holding 0 0x1234; 1 int16 -2; 2-3 uint32 0x89ABCDEF ABCD; 4-5 int32 -123456 ABCD;\n"
-        "  6-7 / 8-9 / 10-11 / 12-13 float32 3.14159274 in ABCD / CDAB / BADC / DCBA;\n"
-        "  20 uint16 235; input 0 request counter of the unit (uint16, wraps)\n",
-        f);
+    fputs("usage: cityhub-sim --listen HOST:PORT [options]\n"
+          "  --listen HOST:PORT     address to serve Modbus TCP on; IPv6 as [::1]:1502;\n"
+          "                         port 0 picks a free one (printed on stdout)\n"
+          "  --profile demo|test    register map (default demo), see docs/simulator.md\n"
+          "  --seed N               random seed of the demo values (default: time)\n"
+          "  --log FILE             log requests and faults to FILE (default stderr)\n"
+          "fault switches (combine freely; unit switches may repeat):\n"
+          "  --dead-unit N          never answer unit N (the client times out)\n"
+          "  --exception-unit N[:CODE]  answer unit N with exception CODE (default 2)\n"
+          "  --short-unit N         answer unit N one register short (byte count and MBAP\n"
+          "                         length consistent, so the frame is whole but short)\n"
+          "  --garbage-unit N       answer unit N with a wrong function code, then a wrong\n"
+          "                         byte count, alternately\n"
+          "  --fault-every K        damage every K-th request to any unit (short, wrong\n"
+          "                         function, wrong byte count in turn)\n"
+          "  --delay-ms N           send every reply N ms late (other clients are served\n"
+          "                         meanwhile)\n"
+          "unknown units get exception 11 (gateway target failed to respond).\n"
+          "\n"
+          "profile demo (floats IEEE-754 single; order as in docs/simulator.md):\n"
+          "  unit 1 traffic  input 0 vehicles_total uint16 (wraps), 1 speed_avg km/h*10,\n"
+          "                  2-3 occupancy %% float32 ABCD\n"
+          "  unit 2 air      input 0 pm2_5 ug/m3*10, 1 pm10 ug/m3*10, 2 no2 ppb (uint16);\n"
+          "                  holding 10-11 temperature degC float32 CDAB,\n"
+          "                  12 humidity %%*10, 13 pressure hPa*10 (uint16)\n"
+          "  unit 3 energy   holding 0-1 voltage V float32 ABCD, 2-3 current A float32 ABCD,\n"
+          "                  4-5 active_power W int32 ABCD, 6-7 energy_total Wh uint32 CDAB,\n"
+          "                  8-9 frequency Hz float32 DCBA\n"
+          "profile test (units 1 and 2 alike):\n"
+          "  holding 0 0x1234; 1 int16 -2; 2-3 uint32 0x89ABCDEF ABCD; 4-5 int32 -123456 ABCD;\n"
+          "  6-7 / 8-9 / 10-11 / 12-13 float32 3.14159274 in ABCD / CDAB / BADC / DCBA;\n"
+          "  20 uint16 235; input 0 request counter of the unit (uint16, wraps)\n",
+          f);
 }
 
 /* ---- options --------------------------------------------------------------- */
@@ -303,8 +302,7 @@ static void handle(struct sim *s, int fd, const uint8_t *req, int req_len)
     }
     u->requests++;
     if (u->dead) {
-        logf_(s, "unit %d fc %d addr %u count %u -> no answer (dead unit)", unit, fc, addr,
-              count);
+        logf_(s, "unit %d fc %d addr %u count %u -> no answer (dead unit)", unit, fc, addr, count);
         return;
     }
     if (u->update) {
@@ -317,8 +315,8 @@ static void handle(struct sim *s, int fd, const uint8_t *req, int req_len)
     if (u->exception) {
         modbus_reply_exception(s->ctx, req, (unsigned)u->exception);
         len = drain_pair(s, adu, sizeof(adu) - 2);
-        logf_(s, "unit %d fc %d addr %u count %u -> exception %d (switch)", unit, fc, addr,
-              count, u->exception);
+        logf_(s, "unit %d fc %d addr %u count %u -> exception %d (switch)", unit, fc, addr, count,
+              u->exception);
         goto out;
     }
     modbus_reply(s->ctx, req, req_len, u->map);
@@ -333,7 +331,7 @@ static void handle(struct sim *s, int fd, const uint8_t *req, int req_len)
         damage(adu, &len, f);
     logf_(s, "unit %d fc %d addr %u count %u -> %s%s", unit, fc, addr, count,
           len >= 8 && (adu[7] & 0x80) ? "exception" : "ok",
-          f != F_NONE ? (f == F_SHORT ? " (damaged: short)"
+          f != F_NONE ? (f == F_SHORT      ? " (damaged: short)"
                          : f == F_WRONG_FC ? " (damaged: wrong function)"
                                            : " (damaged: wrong byte count)")
                       : "");
@@ -422,8 +420,17 @@ static int serve(struct sim *s)
 /* ---- main ---------------------------------------------------------------------- */
 
 enum {
-    OPT_LISTEN = 256, OPT_PROFILE, OPT_SEED, OPT_LOG, OPT_DEAD, OPT_EXC, OPT_SHORT, OPT_GARBAGE,
-    OPT_EVERY, OPT_DELAY, OPT_HELP
+    OPT_LISTEN = 256,
+    OPT_PROFILE,
+    OPT_SEED,
+    OPT_LOG,
+    OPT_DEAD,
+    OPT_EXC,
+    OPT_SHORT,
+    OPT_GARBAGE,
+    OPT_EVERY,
+    OPT_DELAY,
+    OPT_HELP
 };
 
 struct unit_switch {
@@ -464,9 +471,15 @@ int main(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case OPT_LISTEN: listen_arg = optarg; break;
-        case OPT_PROFILE: profile = optarg; break;
-        case OPT_LOG: log_path = optarg; break;
+        case OPT_LISTEN:
+            listen_arg = optarg;
+            break;
+        case OPT_PROFILE:
+            profile = optarg;
+            break;
+        case OPT_LOG:
+            log_path = optarg;
+            break;
         case OPT_SEED: {
             char *end;
             errno = 0;
@@ -487,8 +500,7 @@ int main(int argc, char **argv)
             long code = 2;
             if (colon) {
                 *colon = '\0';
-                if (c != OPT_EXC ||
-                    parse_int(colon + 1, 1, MODBUS_EXCEPTION_MAX - 1, &code) != 0) {
+                if (c != OPT_EXC || parse_int(colon + 1, 1, MODBUS_EXCEPTION_MAX - 1, &code) != 0) {
                     fprintf(stderr, "cityhub-sim: bad unit switch %s\n", optarg);
                     return 2;
                 }
@@ -514,8 +526,12 @@ int main(int argc, char **argv)
             }
             s.delay_ns = v * 1000000LL;
             break;
-        case OPT_HELP: usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case OPT_HELP:
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (!listen_arg || optind != argc) {
@@ -591,8 +607,7 @@ int main(int argc, char **argv)
     else
         printf("listening on %s:%d\n", host, bound);
     fflush(stdout);
-    logf_(&s, "profile %s, seed %" PRIu64 ", listening on %s port %d", profile, seed, host,
-          bound);
+    logf_(&s, "profile %s, seed %" PRIu64 ", listening on %s port %d", profile, seed, host, bound);
 
     rc = serve(&s) == 0 ? 0 : 1;
     logf_(&s, "stopping after %" PRIu64 " requests", s.requests);

@@ -14,8 +14,8 @@ struct sim_rng {
     uint64_t s;
 };
 uint64_t sim_rand(struct sim_rng *r);
-double sim_uniform(struct sim_rng *r);  /* [0, 1) */
-double sim_gauss(struct sim_rng *r);    /* mean 0, sd 1 */
+double sim_uniform(struct sim_rng *r); /* [0, 1) */
+double sim_gauss(struct sim_rng *r);   /* mean 0, sd 1 */
 
 struct sim_unit;
 typedef void (*sim_update_fn)(struct sim_unit *u, struct sim_rng *rng, double now_s);

@@ -4,6 +4,7 @@
  * loopback (a thread of this test). */
 #include <errno.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,7 +16,6 @@
 #include <string.h>
 #include <sys/select.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,8 +48,7 @@ static struct drv_modbus_register mkreg(const char *field, int table, int64_t ad
 
 /* Decode one register into a fresh reading; returns the rc and the field (a
  * copy of its value) in *f when rc is HUB_OK. */
-static int decode1(int type, int order, double scale, uint16_t w0, uint16_t w1,
-                   struct hub_field *f)
+static int decode1(int type, int order, double scale, uint16_t w0, uint16_t w1, struct hub_field *f)
 {
     struct drv_modbus_register reg = mkreg("v", DRV_MB_HOLDING, 0, type, order, scale);
     uint16_t words[2] = {w0, w1};
@@ -70,13 +69,24 @@ static int decode1(int type, int order, double scale, uint16_t w0, uint16_t w1,
 /* The four wire layouts of the 32-bit value 0xAABBCCDD (bytes A B C D). */
 static void layout32(uint32_t v, int order, uint16_t *w0, uint16_t *w1)
 {
-    uint8_t a = (uint8_t)(v >> 24), b = (uint8_t)(v >> 16), c = (uint8_t)(v >> 8),
-            d = (uint8_t)v;
+    uint8_t a = (uint8_t)(v >> 24), b = (uint8_t)(v >> 16), c = (uint8_t)(v >> 8), d = (uint8_t)v;
     switch (order) {
-    case DRV_MB_ABCD: *w0 = (uint16_t)(a << 8 | b); *w1 = (uint16_t)(c << 8 | d); break;
-    case DRV_MB_CDAB: *w0 = (uint16_t)(c << 8 | d); *w1 = (uint16_t)(a << 8 | b); break;
-    case DRV_MB_BADC: *w0 = (uint16_t)(b << 8 | a); *w1 = (uint16_t)(d << 8 | c); break;
-    default: *w0 = (uint16_t)(d << 8 | c); *w1 = (uint16_t)(b << 8 | a); break;
+    case DRV_MB_ABCD:
+        *w0 = (uint16_t)(a << 8 | b);
+        *w1 = (uint16_t)(c << 8 | d);
+        break;
+    case DRV_MB_CDAB:
+        *w0 = (uint16_t)(c << 8 | d);
+        *w1 = (uint16_t)(a << 8 | b);
+        break;
+    case DRV_MB_BADC:
+        *w0 = (uint16_t)(b << 8 | a);
+        *w1 = (uint16_t)(d << 8 | c);
+        break;
+    default:
+        *w0 = (uint16_t)(d << 8 | c);
+        *w1 = (uint16_t)(b << 8 | a);
+        break;
     }
 }
 
@@ -218,8 +228,7 @@ static void test_decode_refuses_nan_and_inf(void **state)
     assert_int_equal(decode1(DRV_MB_FLOAT32, DRV_MB_CDAB, 1.0, 0x0000, 0x7F80, &f), HUB_EINVAL);
     assert_int_equal(decode1(DRV_MB_FLOAT32, DRV_MB_DCBA, 1.0, 0x0000, 0x80FF, &f), HUB_EINVAL);
     /* FLT_MAX * 1e300 is infinite: refused, not written */
-    assert_int_equal(decode1(DRV_MB_FLOAT32, DRV_MB_ABCD, 1e300, 0x7F7F, 0xFFFF, &f),
-                     HUB_EINVAL);
+    assert_int_equal(decode1(DRV_MB_FLOAT32, DRV_MB_ABCD, 1e300, 0x7F7F, 0xFFFF, &f), HUB_EINVAL);
     /* bad type / order */
     assert_int_equal(decode1(7, DRV_MB_ABCD, 1.0, 0, 0, &f), HUB_EINVAL);
     assert_int_equal(decode1(DRV_MB_UINT16, 9, 1.0, 0, 0, &f), HUB_EINVAL);
@@ -238,8 +247,7 @@ static struct drv_modbus_device *mkdev(void)
     return d;
 }
 
-static void add(struct drv_modbus_device *d, const char *field, int table, int64_t addr,
-                int type)
+static void add(struct drv_modbus_device *d, const char *field, int table, int64_t addr, int type)
 {
     d->regs[d->nregs++] = mkreg(field, table, addr, type, DRV_MB_ABCD, 1.0);
 }
@@ -303,8 +311,8 @@ static void test_plan_split_125(void **state)
     struct drv_modbus_device *d = mkdev();
     struct drv_modbus_block b[8];
     add(d, "first", DRV_MB_INPUT, 100, DRV_MB_UINT16);
-    add(d, "last_in", DRV_MB_INPUT, 223, DRV_MB_UINT32);  /* 223-224: ends at 125 regs */
-    add(d, "next", DRV_MB_INPUT, 225, DRV_MB_UINT16);     /* 126th: new request */
+    add(d, "last_in", DRV_MB_INPUT, 223, DRV_MB_UINT32); /* 223-224: ends at 125 regs */
+    add(d, "next", DRV_MB_INPUT, 225, DRV_MB_UINT16);    /* 126th: new request */
     assert_int_equal(drv_modbus_plan(d, 200, b, 8), 2);
     assert_int_equal(b[0].address, 100);
     assert_int_equal(b[0].count, 125);

@@ -59,7 +59,9 @@ static int teardown(void **state)
 
 static hub_journal_t *jopen(const char *dir, uint64_t seg, uint64_t max, int on_full)
 {
-    struct hub_journal_opts o = {.dir = dir, .segment_size = seg, .max_size = max,
+    struct hub_journal_opts o = {.dir = dir,
+                                 .segment_size = seg,
+                                 .max_size = max,
                                  .on_full = (enum hub_journal_on_full)on_full};
     hub_journal_t *j = NULL;
     char err[256] = "";
@@ -249,14 +251,14 @@ static void test_frame_layout(void **state)
     assert_memory_equal(b, "CHJ1\1\0\0\0\0\0\0\0\0\0\0\0", 16);
     /* Second record: crc | len | seq=1 | payload, CRC over len..payload. */
     uint8_t *r = b + 16 + 16 + l0;
-    uint32_t len = (uint32_t)r[4] | (uint32_t)r[5] << 8 | (uint32_t)r[6] << 16 |
-                   (uint32_t)r[7] << 24;
+    uint32_t len =
+        (uint32_t)r[4] | (uint32_t)r[5] << 8 | (uint32_t)r[6] << 16 | (uint32_t)r[7] << 24;
     assert_int_equal(len, l1);
     assert_int_equal(r[8], 1);
     for (int i = 9; i < 16; i++)
         assert_int_equal(r[i], 0);
-    uint32_t crc = (uint32_t)r[0] | (uint32_t)r[1] << 8 | (uint32_t)r[2] << 16 |
-                   (uint32_t)r[3] << 24;
+    uint32_t crc =
+        (uint32_t)r[0] | (uint32_t)r[1] << 8 | (uint32_t)r[2] << 16 | (uint32_t)r[3] << 24;
     assert_int_equal(hub_crc32c_unmask(crc), hub_crc32c(0, r + 4, 12 + l1));
 }
 
@@ -396,8 +398,8 @@ static void test_seq_gap_cuts(void **state)
     hub_journal_close(j);
     uint64_t end = file_size(path);
     uint8_t fr[16 + 3] = {0};
-    fr[4] = 3;           /* length 3 */
-    fr[8] = 5;           /* seq 5 instead of 2 */
+    fr[4] = 3; /* length 3 */
+    fr[8] = 5; /* seq 5 instead of 2 */
     memcpy(fr + 16, "abc", 3);
     uint32_t crc = hub_crc32c_mask(hub_crc32c(0, fr + 4, 15));
     for (int i = 0; i < 4; i++)
@@ -588,8 +590,8 @@ static void test_corrupt_cursor_falls_back(void **state)
     const char *bad[] = {
         "garbage",
         "",
-        "25\ncrc32c 00000000\n",     /* wrong CRC */
-        "25\n",                      /* no CRC line */
+        "25\ncrc32c 00000000\n", /* wrong CRC */
+        "25\n",                  /* no CRC line */
         "2x\ncrc32c 00000000\n",
         "99999999999999999999999\ncrc32c 00000000\n",
     };
