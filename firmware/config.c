@@ -18,6 +18,7 @@
 
 #include "hub/journal.h"
 #include "hub/log.h"
+#include "hub/reading.h"
 
 #define CH_MAX_NODES 100000 /* nodes visited, aliases counted each time: alias bombs */
 #define CH_MAX_ERRORS 100   /* then one more line, and the walk stops */
@@ -461,6 +462,13 @@ static void walk_tags(struct loader *L, const struct hub_cfg_key *k, void *base,
                    key, key, k->name);
             continue;
         }
+        if (strcmp(key, "time") == 0) {
+            /* InfluxDB refuses every point with it ("invalid tag key") */
+            report(L, kn,
+                   "tag \"time\" would make the store refuse every reading (time is the "
+                   "timestamp); rename it");
+            continue;
+        }
         if (hub_cfg_tags_add(tags, key, val, err, sizeof(err)) != 0)
             report(L, kn, "%s", err);
     }
@@ -494,6 +502,13 @@ static int walk_section(struct loader *L, struct section *s, yaml_node_t *m)
             continue;
         }
         int idx = key_index(s, key);
+        if (idx < 0 && strcmp(key, "<<") == 0 && kn->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+            report(L, kn,
+                   "merge keys (<<) are not supported %s; write the keys out (an alias "
+                   "of a whole mapping, e.g. registers: *common, works)",
+                   s->where);
+            continue;
+        }
         if (idx < 0) {
             suggest(s, key, buf, sizeof(buf));
             report(L, kn, "unknown key \"%s\" %s%s", key, s->where, buf);
@@ -634,11 +649,14 @@ static void walk_buses(struct loader *L, yaml_node_t *list)
         section_init(&s, drv_modbus_bus_keys, NULL, b, where);
         if (walk_section(L, &s, m) != 0)
             continue;
-        yaml_node_t *type = seen(&s, "type");
+        yaml_node_t *type = seen(&s, "type"), *host = seen(&s, "host");
         if (type && b->type == DRV_MB_BUS_RTU)
             report(L, type, "bus type rtu is not supported by this build yet");
-        else if (b->type == DRV_MB_BUS_TCP && b->host[0] == '\0' && !seen(&s, "host"))
+        else if (b->type == DRV_MB_BUS_TCP && b->host[0] == '\0' && !host)
             report(L, m, "missing required key \"host\" %s (a tcp bus needs one)", where);
+        else if (b->type == DRV_MB_BUS_TCP && b->host[0] == '\0' &&
+                 host->type == YAML_SCALAR_NODE && !is_null(host))
+            report(L, host, "host must not be empty (a tcp bus needs one)");
         yaml_node_t *name = seen(&s, "name");
         if (!name || b->name[0] == '\0' || !name_take(L, &L->buses, name, "bus", b->name))
             continue;
@@ -705,6 +723,26 @@ static void device_special(struct loader *L, struct section *s, const char *key,
     }
 }
 
+/* A reading holds at most HUB_READING_MAX_TAGS tags: the device's own, its
+ * "device" and "gateway", and each hub tag the device does not set. More
+ * would make every reading of the device refused at run time. */
+static void check_tag_count(struct loader *L, const struct drv_modbus_device *dev, yaml_node_t *at)
+{
+    const struct hub_cfg_tags *hub = &L->cfg->hub.tags;
+    size_t n = dev->tags.n + 2;
+    for (size_t i = 0; i < hub->n; i++) {
+        bool own = false;
+        for (size_t j = 0; j < dev->tags.n && !own; j++)
+            own = strcmp(hub->tag[i].key, dev->tags.tag[j].key) == 0;
+        n += !own;
+    }
+    if (n > HUB_READING_MAX_TAGS)
+        report(L, at,
+               "device \"%s\": its readings would have %zu tags (%zu of the device, %zu of the "
+               "hub, device and gateway); at most %d",
+               dev->name, n, dev->tags.n, n - 2 - dev->tags.n, HUB_READING_MAX_TAGS);
+}
+
 static void walk_devices(struct loader *L, yaml_node_t *list)
 {
     struct ch_config *c = L->cfg;
@@ -762,6 +800,7 @@ static void walk_devices(struct loader *L, yaml_node_t *list)
         if (L->nerr == nerr0 && dev->nregs > 0 &&
             drv_modbus_check_device(dev, err, sizeof(err)) != 0)
             report(L, m, "device \"%s\": %s", dev->name, err);
+        check_tag_count(L, dev, seen(&s, "tags") ? seen(&s, "tags") : m);
 
         yaml_node_t *name = seen(&s, "name");
         if (!name || dev->name[0] == '\0' || !name_take(L, &L->devices, name, "device", dev->name))
@@ -828,7 +867,17 @@ static void walk_output(struct loader *L, yaml_node_t *m, size_t index)
     hub_cfg_defaults(ops->config_map, cfg);
     struct section s;
     section_init(&s, ops->config_map, ch_output_common_keys, cfg, where);
+    unsigned nerr0 = L->nerr;
     walk_section(L, &s, m);
+
+    if (L->nerr == nerr0 && ops == &drv_influx_ops) {
+        const char *key = NULL;
+        char err[512];
+        if (drv_influx_check(cfg, &key, err, sizeof(err)) != 0) {
+            yaml_node_t *at = key ? seen(&s, key) : NULL;
+            report(L, at ? at : m, "%s", err);
+        }
+    }
 
     struct drv_output_common *com = cfg;
     yaml_node_t *name = seen(&s, "name");
@@ -912,8 +961,8 @@ static void report_yaml_error(struct loader *L, const yaml_parser_t *p)
             if (L->text[i] == '\n') {
                 line++;
                 col = 0;
-            } else {
-                col++;
+            } else if (((unsigned char)L->text[i] & 0xC0) != 0x80) {
+                col++; /* characters, as libyaml counts columns: not UTF-8 continuation bytes */
             }
         }
         if (p->problem_value != -1)

@@ -36,6 +36,7 @@
 #define EXIT_USAGE 2
 #define STOP_DEADLINE_NS (4000LL * HUB_NS_PER_MS) /* SIGTERM to exit, worst case */
 #define STOP_CANCEL_NS (2500LL * HUB_NS_PER_MS)   /* then outputs' transfers are aborted */
+#define STOP_INPUTS_NS (1500LL * HUB_NS_PER_MS)   /* longest wait for the bus threads */
 
 static const char *const bus_type_names[] = {"tcp", "rtu"};
 
@@ -97,6 +98,7 @@ struct ch_input {
     struct drv_modbus_input_cfg cfg;
     pthread_t thread;
     int started;
+    atomic_int done;
 };
 
 struct ch_output {
@@ -113,7 +115,24 @@ static void *input_main(void *arg)
 {
     struct ch_input *in = arg;
     in->ops->run(in->ctx);
+    atomic_store(&in->done, 1);
     return NULL;
+}
+
+/* Wait for an input thread until deadline (monotonic ns): a bus thread may sit
+ * in one request for its whole reply timeout, which has no upper bound.
+ * Returns 0 if it ended and was joined. */
+static int input_join_by(struct ch_input *in, int64_t deadline)
+{
+    while (!atomic_load(&in->done)) {
+        if (hub_mono_ns() >= deadline)
+            return -1;
+        struct timespec ts = {0, 10 * HUB_NS_PER_MS};
+        nanosleep(&ts, NULL);
+    }
+    pthread_join(in->thread, NULL);
+    in->started = 0;
+    return 0;
 }
 
 static void *output_main(void *arg)
@@ -286,26 +305,39 @@ static int cmd_run(const char *path, int debug_modbus, const char *log_level)
     }
 
     for (size_t i = 0; i < noutputs; i++) {
-        if (pthread_create(&outputs[i].thread, NULL, output_main, &outputs[i]) != 0)
+        int e = pthread_create(&outputs[i].thread, NULL, output_main, &outputs[i]);
+        if (e != 0) {
+            hub_err("cityhub", "output %s: cannot start its thread: %s", outputs[i].common->name,
+                    strerror(e));
             goto out;
+        }
         outputs[i].started = 1;
     }
     for (size_t i = 0; i < ninputs; i++) {
-        if (pthread_create(&inputs[i].thread, NULL, input_main, &inputs[i]) != 0)
+        int e = pthread_create(&inputs[i].thread, NULL, input_main, &inputs[i]);
+        if (e != 0) {
+            hub_err("cityhub", "bus %s: cannot start its thread: %s", inputs[i].cfg.bus->name,
+                    strerror(e));
             goto out;
+        }
         inputs[i].started = 1;
     }
     hub_info("cityhub", "running: %zu bus%s, %zu device%s, %zu output%s", ninputs,
              ninputs == 1 ? "" : "es", c->ndevices, c->ndevices == 1 ? "" : "s", noutputs,
              noutputs == 1 ? "" : "s");
 
-    /* Main loop: group commit every sync_interval, health every status_interval. */
+    /* Main loop: group commit every sync_interval, health every status_interval;
+     * it wakes for whichever is due first. */
     int64_t started = hub_mono_ns();
     int64_t next_health = started + c->hub.status_interval_ns;
     int64_t sync_ns = c->hub.journal.sync_interval_ns;
+    int64_t next_sync = started + sync_ns;
     int sig = 0;
     for (;;) {
-        struct timespec ts = {sync_ns / HUB_NS_PER_S, sync_ns % HUB_NS_PER_S};
+        int64_t wait = (next_sync < next_health ? next_sync : next_health) - hub_mono_ns();
+        if (wait < HUB_NS_PER_MS)
+            wait = HUB_NS_PER_MS;
+        struct timespec ts = {(time_t)(wait / HUB_NS_PER_S), (long)(wait % HUB_NS_PER_S)};
         siginfo_t si;
         sig = sigtimedwait(&sigs, &si, &ts);
         if (sig == SIGINT || sig == SIGTERM)
@@ -313,9 +345,12 @@ static int cmd_run(const char *path, int debug_modbus, const char *log_level)
         if (sig == SIGHUP)
             hub_info("cityhub",
                      "SIGHUP: reload is not supported yet; restart to apply a new config");
-        if (hub_journal_sync(sink.journal) != HUB_OK)
-            hub_err("journal", "fsync failed: %s", strerror(errno));
         int64_t now = hub_mono_ns();
+        if (now >= next_sync) {
+            if (hub_journal_sync(sink.journal) != HUB_OK)
+                hub_err("journal", "fsync failed: %s", strerror(errno));
+            next_sync = now + sync_ns;
+        }
         if (now >= next_health) {
             emit_health(&sink, outputs, noutputs, started);
             next_health = now + c->hub.status_interval_ns;
@@ -331,15 +366,20 @@ out:;
     for (size_t i = 0; i < ninputs; i++)
         if (inputs[i].started)
             inputs[i].ops->stop(inputs[i].ctx);
-    for (size_t i = 0; i < ninputs; i++)
-        if (inputs[i].started)
-            pthread_join(inputs[i].thread, NULL);
+    int stuck = 0;
+    for (size_t i = 0; i < ninputs; i++) {
+        if (inputs[i].started && input_join_by(&inputs[i], stop_began + STOP_INPUTS_NS) != 0) {
+            hub_warn("cityhub",
+                     "bus %s still busy in a request at the stop deadline; not waiting for it",
+                     inputs[i].cfg.bus->name);
+            stuck = 1;
+        }
+    }
     if (sink.journal && hub_journal_sync(sink.journal) != HUB_OK)
         hub_err("journal", "final fsync failed: %s", strerror(errno));
     for (size_t i = 0; i < noutputs; i++)
         if (outputs[i].started)
             hub_output_stop(outputs[i].loop);
-    int stuck = 0;
     for (size_t i = 0; i < noutputs; i++) {
         if (outputs[i].started &&
             output_join_by(&outputs[i], stop_began + STOP_CANCEL_NS, deadline) != 0) {
@@ -351,7 +391,9 @@ out:;
         }
     }
     if (stuck) {
-        /* Everything accepted is in the journal and synced; leave now. */
+        /* Everything accepted is in the journal (synced, but for what a stuck
+         * bus thread may still append); a thread still runs, so nothing it
+         * uses is freed: leave now. */
         fflush(NULL);
         _exit(exit_code);
     }

@@ -1045,7 +1045,10 @@ int hub_journal_cursor_open(hub_journal_t *j, const char *name, uint64_t *seq)
                  "oldest stored record",
                  j->dir, name, hub_strerror(lrc));
 
+    /* cursor_mu first (the lock order of commit): a clamp is persisted below. */
+    pthread_mutex_lock(&j->cursor_mu);
     pthread_mutex_lock(&j->mu);
+    bool clamped = false;
     uint64_t first = j->nsegs ? j->segs[0].base : j->next_seq;
     if (lrc != HUB_OK) {
         v = first;
@@ -1061,6 +1064,7 @@ int hub_journal_cursor_open(hub_journal_t *j, const char *name, uint64_t *seq)
                  ": starting at the end",
                  j->dir, name, v, j->next_seq);
         v = j->next_seq;
+        clamped = true;
     }
     struct j_cursor *c = cursor_find(j, name);
     int rc = HUB_OK;
@@ -1079,8 +1083,20 @@ int hub_journal_cursor_open(hub_journal_t *j, const char *name, uint64_t *seq)
     }
     c->seq = v;
     *seq = v;
+    pthread_mutex_unlock(&j->mu);
+    /* Persist the clamp now: seqs past the end are given to new records, and
+     * the stale file would make them look delivered after the next restart. */
+    if (clamped && !j->read_only && cursor_store(j, name, v) == HUB_OK) {
+        pthread_mutex_lock(&j->mu);
+        if ((c = cursor_find(j, name)) != NULL)
+            c->persisted = v;
+        pthread_mutex_unlock(&j->mu);
+    }
+    pthread_mutex_unlock(&j->cursor_mu);
+    return rc;
 out:
     pthread_mutex_unlock(&j->mu);
+    pthread_mutex_unlock(&j->cursor_mu);
     return rc;
 }
 
@@ -1211,10 +1227,23 @@ int hub_journal_reader_next(hub_journal_reader_t *rd, struct hub_buf *payload, u
             seg_path(j, base, path, sizeof(path));
             rd->in.fd = open(path, O_RDONLY | O_CLOEXEC);
             if (rd->in.fd < 0) {
-                if (errno == ENOENT)
-                    continue; /* deleted meanwhile: look again */
-                rc = HUB_EIO;
-                goto out;
+                if (errno != ENOENT || (last && !j->read_only)) {
+                    rc = HUB_EIO;
+                    goto out;
+                }
+                /* Deleted meanwhile. The index of a writable journal no longer
+                 * lists it (looking again finds the first stored record); a
+                 * read-only one, or a file removed from outside, still does:
+                 * pass over its records as dropped instead of looking for it
+                 * again and again. */
+                pthread_mutex_lock(&j->mu);
+                bool listed = seg_index(j, base) >= 0;
+                pthread_mutex_unlock(&j->mu);
+                if (listed && next_base > rd->want) {
+                    gap += next_base - rd->want;
+                    rd->want = next_base;
+                }
+                continue;
             }
             rd->seg_base = base;
             rd->off = HUB_JOURNAL_HEADER_SIZE;

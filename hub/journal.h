@@ -35,8 +35,11 @@
  * - segment_size is clamped to [64 B, max_size / 2]; a segment holds whole
  *   records, rotated before an append that would pass segment_size;
  * - a stored cursor past next_seq (after a power cut undid appends) is
- *   clamped to next_seq with a warning; a corrupt cursor file falls back to
+ *   clamped to next_seq with a warning, and the clamp is persisted at once
+ *   (the seqs past it go to new records); a corrupt cursor file falls back to
  *   the oldest stored seq with a warning;
+ * - a reader passes over a segment file deleted under it (by the hub, while
+ *   a read-only journal reads) as dropped, counted in *skipped;
  * - deleting segments is not followed by a directory fsync: a power cut may
  *   bring a delivered segment back, and its records are sent again, which
  *   replay tolerates. */

@@ -118,6 +118,16 @@ int hub_output_new(hub_journal_t *j, const struct hub_output_opts *opts, hub_out
     hub_backoff_init(&o->backoff, base, max,
                      (uint64_t)hub_mono_ns() ^ (uint64_t)(uintptr_t)o ^ 0x5bd1e995u);
     hub_buf_init(&o->payload, HUB_JOURNAL_MAX_RECORD);
+    /* Register the cursor now, not in run(): the journal deletes segments
+     * below every registered cursor, so an output that delivers first must
+     * not delete what another output, created but not yet running, needs. */
+    uint64_t seq;
+    int rc = hub_journal_cursor_open(j, o->name, &seq);
+    if (rc != HUB_OK) {
+        hub_err(o->who, "cannot open cursor: %s", hub_strerror(rc));
+        hub_output_free(o);
+        return rc;
+    }
     *out = o;
     return HUB_OK;
 }

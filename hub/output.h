@@ -55,6 +55,10 @@ struct hub_output_stats {
 
 typedef struct hub_output hub_output_t;
 
+/* Returns HUB_OK, HUB_EINVAL for bad options, HUB_ENOMEM, or the journal's
+ * error when it cannot register the output's cursor (HUB_EFULL: too many).
+ * The cursor is registered here, before run(): from then on the journal keeps
+ * every segment this output has not delivered. */
 int hub_output_new(hub_journal_t *j, const struct hub_output_opts *opts, hub_out_flush_fn flush,
                    void *ctx, hub_output_t **out);
 /* Run until hub_output_stop(); then try to flush what is pending for up to

@@ -3,7 +3,8 @@
  *
  * The server's answer decides (hub/output.h):
  *   2xx                          HUB_OUT_OK
- *   429, 5xx, 1xx/3xx, transport  HUB_OUT_RETRY (Retry-After honoured)
+ *   408, 429, 5xx, 1xx/3xx,      HUB_OUT_RETRY (Retry-After honoured)
+ *   transport, cancelled
  *   other 4xx                    HUB_OUT_REJECT, with the server's "error"
  * Secrets are read once from their files at init and never logged. */
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -114,15 +116,36 @@ static void wipe(void *p, size_t n)
         *v++ = 0;
 }
 
+/* A secret file that init could open: present and a regular file (a FIFO
+ * or a device would block or never end). Returns 0 or -1 with a message. */
+static int check_secret_file(const char *what, const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        if (errno == EACCES)
+            return 0; /* maybe readable by the user the service runs as */
+        snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s %s: not a regular file", what, path);
+        return -1;
+    }
+    return 0;
+}
+
 /* Read a secret file into buf (NUL-terminated, trailing whitespace cut).
  * Returns 0, or -1 with a message naming the file (never its contents). */
 static int read_secret(const char *what, const char *path, char *buf, size_t size, char *err,
                        size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
+    FILE *f = NULL;
     size_t n;
     int rc = -1;
 
+    if (check_secret_file(what, path, err, errlen) != 0)
+        return -1;
+    f = fopen(path, "rb");
     if (!f) {
         snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
         return -1;
@@ -158,10 +181,28 @@ out:
     return rc;
 }
 
+/* url as a message may show it: a "user:password@" before the host is
+ * written "***@" (a password given inline is refused, not logged). */
+static const char *redact_url(const char *url, char *buf, size_t len)
+{
+    const char *p = strstr(url, "://");
+    const char *auth = p ? p + 3 : url;
+    const char *at = NULL;
+    for (const char *q = auth; *q && !strchr("/?#", *q); q++)
+        if (*q == '@')
+            at = q;
+    if (!at)
+        return url;
+    snprintf(buf, len, "%.*s***%s", (int)(auth - url), url, at);
+    return buf;
+}
+
 /* Check url: http or https, a host, no credentials, query or fragment.
  * Returns 0 or -1 with a message. */
-static int check_url(const char *url, char *err, size_t errlen)
+static int check_url(const char *url_given, char *err, size_t errlen)
 {
+    char shown[600];
+    const char *url = redact_url(url_given, shown, sizeof(shown));
     CURLU *u = curl_url();
     char *part = NULL;
     int rc = -1;
@@ -171,7 +212,7 @@ static int check_url(const char *url, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    uc = curl_url_set(u, CURLUPART_URL, url, 0);
+    uc = curl_url_set(u, CURLUPART_URL, url_given, 0);
     if (uc != CURLUE_OK) {
         snprintf(err, errlen, "url \"%s\": %s", url, curl_url_strerror(uc));
         goto out;
@@ -254,18 +295,21 @@ static char *make_write_url(const struct drv_influx_cfg *cfg, CURL *h, bool v2)
     return (char *)b.data; /* ownership moves to the caller */
 }
 
-static int check_cfg(const struct drv_influx_cfg *cfg, bool *v2, char *err, size_t errlen)
+static int check_cfg(const struct drv_influx_cfg *cfg, bool *v2, const char **key, char *err,
+                     size_t errlen)
 {
     bool any_v1 =
         cfg->database[0] || cfg->retention_policy[0] || cfg->username[0] || cfg->password_file[0];
     bool any_v2 = cfg->org[0] || cfg->bucket[0] || cfg->token_file[0];
 
+    *key = "url";
     if (!cfg->url[0]) {
         snprintf(err, errlen, "url is required");
         return -1;
     }
     if (check_url(cfg->url, err, errlen) != 0)
         return -1;
+    *key = NULL;
     if (any_v1 && any_v2) {
         snprintf(err, errlen,
                  "database/retention_policy/username/password_file (v1 API) and "
@@ -288,10 +332,24 @@ static int check_cfg(const struct drv_influx_cfg *cfg, bool *v2, char *err, size
         return -1;
     }
     if (!cfg->username[0] != !cfg->password_file[0]) {
+        *key = cfg->username[0] ? "username" : "password_file";
         snprintf(err, errlen, "username and password_file go together");
         return -1;
     }
     *v2 = false;
+    return 0;
+}
+
+int drv_influx_check(const struct drv_influx_cfg *cfg, const char **key, char *err, size_t errlen)
+{
+    bool v2 = false;
+    if (check_cfg(cfg, &v2, key, err, errlen) != 0)
+        return -1;
+    *key = v2 ? "token_file" : "password_file";
+    const char *path = v2 ? cfg->token_file : cfg->password_file;
+    if (path[0] && check_secret_file(*key, path, err, errlen) != 0)
+        return -1;
+    *key = NULL;
     return 0;
 }
 
@@ -335,7 +393,8 @@ static int influx_init(const void *cfgp, void **out, char *err, size_t errlen)
     *out = NULL;
     secret[0] = 0;
     auth[0] = 0;
-    if (check_cfg(cfg, &v2, err, errlen) != 0)
+    const char *bad_key = NULL;
+    if (check_cfg(cfg, &v2, &bad_key, err, errlen) != 0)
         return -1;
     c = calloc(1, sizeof(*c));
     if (!c) {
@@ -466,6 +525,10 @@ static enum hub_out_result influx_flush(void *ctxp, hub_reading_t *const *readin
 
     ans->retry_after_ns = 0;
     ans->why[0] = 0;
+    if (atomic_load(&c->cancel)) { /* stopping: send nothing more */
+        snprintf(ans->why, sizeof(ans->why), "cancelled: the program is stopping");
+        return HUB_OUT_RETRY;
+    }
     hub_buf_reset(&c->body);
     for (size_t i = 0; i < n; i++) {
         int rc = drv_influx_encode(readings[i], c->uint_support, &c->body);
@@ -508,6 +571,10 @@ static enum hub_out_result influx_flush(void *ctxp, hub_reading_t *const *readin
     curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, (const char *)send->data);
     curl_easy_setopt(c->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)send->len);
     cr = curl_easy_perform(c->h);
+    if (cr == CURLE_ABORTED_BY_CALLBACK) {
+        snprintf(ans->why, sizeof(ans->why), "cancelled: the program is stopping");
+        return HUB_OUT_RETRY;
+    }
     if (cr != CURLE_OK) {
         snprintf(ans->why, sizeof(ans->why), "transport: %.60s: %.180s", curl_easy_strerror(cr),
                  c->errbuf[0] ? c->errbuf : "no detail");
@@ -524,7 +591,10 @@ static enum hub_out_result influx_flush(void *ctxp, hub_reading_t *const *readin
                              INFLUX_WHY_BODY);
     snprintf(ans->why, sizeof(ans->why), "HTTP %ld%s%s", status, reason[0] ? ": " : "", reason);
     hub_debug(c->who, "POST answered %s", ans->why);
-    if (status == 429 || status >= 500 || status < 200 || (status >= 300 && status < 400)) {
+    /* 408: the server gave up waiting for the request: a timeout, not a
+     * verdict on the data. */
+    if (status == 408 || status == 429 || status >= 500 || status < 200 ||
+        (status >= 300 && status < 400)) {
 #if LIBCURL_VERSION_NUM >= 0x074200
         curl_off_t ra = 0;
         if (curl_easy_getinfo(c->h, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0) {

@@ -44,6 +44,14 @@ struct drv_influx_cfg {
 extern const struct hub_cfg_key drv_influx_keys[];
 extern const struct drv_output_ops drv_influx_ops;
 
+/* Check an output's config as init would refuse it: url (http or https, a
+ * host, no credentials, query or fragment), v1 or v2 keys complete and not
+ * mixed, and each secret file named present as a regular file (its contents
+ * are not read: `cityhub check` may run as a user who cannot). Returns 0, or
+ * -1 with a message in err and in *key the name of the config key at fault
+ * (NULL when no one key is). For `cityhub check` (firmware/config.c). */
+int drv_influx_check(const struct drv_influx_cfg *cfg, const char **key, char *err, size_t errlen);
+
 /* Append one reading as a line of line protocol (with the trailing '\n') to
  * out. Escapes per the InfluxDB spec: measurement `,` and space; tag keys,
  * tag values and field keys `,`, `=` and space; string field values `"` and

@@ -54,6 +54,7 @@ struct mb_dev {
     char last_error[ERR_MAX];
     uint64_t nan_logged; /* bit i: register i's "no value" was logged */
     struct hub_log_limit fail_limit;
+    bool fail_logged; /* this run of failures was announced: announce its end */
 };
 
 struct mb_ctx {
@@ -204,6 +205,22 @@ static int link_up(struct mb_ctx *c, char *msg, size_t msglen)
     return 0;
 }
 
+/* After a timeout or a bad reply on TCP the stream may still carry an answer
+ * that belongs to no request of ours any more (a late reply, or the real one
+ * behind a stray): the next request, maybe to another device, would read it
+ * and fail as "bad reply" (or, with a reused transaction id, take it). A
+ * flush cannot help: the late bytes may come after it. So close the
+ * connection; the next request reconnects at once (no backoff: the server is
+ * there), and whatever was in flight dies with the old socket. */
+static void link_resync(struct mb_ctx *c)
+{
+    if (c->bus.type != DRV_MB_BUS_TCP || !c->connected)
+        return;
+    modbus_close(c->mb);
+    c->connected = false;
+    hub_debug(c->who, "closed the connection to drop a late or stray reply");
+}
+
 /* ---- one poll ------------------------------------------------------------ */
 
 static void pause_line(struct mb_ctx *c)
@@ -232,7 +249,15 @@ static void poll_failed(struct mb_ctx *c, struct mb_dev *d, int kind, const char
 
     int64_t now = hub_mono_ns();
     int64_t next = started + d->cfg.interval_ns;
-    if (d->failures >= 2) {
+    if (kind == DRV_MB_FAIL_CONNECTION) {
+        /* The link is down: not the device's fault, and the bus's reconnect
+         * backoff already spaces the tries. Poll again when the link is to
+         * be tried again (or at the next interval, if later), so that every
+         * device is read as soon as the link is back, not after a backoff
+         * of its own of up to 16 intervals. */
+        if (next < c->reconnect_at)
+            next = c->reconnect_at;
+    } else if (d->failures >= 2) {
         int64_t base = (now - started) * DRV_MB_DEV_BACKOFF_COST;
         if (base < d->cfg.interval_ns)
             base = d->cfg.interval_ns;
@@ -247,17 +272,21 @@ static void poll_failed(struct mb_ctx *c, struct mb_dev *d, int kind, const char
     d->next_due = next > now ? next : now;
 
     uint64_t held;
-    if (hub_log_limit_pass(&d->fail_limit, hub_time_ns(), &held))
+    if (hub_log_limit_pass(&d->fail_limit, hub_time_ns(), &held)) {
         hub_warn(d->who,
                  "poll failed: %s (unit %" PRId64 ", %u in a row, %" PRIu64 " similar not logged)",
                  msg, d->cfg.unit, d->failures, held);
-    else
+        d->fail_logged = true;
+    } else {
         hub_debug(d->who, "poll failed: %s", msg);
+    }
     emit_status(c, d, false);
 }
 
 /* Read every block of d's plan into regs (indexed by address relative to
- * each block, stored per block at offsets). Returns 0 or -1 with kind/msg. */
+ * each block, stored per block at offsets). Returns 0, -1 with kind/msg, or
+ * -2 when stop() came between two requests (the poll is abandoned: no
+ * reading, no status point). */
 static int read_blocks(struct mb_ctx *c, struct mb_dev *d,
                        uint16_t data[][DRV_MB_MAX_REGS_PER_READ], int *kind, char *msg,
                        size_t msglen)
@@ -273,6 +302,8 @@ static int read_blocks(struct mb_ctx *c, struct mb_dev *d,
     }
     for (int b = 0; b < d->nblocks; b++) {
         const struct drv_modbus_block *blk = &d->plan[b];
+        if (b > 0 && atomic_load(&c->stopping))
+            return -2;       /* each request may cost a timeout: stop within one */
         modbus_flush(c->mb); /* a late or broken reply to an earlier request */
         int n;
         if (blk->table == DRV_MB_INPUT)
@@ -294,6 +325,8 @@ static int read_blocks(struct mb_ctx *c, struct mb_dev *d,
             char why[512];
             snprintf(why, sizeof(why), "%s (device %s)", what, d->cfg.name);
             link_down(c, why);
+        } else if (*kind == DRV_MB_FAIL_TIMEOUT || *kind == DRV_MB_FAIL_BAD_REPLY) {
+            link_resync(c);
         }
         return -1;
     }
@@ -323,7 +356,12 @@ static void poll_device(struct mb_ctx *c, struct mb_dev *d)
 
     d->polls++;
     hub_debug(d->who, "poll unit %" PRId64 ": %d request(s)", d->cfg.unit, d->nblocks);
-    if (read_blocks(c, d, data, &kind, msg, sizeof(msg)) != 0) {
+    int rb = read_blocks(c, d, data, &kind, msg, sizeof(msg));
+    if (rb == -2) {
+        d->polls--; /* not a poll: stop() cut it short */
+        return;
+    }
+    if (rb != 0) {
         poll_failed(c, d, kind, msg, started);
         return;
     }
@@ -370,13 +408,15 @@ static void poll_device(struct mb_ctx *c, struct mb_dev *d)
     }
 
     bool recovered = d->failures > 0;
-    if (recovered)
+    /* The failure log keeps its rate limit across recoveries (a device that
+     * fails every other poll is not logged every other poll); the end of a
+     * run of failures is logged when its start was. */
+    if (recovered && d->fail_logged)
         hub_info(d->who, "recovered after %u failed polls", d->failures);
+    d->fail_logged = false;
     d->failures = 0;
     d->latency_ms = (double)(done - started) / (double)HUB_NS_PER_MS;
     d->have_latency = true;
-    d->fail_limit.last_ns = 0; /* the next failure is logged at once */
-    d->fail_limit.held = 0;
     hub_debug(d->who, "poll ok: %zu fields in %.1f ms", hub_reading_field_count(r), d->latency_ms);
     emit(c, d, r);
 
@@ -401,6 +441,11 @@ static int mb_init(const void *cfgp, const struct drv_sink *sink, void **out, ch
 
     if (!cfg || !cfg->bus || !sink || !sink->emit) {
         snprintf(err, errlen, "modbus: no bus or sink");
+        return -1;
+    }
+    if (cfg->bus->timeout_ns < HUB_NS_PER_MS || cfg->bus->timeout_ns > DRV_MB_TIMEOUT_MAX_NS ||
+        cfg->bus->pause_ns < 0 || cfg->bus->pause_ns > DRV_MB_PAUSE_MAX_NS) {
+        snprintf(err, errlen, "bus %s: timeout is not 1ms..60s or pause not 0..1s", cfg->bus->name);
         return -1;
     }
     if (cfg->ndevices == 0 || cfg->ndevices > DRV_MB_MAX_DEVICES) {
@@ -440,13 +485,21 @@ static int mb_init(const void *cfgp, const struct drv_sink *sink, void **out, ch
         d->cfg = *cfg->devices[i];
         if (drv_modbus_check_device(&d->cfg, err, errlen) != 0)
             goto fail;
-        if (d->cfg.interval_ns < 10 * HUB_NS_PER_MS) {
-            snprintf(err, errlen, "device %s: interval below 10ms", d->cfg.name);
+        if (d->cfg.interval_ns < 10 * HUB_NS_PER_MS ||
+            d->cfg.interval_ns > DRV_MB_INTERVAL_MAX_NS) {
+            snprintf(err, errlen, "device %s: interval is not 10ms..24h", d->cfg.name);
             goto fail;
         }
         if (d->cfg.unit < 0 || d->cfg.unit > 247) {
             snprintf(err, errlen, "device %s: unit %" PRId64 " is not 0..247", d->cfg.name,
                      d->cfg.unit);
+            goto fail;
+        }
+        if (d->cfg.unit == 0 && c->bus.type == DRV_MB_BUS_RTU) {
+            /* On a serial line 0 is the broadcast address: no slave answers a
+             * read, and libmodbus would take any slave's reply as the answer. */
+            snprintf(err, errlen, "device %s: unit 0 is the broadcast address on a serial bus",
+                     d->cfg.name);
             goto fail;
         }
         d->nblocks = drv_modbus_plan(&d->cfg, DRV_MB_POLL_MAX_GAP, d->plan, DRV_MB_MAX_REGISTERS);

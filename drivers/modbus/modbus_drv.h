@@ -11,7 +11,9 @@
  * ok=false, error="...", polls, errors, timeouts, exceptions; a poll that
  * succeeds after failures emits a status point with ok=true. A device that
  * keeps failing is backed off (up to 16 intervals) so it never stalls the
- * others on the bus. */
+ * others on the bus (modbus_priv.h). On TCP a timeout or a malformed reply
+ * closes the connection (the next request reconnects at once), so a late
+ * reply is never read as the answer to a later request. */
 #ifndef DRV_MODBUS_DRV_H
 #define DRV_MODBUS_DRV_H
 
@@ -38,6 +40,14 @@ enum drv_modbus_order { DRV_MB_ABCD = 0, DRV_MB_CDAB, DRV_MB_BADC, DRV_MB_DCBA }
 #define DRV_MB_MAX_REGS_PER_READ 125 /* MODBUS_MAX_READ_REGISTERS */
 #define DRV_MB_MAX_REGISTERS 64      /* per device */
 #define DRV_MB_MAX_DEVICES 64        /* per bus */
+
+/* Bounds of a device's interval and a bus's timeout and pause: the
+ * scheduler's arithmetic stays far from overflow, libmodbus takes the
+ * timeout in 32-bit seconds, and stop() waits at most one timeout (or one
+ * pause) for a request in progress. */
+#define DRV_MB_INTERVAL_MAX_NS (24LL * 3600 * 1000000000LL)
+#define DRV_MB_TIMEOUT_MAX_NS (60LL * 1000000000LL)
+#define DRV_MB_PAUSE_MAX_NS (1000000000LL)
 
 struct drv_modbus_register {
     char field[64];

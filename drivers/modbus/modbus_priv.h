@@ -21,7 +21,9 @@
  * DRV_MB_DEV_BACKOFF_COST times what the failed poll cost (a timeout), so a
  * dead slave takes at most 1/DRV_MB_DEV_BACKOFF_COST of the bus at first and
  * less each time; the wait is capped at the larger of DRV_MB_DEV_BACKOFF_MAX
- * intervals and DRV_MB_DEV_BACKOFF_CAP_NS. */
+ * intervals and DRV_MB_DEV_BACKOFF_CAP_NS. A poll that failed because the
+ * link is down does not grow this backoff: the device is polled again when
+ * the bus next tries to reconnect (or at its next interval, if later). */
 #define DRV_MB_DEV_BACKOFF_COST 10
 #define DRV_MB_DEV_BACKOFF_MAX 16
 #define DRV_MB_DEV_BACKOFF_CAP_NS (30LL * 1000000000LL)

@@ -433,8 +433,8 @@ static void test_duplicate_output_and_key(void **state)
     (void)state;
     expect_errors("hub: {name: gw}\n"
                   "outputs:\n"
-                  "  - {name: ioc, type: influxdb, url: http://a}\n"
-                  "  - {name: ioc, type: influxdb, url: http://b}\n",
+                  "  - {name: ioc, type: influxdb, url: http://a, database: c}\n"
+                  "  - {name: ioc, type: influxdb, url: http://b, database: c}\n",
                   "test.yaml:4:12: duplicate output name \"ioc\" (first at line 3)\n", 1);
     expect_errors("hub:\n  name: gw\n  name: gw2\n",
                   "test.yaml:3:3: duplicate key \"name\" in hub (first at line 2)\n", 1);
@@ -658,6 +658,118 @@ static void test_load_file(void **state)
     free(errs);
 }
 
+/* What `cityhub check` accepts, the program must start with: these were
+ * accepted by the loader and then refused at run time (an empty tcp host,
+ * an influxdb output that its driver's init refuses, a device whose
+ * readings would carry more tags than a reading holds). */
+static void test_check_as_strict_as_run(void **state)
+{
+    (void)state;
+    expect_errors("hub: {name: gw}\nbuses:\n  - {name: lan, type: tcp, host: \"\"}\n",
+                  "test.yaml:3:34: host must not be empty (a tcp bus needs one)\n", 1);
+    expect_errors("hub: {name: gw}\n"
+                  "outputs:\n"
+                  "  - {name: a, type: influxdb, url: \"ftp://x\"}\n"
+                  "  - {name: b, type: influxdb, url: \"http://x\"}\n"
+                  "  - {name: c, type: influxdb, url: \"http://x\", org: o, bucket: b, "
+                  "token_file: /nonexistent/t}\n"
+                  "  - {name: d, type: influxdb, url: \"http://x\", database: d, username: u}\n",
+                  "test.yaml:3:36: url \"ftp://x\": must start with http:// or https://\n"
+                  "test.yaml:4:5: database is required (v1 API), or org + bucket + token_file "
+                  "(v2)\n"
+                  "test.yaml:5:79: token_file /nonexistent/t: No such file or directory\n"
+                  "test.yaml:6:71: username and password_file go together\n",
+                  4);
+
+    /* InfluxDB answers 400 "invalid tag key" to any point with it */
+    expect_errors("hub:\n  name: gw\n  tags: {time: noon}\n",
+                  "test.yaml:3:10: tag \"time\" would make the store refuse every reading (time "
+                  "is the timestamp); rename it\n",
+                  1);
+
+    char *text = malloc(8192);
+    assert_non_null(text);
+    size_t off = (size_t)sprintf(text, "hub:\n  name: gw\n  tags: {");
+    for (int i = 0; i < HUB_CFG_TAGS_MAX; i++)
+        off += (size_t)sprintf(text + off, "%sh%d: x", i ? ", " : "", i);
+    off += (size_t)sprintf(text + off, "}\nbuses:\n  - {name: lan, type: tcp, host: h}\n"
+                                       "devices:\n  - name: d\n    bus: lan\n    tags: {");
+    size_t tail = 0;
+    for (int i = 0; i < 15; i++) {
+        tail = off;
+        off += (size_t)sprintf(text + off, "%sd%d: y", i ? ", " : "", i);
+    }
+    sprintf(text + off, "}\n    registers: [{field: f, address: 0}]\n");
+    expect_errors(text,
+                  "test.yaml:9:11: device \"d\": its readings would have 33 tags (15 of the "
+                  "device, 16 of the hub, device and gateway); at most 32\n",
+                  1);
+    /* a device tag that overrides a hub tag takes no second place: d14
+     * becomes h0, 15 + 15 + 2 = 32 */
+    sprintf(text + tail, ", h0: z}\n    registers: [{field: f, address: 0}]\n");
+    char *errs = NULL;
+    unsigned n = 0;
+    struct ch_config *c = load(text, &errs, &n);
+    if (!c)
+        fail_msg("%s", errs);
+    assert_int_equal(c->devices[0].tags.n, 15);
+    ch_config_free(c);
+    free(errs);
+    free(text);
+}
+
+/* YAML that is legal but not what the loader takes, and numbers in the forms
+ * people write them: each one accepted exactly or refused where it stands. */
+static void test_weird_yaml(void **state)
+{
+    (void)state;
+    /* a reader error's column counts characters, as libyaml's columns do */
+    expect_errors("hub: {name: \"g\xc3\xa9\xff\"}\n",
+                  "test.yaml:1:16: invalid leading UTF-8 octet (#FF at byte 16)\n", 1);
+    expect_errors("hub: {name: gw}\n"
+                  "buses:\n"
+                  "  - &b {name: lan, type: tcp, host: h}\n"
+                  "  - {<<: *b, name: lan2}\n",
+                  "test.yaml:4:5: missing required key \"type\" in buses[1]\n"
+                  "test.yaml:4:5: missing required key \"host\" in buses[1] (a tcp bus needs "
+                  "one)\n"
+                  "test.yaml:4:6: merge keys (<<) are not supported in buses[1]; write the keys "
+                  "out (an alias of a whole mapping, e.g. registers: *common, works)\n",
+                  3);
+    expect_errors("hub: {name: gw}\n"
+                  "buses:\n  - {name: lan, type: tcp, host: h, port: -1, timeout: 0s}\n"
+                  "devices:\n  - {name: d, bus: lan, unit: 248, interval: 0s,\n"
+                  "     registers: [{field: x, address: 1e3}]}\n",
+                  "test.yaml:3:43: port -1 is out of range (1..65535)\n"
+                  "test.yaml:3:56: timeout 0s is too short (at least 1ms)\n"
+                  "test.yaml:5:31: unit 248 is out of range (0..247)\n"
+                  "test.yaml:5:46: interval 0s is too short (at least 10ms)\n"
+                  "test.yaml:6:38: bad integer \"1e3\" for address\n",
+                  5);
+    char *errs = NULL;
+    unsigned n = 0;
+    struct ch_config *c =
+        load("hub: {name: gw, journal: {max_size: 1.5MiB, segment_size: 512KiB}}\n"
+             "buses:\n  - {name: lan, type: tcp, host: h, port: 0x10, timeout: 1.5s}\n"
+             "devices:\n  - {name: !!str d, bus: lan, unit: !!int 0x10, interval: 1.5h,\n"
+             "     registers: [{field: !!int 5, address: \"7\", scale: .5},\n"
+             "                 {field: y, address: 8, scale: 1e3}]}\n",
+             &errs, &n);
+    if (!c)
+        fail_msg("%s", errs);
+    assert_int_equal(c->hub.journal.max_size, 1572864);
+    assert_int_equal(c->buses[0].port, 16);
+    assert_int_equal(c->buses[0].timeout_ns, 1500 * MS);
+    assert_int_equal(c->devices[0].unit, 16);
+    assert_int_equal(c->devices[0].interval_ns, 5400 * S);
+    assert_string_equal(c->devices[0].regs[0].field, "5");
+    assert_int_equal(c->devices[0].regs[0].address, 7);
+    assert_true(c->devices[0].regs[0].scale == 0.5);
+    assert_true(c->devices[0].regs[1].scale == 1000.0);
+    ch_config_free(c);
+    free(errs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -691,6 +803,8 @@ int main(void)
         cmocka_unit_test(test_too_many_errors),
         cmocka_unit_test(test_alias_bomb),
         cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_check_as_strict_as_run),
+        cmocka_unit_test(test_weird_yaml),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

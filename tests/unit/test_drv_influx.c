@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -441,6 +442,7 @@ struct responder {
     size_t n_answers;
     struct http_req req[RESP_MAX_REQ];
     size_t n_req;
+    size_t n_conn; /* connections accepted */
     pthread_t th;
 };
 
@@ -503,6 +505,7 @@ static void *responder_main(void *p)
         int c = accept(rs->fd, NULL, NULL);
         if (c < 0)
             break;
+        rs->n_conn++;
         serve_conn(rs, c);
         close(c);
     }
@@ -816,6 +819,156 @@ static void test_http_closed_port_and_limits(void **state)
     drv_influx_ops.exit(ctx);
 }
 
+/* Inline credentials are refused without being echoed; a secret "file" that
+ * is a device or a FIFO is refused before it is opened (it could block). */
+static void test_init_secrets_not_shown(void **state)
+{
+    (void)state;
+    struct drv_influx_cfg cfg;
+    char err[256] = "";
+    void *ctx = NULL;
+    const char *urls[] = {"ftp://hub:s3cret@127.0.0.1/", "http://hub:s3cret@127.0.0.1:99999/",
+                          "http://hub:s3cret@/x", "http://hub:s3cret@127.0.0.1/?db=x"};
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        cfg_base(&cfg);
+        set_key(&cfg, "url", urls[i]);
+        set_key(&cfg, "database", "city");
+        assert_int_equal(drv_influx_ops.init(&cfg, &ctx, err, sizeof(err)), -1);
+        if (strstr(err, "s3cret"))
+            fail_msg("the password is in the message: %s", err);
+    }
+    cfg_base(&cfg);
+    set_key(&cfg, "url", "ftp://hub:s3cret@127.0.0.1/");
+    set_key(&cfg, "database", "city");
+    expect_init_error(&cfg, "url \"ftp://***@127.0.0.1/\": must start with http:// or https://");
+
+    cfg_base(&cfg);
+    set_key(&cfg, "url", "http://127.0.0.1:8086");
+    set_key(&cfg, "org", "o");
+    set_key(&cfg, "bucket", "b");
+    set_key(&cfg, "token_file", "/dev/null");
+    expect_init_error(&cfg, "token_file /dev/null: not a regular file");
+
+    /* the same checks for `cityhub check`, naming the key at fault */
+    const char *key = "x";
+    assert_int_equal(drv_influx_check(&cfg, &key, err, sizeof(err)), -1);
+    assert_string_equal(key, "token_file");
+    assert_string_equal(err, "token_file /dev/null: not a regular file");
+    set_key(&cfg, "token_file", "/nonexistent/tok");
+    assert_int_equal(drv_influx_check(&cfg, &key, err, sizeof(err)), -1);
+    assert_string_equal(key, "token_file");
+    assert_string_equal(err, "token_file /nonexistent/tok: No such file or directory");
+    set_key(&cfg, "token_file", "/etc/hostname");
+    assert_int_equal(drv_influx_check(&cfg, &key, err, sizeof(err)), 0);
+    assert_null(key);
+    set_key(&cfg, "url", "gopher://x");
+    assert_int_equal(drv_influx_check(&cfg, &key, err, sizeof(err)), -1);
+    assert_string_equal(key, "url");
+    set_key(&cfg, "url", "http://x");
+    set_key(&cfg, "database", "city");
+    assert_int_equal(drv_influx_check(&cfg, &key, err, sizeof(err)), -1);
+    assert_null(key);
+    assert_non_null(strstr(err, "cannot be mixed"));
+}
+
+/* Two flushes share one connection; 408 is a timeout (RETRY, Retry-After
+ * honoured), not a verdict on the data; after cancel nothing is sent and the
+ * answer is RETRY. */
+static void test_http_reuse_408_cancel(void **state)
+{
+    (void)state;
+    struct responder rs;
+    struct drv_influx_cfg cfg;
+    struct hub_out_answer ans;
+    char url[128], err[256] = "";
+    void *ctx = NULL;
+    hub_reading_t *r[1] = {sample(1000, 1.5)};
+
+    assert_int_equal(responder_start(&rs, AF_INET), 0);
+    rs.answers[0] = A204;
+    rs.answers[1] = A204;
+    rs.answers[2] = "HTTP/1.1 408 Request Timeout\r\nRetry-After: 3\r\nContent-Length: 0\r\n\r\n";
+    rs.n_answers = 3; /* a fourth request would find the connection closed */
+    responder_go(&rs);
+    cfg_base(&cfg);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", rs.port);
+    set_key(&cfg, "url", url);
+    set_key(&cfg, "database", "city");
+    set_key(&cfg, "timeout", "3s");
+    if (drv_influx_ops.init(&cfg, &ctx, err, sizeof(err)) != 0)
+        fail_msg("init: %s", err);
+    assert_int_equal(drv_influx_ops.flush(ctx, r, 1, &ans), HUB_OUT_OK);
+    assert_int_equal(drv_influx_ops.flush(ctx, r, 1, &ans), HUB_OUT_OK);
+    assert_int_equal(drv_influx_ops.flush(ctx, r, 1, &ans), HUB_OUT_RETRY);
+    assert_string_equal(ans.why, "HTTP 408");
+    assert_int_equal(ans.retry_after_ns, 3 * 1000000000LL);
+    drv_influx_ops.cancel(ctx);
+    assert_int_equal(drv_influx_ops.flush(ctx, r, 1, &ans), HUB_OUT_RETRY);
+    assert_string_equal(ans.why, "cancelled: the program is stopping");
+    drv_influx_ops.exit(ctx);
+    responder_stop(&rs);
+    assert_int_equal(rs.n_req, 3);
+    assert_int_equal(rs.n_conn, 1);
+    responder_free(&rs);
+    hub_reading_free(r[0]);
+}
+
+struct flush_job {
+    void *ctx;
+    hub_reading_t **r;
+    struct hub_out_answer ans;
+    enum hub_out_result res;
+};
+
+static void *flush_main(void *p)
+{
+    struct flush_job *j = p;
+    j->res = drv_influx_ops.flush(j->ctx, j->r, 1, &j->ans);
+    return NULL;
+}
+
+/* A store that takes the request and never answers: cancel makes the flush
+ * in progress give up soon, as RETRY. */
+static void test_http_cancel_in_flight(void **state)
+{
+    (void)state;
+    struct drv_influx_cfg cfg;
+    char url[128], err[256] = "";
+    void *ctx = NULL;
+    hub_reading_t *r[1] = {sample(1000, 1.5)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(a);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(fd, 4), 0); /* the kernel accepts; nobody answers */
+    getsockname(fd, (struct sockaddr *)&a, &sl);
+    cfg_base(&cfg);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", ntohs(a.sin_port));
+    set_key(&cfg, "url", url);
+    set_key(&cfg, "database", "city");
+    set_key(&cfg, "timeout", "20s");
+    if (drv_influx_ops.init(&cfg, &ctx, err, sizeof(err)) != 0)
+        fail_msg("init: %s", err);
+    struct flush_job job = {.ctx = ctx, .r = r};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, flush_main, &job), 0);
+    struct timespec ts = {0, 300 * 1000000L};
+    nanosleep(&ts, NULL);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    drv_influx_ops.cancel(ctx);
+    pthread_join(th, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    if (took > 2.5)
+        fail_msg("cancel took %.1f s", took);
+    assert_int_equal(job.res, HUB_OUT_RETRY);
+    assert_string_equal(job.ans.why, "cancelled: the program is stopping");
+    drv_influx_ops.exit(ctx);
+    close(fd);
+    hub_reading_free(r[0]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -835,6 +988,9 @@ int main(void)
         cmocka_unit_test(test_http_v1_basic_auth_plain),
         cmocka_unit_test(test_http_ipv6),
         cmocka_unit_test(test_http_closed_port_and_limits),
+        cmocka_unit_test(test_init_secrets_not_shown),
+        cmocka_unit_test(test_http_reuse_408_cancel),
+        cmocka_unit_test(test_http_cancel_in_flight),
     };
     if (drv_influx_global_init() != 0)
         return 1;

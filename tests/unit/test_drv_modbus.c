@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -463,7 +464,9 @@ static void test_keys(void **state)
 /* ---- the poller against a real server ------------------------------------ */
 
 /* A libmodbus TCP server thread on 127.0.0.1: unit 1 answers from a mapping,
- * unit 9 never answers, unit 7 answers a float NaN at holding 0-1. */
+ * unit 9 never answers, unit 7 answers a float NaN at holding 0-1, unit 8
+ * answers from the mapping after late_ms (while it waits it serves no one),
+ * unit 6 answers every other request with exception 6 (busy). */
 struct server {
     modbus_t *ctx;
     modbus_mapping_t *map, *nanmap;
@@ -471,6 +474,8 @@ struct server {
     int port;
     atomic_int stop;
     atomic_int requests;
+    atomic_int late_ms;
+    atomic_int flap; /* requests to unit 6: every other one gets exception 6 */
     pthread_t thread;
 };
 
@@ -515,6 +520,15 @@ static void *server_main(void *arg)
             int unit = q[6];
             if (unit == 9)
                 continue;
+            if (unit == 6 && atomic_fetch_add(&s->flap, 1) % 2 == 0) {
+                modbus_reply_exception(s->ctx, q, MODBUS_EXCEPTION_SLAVE_OR_SERVER_BUSY);
+                continue;
+            }
+            if (unit == 8) {
+                int ms = atomic_load(&s->late_ms);
+                struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+                nanosleep(&ts, NULL);
+            }
             modbus_reply(s->ctx, q, n, unit == 7 ? s->nanmap : s->map);
         }
     }
@@ -832,6 +846,10 @@ static void test_poll_no_server(void **state)
         assert_non_null(e);
         assert_memory_equal(e->v.s, "connection lost", 15);
         assert_false(field(col.r[i], "ok")->v.b);
+        /* the device waits for the link's next try, not its own backoff:
+         * it never finds the link still waiting */
+        if (strstr(e->v.s, "reconnect in"))
+            fail_msg("polled while the link waits: %s", e->v.s);
     }
     collect_free(&col);
 }
@@ -861,9 +879,208 @@ static void test_init_errors(void **state)
     free(d);
 }
 
+/* A unit that answers after the timeout: its late reply must not be read as
+ * the answer to the next request on the bus (another device's), which would
+ * then fail as a "bad reply" (or, worse, take it). */
+static void test_poll_late_reply(void **state)
+{
+    (void)state;
+    struct server srv;
+    server_start(&srv);
+    atomic_store(&srv.late_ms, 130);
+    struct drv_modbus_bus bus;
+    setup_bus(&bus, srv.port, 100 * HUB_NS_PER_MS);
+    struct drv_modbus_device *late = mkdev(), *good = mkdev();
+    snprintf(late->name, sizeof(late->name), "late");
+    late->unit = 8;
+    late->interval_ns = 50 * HUB_NS_PER_MS;
+    add(late, "x", DRV_MB_HOLDING, 0, DRV_MB_UINT16);
+    snprintf(good->name, sizeof(good->name), "good");
+    snprintf(good->measurement, sizeof(good->measurement), "lab");
+    good->interval_ns = 50 * HUB_NS_PER_MS;
+    add(good, "u16", DRV_MB_HOLDING, 2, DRV_MB_UINT16);
+
+    struct collect col = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct drv_sink sink = {collect_emit, &col};
+    struct drv_modbus_input_cfg cfg = {.bus = &bus, .devices = {late, good}, .ndevices = 2};
+    void *ctx = NULL;
+    char err[256];
+    assert_int_equal(drv_modbus_input_ops.init(&cfg, &sink, &ctx, err, sizeof(err)), 0);
+    free(late);
+    free(good);
+    run_until(ctx, &col, "lab", 8);
+    drv_modbus_input_ops.exit(ctx);
+    server_stop(&srv);
+
+    int late_fails = 0;
+    for (size_t i = 0; i < col.n; i++) {
+        hub_reading_t *r = col.r[i];
+        const char *dev = hub_reading_tag_value(r, "device");
+        if (strcmp(hub_reading_measurement(r), "lab") == 0) {
+            assert_string_equal(dev, "good");
+            assert_int_equal(field(r, "u16")->v.u, 0x89AB);
+            continue;
+        }
+        if (strcmp(dev, "good") == 0) {
+            if (!field(r, "ok")->v.b)
+                fail_msg("good device failed: %s", field(r, "error")->v.s);
+            continue;
+        }
+        assert_string_equal(field(r, "error")->v.s, "timeout reading holding 0..0");
+        late_fails++;
+    }
+    assert_true(late_fails >= 1);
+    collect_free(&col);
+}
+
+/* stop() while a device's poll has several slow requests to go: run()
+ * returns after the request in progress, not after all of them. */
+static void test_stop_between_requests(void **state)
+{
+    (void)state;
+    struct server srv;
+    server_start(&srv);
+    atomic_store(&srv.late_ms, 300);
+    struct drv_modbus_bus bus;
+    setup_bus(&bus, srv.port, HUB_NS_PER_S);
+    struct drv_modbus_device *d = mkdev();
+    d->unit = 8;
+    d->interval_ns = 10 * HUB_NS_PER_S;
+    for (int a = 0; a < 12; a += 2) /* six requests: no merging across gaps */
+        add(d, (char[]){(char)('a' + a), 0}, DRV_MB_HOLDING, a, DRV_MB_UINT16);
+    struct collect col = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct drv_sink sink = {collect_emit, &col};
+    struct drv_modbus_input_cfg cfg = {.bus = &bus, .devices = {d}, .ndevices = 1};
+    void *ctx = NULL;
+    char err[256];
+    assert_int_equal(drv_modbus_input_ops.init(&cfg, &sink, &ctx, err, sizeof(err)), 0);
+    free(d);
+    struct runner rn = {&drv_modbus_input_ops, ctx, 0};
+    assert_int_equal(pthread_create(&rn.thread, NULL, run_main, &rn), 0);
+    struct timespec ts = {0, 100 * 1000000L};
+    nanosleep(&ts, NULL);
+    int64_t t0 = hub_mono_ns();
+    drv_modbus_input_ops.stop(ctx);
+    pthread_join(rn.thread, NULL);
+    int64_t took = hub_mono_ns() - t0;
+    if (took > 700 * HUB_NS_PER_MS)
+        fail_msg("stop took %lld ms", (long long)(took / HUB_NS_PER_MS));
+    drv_modbus_input_ops.exit(ctx);
+    server_stop(&srv);
+    assert_int_equal(col.n, 0); /* an abandoned poll emits nothing */
+    collect_free(&col);
+}
+
+/* Durations are bounded so that the scheduler cannot overflow and stop()
+ * waits at most one timeout; a serial bus has no unit 0 to read from. */
+static void test_bounds(void **state)
+{
+    (void)state;
+    char err[256];
+    struct drv_modbus_bus bus;
+    struct drv_modbus_device *d = mkdev();
+    const struct hub_cfg_key *k = hub_cfg_find(drv_modbus_device_keys, "interval");
+    assert_int_equal(hub_cfg_set(k, d, "24h", err, sizeof(err)), 0);
+    assert_int_equal(hub_cfg_set(k, d, "25h", err, sizeof(err)), -1);
+    assert_string_equal(err, "interval 25h is too long (at most 24h)");
+    assert_int_equal(hub_cfg_set(k, d, "2562047h", err, sizeof(err)), -1);
+    k = hub_cfg_find(drv_modbus_bus_keys, "timeout");
+    assert_int_equal(hub_cfg_set(k, &bus, "60s", err, sizeof(err)), 0);
+    assert_int_equal(hub_cfg_set(k, &bus, "4295s", err, sizeof(err)), -1);
+    k = hub_cfg_find(drv_modbus_bus_keys, "pause");
+    assert_int_equal(hub_cfg_set(k, &bus, "1s", err, sizeof(err)), 0);
+    assert_int_equal(hub_cfg_set(k, &bus, "1h", err, sizeof(err)), -1);
+
+    /* init refuses the same, whoever built the structs */
+    setup_bus(&bus, 502, HUB_NS_PER_S);
+    add(d, "x", DRV_MB_HOLDING, 0, DRV_MB_UINT16);
+    d->interval_ns = 3000000LL * HUB_NS_PER_S * 1000;
+    struct collect col = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct drv_sink sink = {collect_emit, &col};
+    struct drv_modbus_input_cfg cfg = {.bus = &bus, .devices = {d}, .ndevices = 1};
+    void *ctx = NULL;
+    assert_int_equal(drv_modbus_input_ops.init(&cfg, &sink, &ctx, err, sizeof(err)), -1);
+    assert_string_equal(err, "device dev: interval is not 10ms..24h");
+    d->interval_ns = HUB_NS_PER_S;
+    bus.timeout_ns = 5000LL * HUB_NS_PER_S;
+    assert_int_equal(drv_modbus_input_ops.init(&cfg, &sink, &ctx, err, sizeof(err)), -1);
+    assert_string_equal(err, "bus lan: timeout is not 1ms..60s or pause not 0..1s");
+    bus.timeout_ns = HUB_NS_PER_S;
+    bus.type = DRV_MB_BUS_RTU;
+    snprintf(bus.device, sizeof(bus.device), "/dev/null");
+    d->unit = 0;
+    assert_int_equal(drv_modbus_input_ops.init(&cfg, &sink, &ctx, err, sizeof(err)), -1);
+    assert_string_equal(err, "device dev: unit 0 is the broadcast address on a serial bus");
+    d->unit = 1;
+    assert_int_equal(drv_modbus_input_ops.init(&cfg, &sink, &ctx, err, sizeof(err)), 0);
+    drv_modbus_input_ops.exit(ctx);
+    free(d);
+}
+
+/* A device that fails every other poll: its failures stay rate-limited (one
+ * warning, then nothing for a minute), and so does the news of recovery. */
+static void test_flapping_log_limited(void **state)
+{
+    (void)state;
+    struct server srv;
+    server_start(&srv);
+    struct drv_modbus_bus bus;
+    setup_bus(&bus, srv.port, 500 * HUB_NS_PER_MS);
+    struct drv_modbus_device *d = mkdev();
+    snprintf(d->name, sizeof(d->name), "flap");
+    snprintf(d->measurement, sizeof(d->measurement), "lab");
+    d->unit = 6;
+    d->interval_ns = 20 * HUB_NS_PER_MS;
+    add(d, "u16", DRV_MB_HOLDING, 0, DRV_MB_UINT16);
+    struct collect col = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct drv_sink sink = {collect_emit, &col};
+    struct drv_modbus_input_cfg cfg = {.bus = &bus, .devices = {d}, .ndevices = 1};
+    void *ctx = NULL;
+    char err[256];
+    assert_int_equal(drv_modbus_input_ops.init(&cfg, &sink, &ctx, err, sizeof(err)), 0);
+    free(d);
+
+    char path[] = "/tmp/cityhub-log-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    hub_log_set_level(HUB_LOG_INFO);
+    run_until(ctx, &col, "lab", 8);
+    hub_log_set_level(HUB_LOG_ERROR);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    drv_modbus_input_ops.exit(ctx);
+    server_stop(&srv);
+
+    char log[16384];
+    ssize_t n = pread(fd, log, sizeof(log) - 1, 0);
+    close(fd);
+    unlink(path);
+    assert_true(n > 0);
+    log[n] = 0;
+    int fails = 0, recovered = 0;
+    for (const char *p = log; (p = strstr(p, "[modbus:flap] poll failed")); p++)
+        fails++;
+    for (const char *p = log; (p = strstr(p, "[modbus:flap] recovered")); p++)
+        recovered++;
+    size_t bad = 0;
+    for (size_t i = 0; i < col.n; i++)
+        if (strcmp(hub_reading_measurement(col.r[i]), "cityhub_device") == 0 &&
+            !field(col.r[i], "ok")->v.b)
+            bad++;
+    assert_true(bad >= 7); /* it did fail every other poll */
+    if (fails != 1 || recovered != 1)
+        fail_msg("%d failure and %d recovery lines:\n%s", fails, recovered, log);
+    collect_free(&col);
+}
+
 int main(void)
 {
     hub_log_set_level(HUB_LOG_ERROR);
+    signal(SIGPIPE, SIG_IGN); /* the server may answer a client that left */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_width),
         cmocka_unit_test(test_decode_float_pi_every_order),
@@ -884,6 +1101,10 @@ int main(void)
         cmocka_unit_test(test_poll_ok),
         cmocka_unit_test(test_poll_failures),
         cmocka_unit_test(test_poll_no_server),
+        cmocka_unit_test(test_poll_late_reply),
+        cmocka_unit_test(test_stop_between_requests),
+        cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_flapping_log_limited),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -686,6 +686,68 @@ static void test_dropped_counted(void **state)
     assert_call(&x->f, 0, (int64_t)js.first_seq, (size_t)(1000 - js.first_seq));
 }
 
+/* Two outputs on one journal, as the daemon sets them up: both are created,
+ * then their threads start one after the other. The first to deliver must not
+ * delete segments the other has not delivered yet, even before the other's
+ * run() has begun. */
+struct second {
+    struct fake f;
+    hub_output_t *o;
+    int rc;
+};
+
+static void *run_second(void *arg)
+{
+    struct second *b = arg;
+    b->rc = hub_output_run(b->o);
+    return NULL;
+}
+
+static void test_second_output_keeps_its_records(void **state)
+{
+    struct fx *x = *state;
+    hub_journal_close(x->j);
+    struct hub_journal_opts jo = {.dir = x->dir, .segment_size = 256};
+    char err[256] = "";
+    assert_int_equal(hub_journal_open(&jo, &x->j, err, sizeof(err)), HUB_OK);
+    x->f.j = x->j;
+    append_readings(x->j, 0, 60);
+
+    struct second b;
+    memset(&b, 0, sizeof(b));
+    pthread_mutex_init(&b.f.mu, NULL);
+    b.f.j = x->j;
+    b.f.name = "live";
+    b.f.dflt = HUB_OUT_OK;
+    struct hub_output_opts ob = opts_of(100, 0);
+    ob.name = "live";
+    assert_int_equal(hub_output_new(x->j, &ob, fake_flush, &b.f, &b.o), HUB_OK);
+    b.f.o = b.o;
+
+    struct hub_output_opts oa = opts_of(100, 0);
+    start(x, &oa);
+    for (int i = 0; i < 500 && peek(x, "ioc") != 60; i++)
+        usleep(10 * 1000);
+    stop(x);
+    assert_int_equal(peek(x, "ioc"), 60);
+
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, run_second, &b), 0);
+    assert_true(wait_calls(&b.f, 1, 5000));
+    hub_output_stop(b.o);
+    pthread_join(t, NULL);
+    assert_int_equal(b.rc, HUB_OK);
+    struct hub_output_stats st;
+    hub_output_stats(b.o, &st);
+    assert_int_equal(st.dropped, 0);
+    assert_int_equal(st.delivered, 60);
+    assert_int_equal(b.f.ncalls, 1);
+    assert_call(&b.f, 0, 0, 60);
+    assert_int_equal(peek(x, "live"), 60);
+    hub_output_free(b.o);
+    pthread_mutex_destroy(&b.f.mu);
+}
+
 int main(void)
 {
     hub_log_set_level(getenv("TEST_VERBOSE") ? HUB_LOG_DEBUG : HUB_LOG_WARN);
@@ -703,6 +765,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stop_when_idle_is_prompt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_records_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dropped_counted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_output_keeps_its_records, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
