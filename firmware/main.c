@@ -203,6 +203,18 @@ static int cmd_run(const char *path, int debug_modbus, const char *log_level)
 {
     unsigned nerr = 0;
     int exit_code = 1;
+
+    /* Signals are taken by the main thread only, with sigtimedwait; blocked
+     * before anything else so that a SIGTERM during start-up is kept pending
+     * and answered by a clean stop. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
     struct ch_config *c = ch_config_load(path, stderr, &nerr);
     if (!c) {
         fprintf(stderr, "cityhub: %u error%s in %s; not starting\n", nerr, nerr == 1 ? "" : "s",
@@ -220,15 +232,6 @@ static int cmd_run(const char *path, int debug_modbus, const char *log_level)
         }
         hub_log_set_level(lvl);
     }
-
-    /* Signals are taken by the main thread only, with sigtimedwait. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
     struct ch_input inputs[CH_MAX_BUSES];
     struct ch_output outputs[CH_MAX_OUTPUTS];

@@ -107,6 +107,8 @@ start_sim() {
 # start_hub CONFIG [LOG]  -> HUB_PID (cityhub run in the background)
 start_hub() {
     local log=${2:-$T/cityhub.log}
+    HUB_LOG=$log
+    HUB_RUNNING_BEFORE=$(grep -c "\[cityhub\] running:" "$log" 2>/dev/null || true)
     "$CITYHUB" run -c "$1" >>"$log" 2>&1 &
     HUB_PID=$!
     track_pid "$HUB_PID"
@@ -115,6 +117,11 @@ start_hub() {
 # stop_hub: SIGTERM, then require exit status 0 within 5 s.
 stop_hub() {
     local t0 rc=0
+    # A SIGTERM before the signal mask is set (process start-up, slow under
+    # ASan on a busy machine) would kill rather than stop: wait until running.
+    WAIT_TRIES=100 wait_for bash -c \
+        "[ \$(grep -c '\[cityhub\] running:' '$HUB_LOG') -gt ${HUB_RUNNING_BEFORE:-0} ]" ||
+        echo "stop_hub: cityhub did not report running within 10 s" >&2
     t0=$(date +%s%N)
     kill -TERM "$HUB_PID" || fail "cityhub (pid $HUB_PID) was not running"
     for _ in $(seq 60); do kill -0 "$HUB_PID" 2>/dev/null || break; sleep 0.1; done
