@@ -44,10 +44,11 @@ wait_for() {
     return 1
 }
 
+# start_influxdb [db]   (INFLUX_PORT=N to listen on a chosen HTTP port)
 start_influxdb() {
     local db=${1:-city} ports http rpc
     ports=$("$FREEPORT" 2)
-    http=$(echo "$ports" | sed -n 1p)
+    http=${INFLUX_PORT:-$(echo "$ports" | sed -n 1p)}
     rpc=$(echo "$ports" | sed -n 2p)
     mkdir -p "$T/influxdb"
     cat >"$T/influxdb/influxdb.conf" <<CONF
