@@ -38,8 +38,6 @@
 #define STOP_CANCEL_NS (2500LL * HUB_NS_PER_MS)   /* then outputs' transfers are aborted */
 #define STOP_INPUTS_NS (1500LL * HUB_NS_PER_MS)   /* longest wait for the bus threads */
 
-static const char *const bus_type_names[] = {"tcp", "rtu"};
-
 /* ---- the sink: readings from inputs into the journal --------------------- */
 
 struct ch_sink {
@@ -92,13 +90,18 @@ static int sink_emit(void *ctx, hub_reading_t *r)
 
 /* ---- threads ------------------------------------------------------------- */
 
+/* A worker thread that the main thread joins with a deadline. */
+struct ch_thread {
+    pthread_t id;
+    int started;
+    atomic_int done;
+};
+
 struct ch_input {
     const struct drv_input_ops *ops;
     void *ctx;
     struct drv_modbus_input_cfg cfg;
-    pthread_t thread;
-    int started;
-    atomic_int done;
+    struct ch_thread th;
 };
 
 struct ch_output {
@@ -106,61 +109,40 @@ struct ch_output {
     const struct drv_output_common *common;
     void *ctx;
     hub_output_t *loop;
-    pthread_t thread;
-    int started;
-    atomic_int done;
+    struct ch_thread th;
 };
 
 static void *input_main(void *arg)
 {
     struct ch_input *in = arg;
     in->ops->run(in->ctx);
-    atomic_store(&in->done, 1);
+    atomic_store(&in->th.done, 1);
     return NULL;
-}
-
-/* Wait for an input thread until deadline (monotonic ns): a bus thread may sit
- * in one request for its whole reply timeout, which has no upper bound.
- * Returns 0 if it ended and was joined. */
-static int input_join_by(struct ch_input *in, int64_t deadline)
-{
-    while (!atomic_load(&in->done)) {
-        if (hub_mono_ns() >= deadline)
-            return -1;
-        struct timespec ts = {0, 10 * HUB_NS_PER_MS};
-        nanosleep(&ts, NULL);
-    }
-    pthread_join(in->thread, NULL);
-    in->started = 0;
-    return 0;
 }
 
 static void *output_main(void *arg)
 {
     struct ch_output *out = arg;
     hub_output_run(out->loop);
-    atomic_store(&out->done, 1);
+    atomic_store(&out->th.done, 1);
     return NULL;
 }
 
-/* Wait for an output thread until deadline (monotonic ns), cancelling its
- * transfer in progress at cancel_at. Returns 0 if it ended and was joined. */
-static int output_join_by(struct ch_output *out, int64_t cancel_at, int64_t deadline)
+/* Wait for a started thread until deadline (monotonic ns): a bus thread may
+ * sit in one request for its whole reply timeout, an output in one HTTP
+ * transfer. Returns 0 if it ended (or never started) and was joined. */
+static int thread_join_by(struct ch_thread *t, int64_t deadline)
 {
-    int cancelled = 0;
-    while (!atomic_load(&out->done)) {
-        int64_t now = hub_mono_ns();
-        if (now >= deadline)
+    if (!t->started)
+        return 0;
+    while (!atomic_load(&t->done)) {
+        if (hub_mono_ns() >= deadline)
             return -1;
-        if (now >= cancel_at && !cancelled && out->ops->cancel) {
-            out->ops->cancel(out->ctx);
-            cancelled = 1;
-        }
-        struct timespec ts = {0, 20 * HUB_NS_PER_MS};
+        struct timespec ts = {0, 10 * HUB_NS_PER_MS};
         nanosleep(&ts, NULL);
     }
-    pthread_join(out->thread, NULL);
-    out->started = 0;
+    pthread_join(t->id, NULL);
+    t->started = 0;
     return 0;
 }
 
@@ -294,10 +276,10 @@ static int cmd_run(const char *path, int debug_modbus, const char *log_level)
             hub_warn("cityhub", "bus %s has no devices; not polling it", c->buses[b].name);
             continue;
         }
-        in->ops = drv_input_find(bus_type_names[c->buses[b].type]);
+        in->ops = drv_input_find(drv_modbus_bus_types[c->buses[b].type]);
         if (!in->ops) {
             hub_err("cityhub", "bus %s: type %s is not supported by this build", c->buses[b].name,
-                    bus_type_names[c->buses[b].type]);
+                    drv_modbus_bus_types[c->buses[b].type]);
             goto out;
         }
         if (in->ops->init(&in->cfg, &dsink, &in->ctx, err, sizeof(err)) != 0) {
@@ -308,22 +290,22 @@ static int cmd_run(const char *path, int debug_modbus, const char *log_level)
     }
 
     for (size_t i = 0; i < noutputs; i++) {
-        int e = pthread_create(&outputs[i].thread, NULL, output_main, &outputs[i]);
+        int e = pthread_create(&outputs[i].th.id, NULL, output_main, &outputs[i]);
         if (e != 0) {
             hub_err("cityhub", "output %s: cannot start its thread: %s", outputs[i].common->name,
                     strerror(e));
             goto out;
         }
-        outputs[i].started = 1;
+        outputs[i].th.started = 1;
     }
     for (size_t i = 0; i < ninputs; i++) {
-        int e = pthread_create(&inputs[i].thread, NULL, input_main, &inputs[i]);
+        int e = pthread_create(&inputs[i].th.id, NULL, input_main, &inputs[i]);
         if (e != 0) {
             hub_err("cityhub", "bus %s: cannot start its thread: %s", inputs[i].cfg.bus->name,
                     strerror(e));
             goto out;
         }
-        inputs[i].started = 1;
+        inputs[i].th.started = 1;
     }
     hub_info("cityhub", "running: %zu bus%s, %zu device%s, %zu output%s", ninputs,
              ninputs == 1 ? "" : "es", c->ndevices, c->ndevices == 1 ? "" : "s", noutputs,
@@ -367,11 +349,11 @@ out:;
     int64_t stop_began = hub_mono_ns();
     int64_t deadline = stop_began + STOP_DEADLINE_NS;
     for (size_t i = 0; i < ninputs; i++)
-        if (inputs[i].started)
+        if (inputs[i].th.started)
             inputs[i].ops->stop(inputs[i].ctx);
     int stuck = 0;
     for (size_t i = 0; i < ninputs; i++) {
-        if (inputs[i].started && input_join_by(&inputs[i], stop_began + STOP_INPUTS_NS) != 0) {
+        if (thread_join_by(&inputs[i].th, stop_began + STOP_INPUTS_NS) != 0) {
             hub_warn("cityhub",
                      "bus %s still busy in a request at the stop deadline; not waiting for it",
                      inputs[i].cfg.bus->name);
@@ -381,11 +363,14 @@ out:;
     if (sink.journal && hub_journal_sync(sink.journal) != HUB_OK)
         hub_err("journal", "final fsync failed: %s", strerror(errno));
     for (size_t i = 0; i < noutputs; i++)
-        if (outputs[i].started)
+        if (outputs[i].th.started)
             hub_output_stop(outputs[i].loop);
     for (size_t i = 0; i < noutputs; i++) {
-        if (outputs[i].started &&
-            output_join_by(&outputs[i], stop_began + STOP_CANCEL_NS, deadline) != 0) {
+        struct ch_output *o = &outputs[i];
+        /* Past the cancel time, a transfer still in progress is aborted. */
+        if (thread_join_by(&o->th, stop_began + STOP_CANCEL_NS) != 0 && o->ops->cancel)
+            o->ops->cancel(o->ctx);
+        if (thread_join_by(&o->th, deadline) != 0) {
             hub_warn("cityhub",
                      "output %s still busy at the stop deadline; its last batch will "
                      "be sent again after restart",
@@ -673,7 +658,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "journal"))
         return cmd_journal(config, dump, from, from_set);
 
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+    if (drv_influx_global_init() != 0) {
         fprintf(stderr, "cityhub: libcurl failed to initialise\n");
         return 1;
     }

@@ -266,16 +266,24 @@ static bool parse_seg_name(const char *name, uint64_t *base)
     return true;
 }
 
+/* Make room in j->segs for one more segment. Returns HUB_OK or HUB_ENOMEM. */
+static int segs_reserve(hub_journal_t *j)
+{
+    if (j->nsegs < j->segs_alloc)
+        return HUB_OK;
+    size_t na = j->segs_alloc ? j->segs_alloc * 2 : 16;
+    struct j_seg *p = realloc(j->segs, na * sizeof(*p));
+    if (!p)
+        return HUB_ENOMEM;
+    j->segs = p;
+    j->segs_alloc = na;
+    return HUB_OK;
+}
+
 static int segs_push(hub_journal_t *j, uint64_t base, uint64_t size)
 {
-    if (j->nsegs == j->segs_alloc) {
-        size_t na = j->segs_alloc ? j->segs_alloc * 2 : 16;
-        struct j_seg *p = realloc(j->segs, na * sizeof(*p));
-        if (!p)
-            return HUB_ENOMEM;
-        j->segs = p;
-        j->segs_alloc = na;
-    }
+    if (segs_reserve(j) != HUB_OK)
+        return HUB_ENOMEM;
     j->segs[j->nsegs].base = base;
     j->segs[j->nsegs].size = size;
     j->nsegs++;
@@ -710,15 +718,9 @@ static int rotate(hub_journal_t *j)
         return HUB_EIO;
     }
     j->dirty = false;
-    if (j->nsegs == j->segs_alloc) {
-        /* Grow first so nothing can fail after the new file exists. */
-        size_t na = j->segs_alloc ? j->segs_alloc * 2 : 16;
-        struct j_seg *p = realloc(j->segs, na * sizeof(*p));
-        if (!p)
-            return HUB_EIO;
-        j->segs = p;
-        j->segs_alloc = na;
-    }
+    /* Grow first so nothing can fail after the new file exists. */
+    if (segs_reserve(j) != HUB_OK)
+        return HUB_EIO;
     int fd = seg_create(j, j->next_seq);
     if (fd < 0) {
         seg_path(j, j->next_seq, path, sizeof(path));

@@ -20,8 +20,7 @@ echo "== starting the simulated sensors (traffic counter, air-quality station, e
 TZ=${DEMO_TZ:-ICT-7} start_sim --profile demo
 echo "   Modbus TCP on 127.0.0.1:$SIM_PORT, units 1-3 (local time $(TZ=${DEMO_TZ:-ICT-7} date +%H:%M))"
 
-sed -e "s|@SIM_PORT@|$SIM_PORT|" -e "s|@INFLUX_URL@|$INFLUX_URL|" -e "s|@JOURNAL@|$T/journal|" \
-    "$top/firmware/demo/cityhub-demo.yaml.in" >"$T/cityhub.yaml"
+demo_config "$T/cityhub.yaml"
 "$CITYHUB" check -c "$T/cityhub.yaml" || exit 1
 echo "== starting cityhub run -c $T/cityhub.yaml (log: $T/cityhub.log)"
 "$CITYHUB" run -c "$T/cityhub.yaml" >"$T/cityhub.log" 2>&1 &

@@ -8,9 +8,9 @@
  * 429/5xx/transport errors are HUB_OUT_RETRY (Retry-After honoured), other
  * 4xx are HUB_OUT_REJECT with the server's reason. docs/outputs-influxdb.md.
  *
- * libcurl: the program calls curl_global_init(CURL_GLOBAL_DEFAULT) once at
- * start, before any thread (firmware/main.c), or drv_influx_global_init();
- * the driver never calls it itself. */
+ * libcurl: the program calls drv_influx_global_init() once at start, before
+ * any thread (firmware/main.c), and curl_global_cleanup() at exit; the
+ * driver's init never does. */
 #ifndef DRV_INFLUX_H
 #define DRV_INFLUX_H
 

@@ -5,9 +5,9 @@
 
 #include "drivers/modbus/modbus_drv.h"
 
-static const char *const bus_types[] = {"tcp", "rtu", NULL};    /* drv_modbus_bus_type */
-static const char *const parities[] = {"N", "E", "O", NULL};    /* drv_modbus_bus.parity */
-static const char *const tables[] = {"holding", "input", NULL}; /* drv_modbus_table */
+const char *const drv_modbus_bus_types[] = {"tcp", "rtu", NULL}; /* drv_modbus_bus_type */
+static const char *const parities[] = {"N", "E", "O", NULL};     /* drv_modbus_bus.parity */
+static const char *const tables[] = {"holding", "input", NULL};  /* drv_modbus_table */
 static const char *const types[] = {"uint16", "int16",   "uint32",
                                     "int32",  "float32", NULL};             /* drv_modbus_type */
 static const char *const orders[] = {"ABCD", "CDAB", "BADC", "DCBA", NULL}; /* drv_modbus_order */
@@ -18,7 +18,7 @@ static const char *const orders[] = {"ABCD", "CDAB", "BADC", "DCBA", NULL}; /* d
 const struct hub_cfg_key drv_modbus_bus_keys[] = {
     {"name", HUB_CFG_STRING, NULL, true, BUS(name), sizeof(((struct drv_modbus_bus *)0)->name), 0,
      0, NULL, "name of the bus, referred to by devices"},
-    {"type", HUB_CFG_ENUM, NULL, true, BUS(type), 0, 0, 0, bus_types,
+    {"type", HUB_CFG_ENUM, NULL, true, BUS(type), 0, 0, 0, drv_modbus_bus_types,
      "tcp (Modbus TCP) or rtu (serial RS-485)"},
     {"host", HUB_CFG_STRING, NULL, false, BUS(host), sizeof(((struct drv_modbus_bus *)0)->host), 0,
      0, NULL, "tcp: host name, IPv4 or IPv6 address of the slave or gateway"},

@@ -94,6 +94,9 @@ struct drv_modbus_input_cfg {
     int debug; /* 1: hex dump every frame to stderr (modbus_set_debug) */
 };
 
+/* Names of enum drv_modbus_bus_type as written in the config ("tcp", "rtu"),
+ * NULL-terminated; also the input driver type each bus type is served by. */
+extern const char *const drv_modbus_bus_types[];
 extern const struct hub_cfg_key drv_modbus_bus_keys[];
 extern const struct hub_cfg_key drv_modbus_device_keys[];
 extern const struct hub_cfg_key drv_modbus_register_keys[];

@@ -23,8 +23,7 @@ export CITYHUB="$B/cityhub" SIM="$B/cityhub-sim" FREEPORT="$B/tests/lib/freeport
 fixtures_init
 start_influxdb city
 start_sim --profile demo
-sed -e "s|@SIM_PORT@|$SIM_PORT|" -e "s|@INFLUX_URL@|$INFLUX_URL|" -e "s|@JOURNAL@|$T/journal|" \
-    firmware/demo/cityhub-demo.yaml.in >"$T/demo.yaml"
+demo_config "$T/demo.yaml"
 # The demo polls every 2-5 s; for a load figure poll the same devices every 10 ms.
 sed -e 's/^    interval: [0-9]*s/    interval: 10ms/' "$T/demo.yaml" >"$T/load.yaml"
 for cfg in demo load; do

@@ -105,6 +105,15 @@ start_sim() {
         { cat "$T/sim.log" >&2; fail "cityhub-sim did not listen on $SIM_PORT"; }
 }
 
+# demo_config OUT: the demo gateway's config (firmware/demo/cityhub-demo.yaml.in)
+# for the running simulator and InfluxDB, with its journal in $T/journal.
+demo_config() {
+    local top
+    top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+    sed -e "s|@SIM_PORT@|$SIM_PORT|" -e "s|@INFLUX_URL@|$INFLUX_URL|" -e "s|@JOURNAL@|$T/journal|" \
+        "$top/firmware/demo/cityhub-demo.yaml.in" >"$1"
+}
+
 # start_hub CONFIG [LOG]  -> HUB_PID (cityhub run in the background)
 start_hub() {
     local log=${2:-$T/cityhub.log}
