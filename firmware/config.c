@@ -46,9 +46,7 @@ const struct hub_cfg_key ch_top_keys[] = {
      .type = HUB_CFG_LIST,
      .required = true,
      .help = "the gateway itself: name, tags, journal, logging"},
-    {.name = "buses",
-     .type = HUB_CFG_LIST,
-     .help = "list of Modbus buses (tcp; rtu is not supported by this build yet)"},
+    {.name = "buses", .type = HUB_CFG_LIST, .help = "list of Modbus buses (tcp or rtu)"},
     {.name = "devices", .type = HUB_CFG_LIST, .help = "list of Modbus devices to poll"},
     {.name = "outputs",
      .type = HUB_CFG_LIST,
@@ -650,8 +648,9 @@ static void walk_buses(struct loader *L, yaml_node_t *list)
         if (walk_section(L, &s, m) != 0)
             continue;
         yaml_node_t *type = seen(&s, "type"), *host = seen(&s, "host");
-        if (type && b->type == DRV_MB_BUS_RTU)
-            report(L, type, "bus type rtu is not supported by this build yet");
+        if (b->type == DRV_MB_BUS_RTU && b->device[0] == '\0')
+            report(L, type ? type : m, "missing required key \"device\" %s (an rtu bus needs one)",
+                   where);
         else if (b->type == DRV_MB_BUS_TCP && b->host[0] == '\0' && !host)
             report(L, m, "missing required key \"host\" %s (a tcp bus needs one)", where);
         else if (b->type == DRV_MB_BUS_TCP && b->host[0] == '\0' &&

@@ -276,7 +276,7 @@ static int cmd_run(const char *path, int debug_modbus, const char *log_level)
             hub_warn("cityhub", "bus %s has no devices; not polling it", c->buses[b].name);
             continue;
         }
-        in->ops = drv_input_find(drv_modbus_bus_types[c->buses[b].type]);
+        in->ops = &drv_modbus_input_ops;
         if (!in->ops) {
             hub_err("cityhub", "bus %s: type %s is not supported by this build", c->buses[b].name,
                     drv_modbus_bus_types[c->buses[b].type]);

@@ -19,3 +19,34 @@ int64_t hub_mono_ns(void)
 {
     return clock_ns(CLOCK_MONOTONIC);
 }
+
+int hub_cond_init(pthread_mutex_t *mu, pthread_cond_t *cond)
+{
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0)
+        return -1;
+    int rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_mutex_init(mu, NULL);
+    if (rc == 0 && pthread_cond_init(cond, &ca) != 0) {
+        pthread_mutex_destroy(mu);
+        rc = -1;
+    }
+    pthread_condattr_destroy(&ca);
+    return rc == 0 ? 0 : -1;
+}
+
+void hub_cond_destroy(pthread_mutex_t *mu, pthread_cond_t *cond)
+{
+    pthread_cond_destroy(cond);
+    pthread_mutex_destroy(mu);
+}
+
+int hub_cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mu, int64_t deadline_ns)
+{
+    if (deadline_ns < 0)
+        deadline_ns = 0;
+    struct timespec ts = {.tv_sec = (time_t)(deadline_ns / HUB_NS_PER_S),
+                          .tv_nsec = (long)(deadline_ns % HUB_NS_PER_S)};
+    return pthread_cond_timedwait(cond, mu, &ts);
+}

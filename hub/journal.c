@@ -910,18 +910,38 @@ void hub_journal_stats(hub_journal_t *j, struct hub_journal_stats *st)
 
 /* ---- cursors ------------------------------------------------------------- */
 
-static bool cursor_name_ok(const char *name)
+int hub_journal_check_name(const char *name, char *err, size_t errlen)
 {
     size_t n = name ? strlen(name) : 0;
-    if (n == 0 || n >= HUB_JOURNAL_MAX_NAME || name[0] == '.')
-        return false;
+    if (n == 0 || n >= HUB_JOURNAL_MAX_NAME) {
+        if (err)
+            snprintf(err, errlen, "\"%.80s\" must be 1 to %d characters long", name ? name : "",
+                     HUB_JOURNAL_MAX_NAME - 1);
+        return -1;
+    }
+    if (name[0] == '.') {
+        if (err)
+            snprintf(err, errlen, "\"%.80s\" must not start with \".\"", name);
+        return -1;
+    }
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
         if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == '-'))
-            return false;
+              c == '_' || c == '.' || c == '-')) {
+            if (err)
+                snprintf(err, errlen,
+                         "\"%.80s\" may hold only letters, digits, \"_\", \".\" and \"-\" "
+                         "(it names a file)",
+                         name);
+            return -1;
+        }
     }
-    return true;
+    return 0;
+}
+
+static bool cursor_name_ok(const char *name)
+{
+    return hub_journal_check_name(name, NULL, 0) == 0;
 }
 
 /* Read cursors/NAME. Returns HUB_OK, HUB_EEMPTY (no file), HUB_ECORRUPT or

@@ -119,6 +119,11 @@ void hub_journal_stats(hub_journal_t *j, struct hub_journal_stats *st);
  * HUB_ECORRUPT when it fails its check. Names are [A-Za-z0-9_.-]+. */
 int hub_journal_cursor_open(hub_journal_t *j, const char *name, uint64_t *seq);
 int hub_journal_cursor_commit(hub_journal_t *j, const char *name, uint64_t seq);
+/* The one name rule of cursors (and so of outputs, whose cursor carries
+ * their name): 1 to HUB_JOURNAL_MAX_NAME - 1 characters of [A-Za-z0-9_.-],
+ * not starting with ".". Returns 0, or -1 with a message in err (if not
+ * NULL). */
+int hub_journal_check_name(const char *name, char *err, size_t errlen);
 /* Read a persisted cursor without registering it (inspection). */
 int hub_journal_cursor_peek(hub_journal_t *j, const char *name, uint64_t *seq);
 

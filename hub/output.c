@@ -67,16 +67,7 @@ struct hub_output {
 
 static bool name_ok(const char *s)
 {
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > HUB_JOURNAL_MAX_NAME)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == '-'))
-            return false;
-    }
-    return true;
+    return hub_journal_check_name(s, NULL, 0) == 0;
 }
 
 int hub_output_new(hub_journal_t *j, const struct hub_output_opts *opts, hub_out_flush_fn flush,
