@@ -1,63 +1,184 @@
-/* drivers/driver.h — what every protocol adapter offers the program.
+/* drivers/driver.h — the one contract between the program and a protocol
+ * adapter, inputs and outputs alike.
  *
- * A driver is a const table of operations plus an opaque context per
- * configured instance (after libmodbus's backends and Fluent Bit's plugins).
- * Inputs produce readings into a sink; outputs consume batches and answer
- * ok / retry / reject. The registry (drivers/registry.c) lists them all; adding
- * a protocol is adding a driver and one line there. */
+ * A driver is a const descriptor (struct drv_ops) plus an opaque context per
+ * instance, after libmodbus's backends and Fluent Bit's plugins. The program
+ * (firmware/) knows drivers only through this header and the registry
+ * (drivers/registry.c): it reads the configuration against the descriptors'
+ * key tables, calls check, then drives the life cycle
+ *
+ *     global_init → init → run (inputs, one thread per runner) / the hub's
+ *     delivery loop calling flush (outputs) → stop / cancel → exit →
+ *     global_cleanup
+ *
+ * Configuration as data. An input driver owns top-level sections of the
+ * file (`sections`: the Modbus driver owns `buses` and `devices`), each a
+ * list of mappings read against the section's config_map into elements of
+ * config_size bytes. An output driver is chosen by the `type` key of an
+ * element of `outputs`; its config_map adds to the keys every output has
+ * (struct drv_output_common). Nested lists (a device's registers) and
+ * mappings are keys of type HUB_CFG_LIST / HUB_CFG_OBJECT with a child
+ * table (hub/config_map.h), so the loader knows them without code. Rules
+ * that span keys or elements are the driver's `check`, which reports each
+ * problem against the element and key at fault; the loader prints it as
+ * FILE:LINE:COL. `cityhub check` and `cityhub run` run the same checks.
+ *
+ * Adding a protocol: a folder under drivers/ with its descriptor, and one
+ * line in drivers/registry.c. Nothing in firmware/ or hub/ changes. */
 #ifndef DRV_DRIVER_H
 #define DRV_DRIVER_H
 
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
+#include "hub/buf.h"
 #include "hub/config_map.h"
+#include "hub/metrics.h"
 #include "hub/output.h"
 #include "hub/reading.h"
 
+#define DRV_NAME_MAX 64
+#define DRV_MAX_SECTIONS 4
+/* Thread stack of a runner or delivery loop when the driver names none. */
+#define DRV_STACK_DEFAULT ((size_t)256 << 10)
+
+enum drv_kind { DRV_INPUT = 1, DRV_OUTPUT = 2 };
+
 /* Where an input puts its readings. emit takes ownership of r (it frees it),
- * adds the gateway-wide tags, and appends it to the journal. It returns
- * HUB_OK once the reading is accepted, or an error (the reading was counted
- * as dropped). */
+ * adds the gateway-wide tags and appends it to the journal. It returns
+ * HUB_OK once the reading is accepted, or the error that refused it (the
+ * reading is then counted as refused: never silently lost). Safe from any
+ * thread. */
 struct drv_sink {
     int (*emit)(void *ctx, hub_reading_t *r);
     void *ctx;
 };
 
-struct drv_input_ops {
-    const char *type; /* bus type(s) handled, e.g. "tcp" */
-    /* cfg is the driver's own config struct (see its header). Returns 0, or
-     * -1 with a message in err. */
-    int (*init)(const void *cfg, const struct drv_sink *sink, void **ctx, char *err, size_t errlen);
-    void (*run)(void *ctx);  /* polls until stop; runs in its own thread */
-    void (*stop)(void *ctx); /* from another thread: run() returns soon */
-    void (*exit)(void *ctx);
+/* What the program gives a driver's init. */
+struct drv_env {
+    const struct drv_sink *sink; /* inputs: where readings go */
+    hub_metrics_t *metrics;      /* register counters here (may be NULL) */
+    int64_t status_interval_ns;  /* hub.status_interval: how often status points are written */
 };
 
-struct drv_output_ops {
-    const char *type;                     /* "influxdb" */
-    const struct hub_cfg_key *config_map; /* keys of one output of this type */
-    size_t config_size;                   /* sizeof its config struct */
-    int (*init)(const void *cfg, void **ctx, char *err, size_t errlen);
-    hub_out_flush_fn flush;
-    /* From another thread, at shutdown: make a flush in progress give up
-     * soon (answering RETRY) and every later one at once. May be NULL. */
-    void (*cancel)(void *ctx);
-    void (*exit)(void *ctx);
+/* One top-level section an input driver owns: a list of mappings. */
+struct drv_section {
+    const char *key;                      /* e.g. "buses" */
+    const char *item;                     /* one element, in messages: "bus" */
+    const struct hub_cfg_key *config_map; /* keys of one element */
+    size_t config_size;                   /* sizeof one element */
+    size_t max_count;                     /* most elements (a limit error names it) */
+    const char *help;
 };
 
-/* Common head of every output config struct: the loader fills these. */
-#define DRV_NAME_MAX 64
+/* The sections of one input driver as read: sect[i] holds the elements of
+ * the driver's sections[i] (n = 0 when the file has no such section). */
+struct drv_config {
+    struct hub_cfg_list sect[DRV_MAX_SECTIONS];
+};
+
+/* Where check reports. `where` is an element, or any struct the loader
+ * filled from one mapping (a register of a device); key, if not NULL, the
+ * key at fault in it (its value's position is used, or the mapping's when
+ * the key is absent). */
+struct drv_check {
+    void (*report)(struct drv_check *ck, const void *where, const char *key, const char *msg);
+    /* 1 if the mapping that filled where has key (even empty), else 0 */
+    int (*given)(struct drv_check *ck, const void *where, const char *key);
+    void *loader;                        /* the loader's own */
+    const struct hub_cfg_tags *hub_tags; /* hub.tags, for tag-count rules */
+    unsigned errors;                     /* counted by drv_check_error */
+};
+
+/* Report one problem: "FILE:LINE:COL: message" once printed. */
+void drv_check_error(struct drv_check *ck, const void *where, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Common head of every output's config struct: the loader fills these from
+ * the keys every output has (name, type, batch_size, flush_interval,
+ * max_batch_bytes). */
 struct drv_output_common {
-    char name[DRV_NAME_MAX];
+    char name[DRV_NAME_MAX]; /* the cursor's name too: hub_journal_check_name */
     char type[32];
     int64_t batch_size;
     int64_t flush_interval_ns;
+    uint64_t max_batch_bytes; /* largest request body the output builds */
 };
 
-/* The registry (drivers/registry.c). NULL if no driver has that type. */
-const struct drv_output_ops *drv_output_find(const char *type);
-const struct drv_input_ops *drv_input_find(const char *type);
-/* Names of the output types in this build, for error messages. */
-size_t drv_output_types(const char **names, size_t max);
+/* The keys of struct drv_output_common (name, type, batch_size,
+ * flush_interval, max_batch_bytes). An output's name is its cursor's name:
+ * it is validated by hub_journal_check_name, so check and run agree. */
+extern const struct hub_cfg_key drv_output_common_keys[];
+
+/* A driver instance's health at a glance, for health points and status. */
+struct drv_stats {
+    uint64_t sources; /* devices polled, subscriptions held; outputs: 1 */
+    uint64_t failing; /* of them, failing now */
+};
+
+struct drv_ops {
+    /* Inputs: the driver's name ("modbus"), in log lines and messages.
+     * Outputs: the value of `type` that selects it ("influxdb"). */
+    const char *name;
+    enum drv_kind kind;
+    const char *help; /* one line, for messages and docs */
+    /* Stack of each thread that runs the driver (an input's runner, an
+     * output's delivery loop); 0 = DRV_STACK_DEFAULT. */
+    size_t stack_size;
+
+    /* Once per process, before any instance and any thread, and after the
+     * last exit. Both may be NULL. global_init returns 0 or -1. */
+    int (*global_init)(void);
+    void (*global_cleanup)(void);
+    /* The libraries the driver runs on, for `cityhub --version`
+     * ("libmodbus 3.1.6"). May be NULL. */
+    void (*version)(char *buf, size_t len);
+
+    /* Configuration. Inputs: the sections they own, ended by {NULL}.
+     * Outputs: their keys beyond the common ones, and their config struct's
+     * size (it starts with struct drv_output_common). */
+    const struct drv_section *sections;
+    const struct hub_cfg_key *config_map;
+    size_t config_size;
+    /* Rules that span keys or elements, run once the whole file is read
+     * and every key is valid on its own. cfg: inputs a struct drv_config,
+     * outputs the output's config struct. Reports through ck. May be NULL. */
+    void (*check)(const void *cfg, struct drv_check *ck);
+
+    /* init: cfg as for check (and checked). Returns 0 with *ctx, or -1 with
+     * a message in err. The config stays valid until exit. */
+    int (*init)(const void *cfg, const struct drv_env *env, void **ctx, char *err, size_t errlen);
+
+    /* Inputs. runners: how many threads the program starts (e.g. one per
+     * bus); each calls run(ctx, i) for i in 0..runners-1 until stop. stop
+     * comes from another thread: every run returns soon (within one request
+     * timeout). */
+    size_t (*runners)(void *ctx);
+    void (*run)(void *ctx, size_t runner);
+    void (*stop)(void *ctx);
+
+    /* Outputs. flush: one batch, answered ok / retry / reject
+     * (hub/output.h). cancel (may be NULL): from another thread at shutdown,
+     * make a flush in progress give up soon (RETRY) and every later one at
+     * once. format (may be NULL): one reading as the output writes it, for
+     * `cityhub journal --dump`; returns HUB_OK or an error. */
+    hub_out_flush_fn flush;
+    void (*cancel)(void *ctx);
+    int (*format)(const hub_reading_t *r, struct hub_buf *out);
+
+    /* Health at a glance; may be NULL. Safe from any thread while running. */
+    void (*stats)(void *ctx, struct drv_stats *st);
+    void (*exit)(void *ctx);
+};
+
+/* ---- the registry (drivers/registry.c) ---------------------------------- */
+
+/* Every driver in this build, in registry order; *n gets the count. */
+const struct drv_ops *const *drv_all(size_t *n);
+/* The driver of that kind and name, or NULL. */
+const struct drv_ops *drv_find(enum drv_kind kind, const char *name);
+/* "a, b, c": the names of the drivers of a kind, for messages. */
+void drv_names(enum drv_kind kind, char *buf, size_t len);
 
 #endif

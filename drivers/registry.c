@@ -1,39 +1,39 @@
 /* drivers/registry.c — every driver in this build, one line each.
- * No dlopen on a gateway: adding a protocol is adding its ops here. */
+ * No dlopen on a gateway: adding a protocol is adding its descriptor here. */
+#include <stdio.h>
 #include <string.h>
 
 #include "drivers/driver.h"
-#include "drivers/influx/influx.h"
-#include "drivers/modbus/modbus_drv.h"
 
-static const struct drv_output_ops *const outputs[] = {
-    &drv_influx_ops,
+extern const struct drv_ops drv_modbus_ops;
+extern const struct drv_ops drv_influx_ops;
+
+static const struct drv_ops *const registry[] = {
+    &drv_modbus_ops, /* input: buses, devices (Modbus TCP and RTU) */
+    &drv_influx_ops, /* output: type influxdb (line protocol over HTTP) */
 };
 
-static const struct drv_input_ops *const inputs[] = {
-    &drv_modbus_input_ops,
-};
-
-const struct drv_output_ops *drv_output_find(const char *type)
+const struct drv_ops *const *drv_all(size_t *n)
 {
-    for (size_t i = 0; i < sizeof(outputs) / sizeof(outputs[0]); i++)
-        if (strcmp(outputs[i]->type, type) == 0)
-            return outputs[i];
+    *n = sizeof(registry) / sizeof(registry[0]);
+    return registry;
+}
+
+const struct drv_ops *drv_find(enum drv_kind kind, const char *name)
+{
+    for (size_t i = 0; name && i < sizeof(registry) / sizeof(registry[0]); i++)
+        if (registry[i]->kind == kind && strcmp(registry[i]->name, name) == 0)
+            return registry[i];
     return NULL;
 }
 
-const struct drv_input_ops *drv_input_find(const char *type)
+void drv_names(enum drv_kind kind, char *buf, size_t len)
 {
-    for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++)
-        if (strcmp(inputs[i]->type, type) == 0)
-            return inputs[i];
-    return NULL;
-}
-
-size_t drv_output_types(const char **names, size_t max)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < sizeof(outputs) / sizeof(outputs[0]) && n < max; i++)
-        names[n++] = outputs[i]->type;
-    return n;
+    size_t off = 0;
+    if (len)
+        buf[0] = '\0';
+    for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]) && off < len; i++)
+        if (registry[i]->kind == kind)
+            off +=
+                (size_t)snprintf(buf + off, len - off, "%s%s", off ? ", " : "", registry[i]->name);
 }

@@ -1,10 +1,13 @@
 /* firmware/config.h — loading and checking the YAML configuration (v1).
  *
- * The file is parsed with libyaml into a node tree, then walked against the
- * key tables of the hub (ch_hub_keys, ch_journal_keys, ...) and of each driver
- * (drivers/modbus, drivers/influx). Every problem is reported as
- * "FILE:LINE:COL: message" (1-based line and column of the offending key or
- * value), all of them, not just the first. */
+ * The file is parsed with libyaml into a node tree, then walked against key
+ * tables: the hub's own (hub:, outputs: and the keys every output has) and
+ * those of each driver in the registry (drivers/driver.h): the sections an
+ * input driver owns, the keys of an output type. Lists and mappings nested
+ * in them are described by their key tables too, so this file knows no
+ * protocol. When every key is valid on its own, each driver's check runs.
+ * Every problem is reported as "FILE:LINE:COL: message" (1-based line and
+ * column of the offending key or value), all of them, not just the first. */
 #ifndef CH_CONFIG_H
 #define CH_CONFIG_H
 
@@ -13,13 +16,11 @@
 #include <stdio.h>
 
 #include "drivers/driver.h"
-#include "drivers/influx/influx.h"
-#include "drivers/modbus/modbus_drv.h"
 #include "hub/config_map.h"
+#include "hub/journal.h"
 
-#define CH_MAX_BUSES 16
-#define CH_MAX_DEVICES 256
-#define CH_MAX_OUTPUTS 8
+#define CH_MAX_OUTPUTS HUB_JOURNAL_MAX_CURSORS /* each output has a cursor */
+#define CH_MAX_INPUT_DRIVERS 8
 
 struct ch_journal_cfg {
     char path[256];
@@ -34,21 +35,26 @@ struct ch_hub_cfg {
     struct hub_cfg_tags tags;
     struct ch_journal_cfg journal;
     int log_level;              /* enum hub_log_level */
-    int64_t status_interval_ns; /* how often device status points are written */
+    int64_t status_interval_ns; /* how often status points are written */
+};
+
+/* One input driver of the registry and the sections of it the file has. */
+struct ch_input_cfg {
+    const struct drv_ops *ops;
+    struct drv_config cfg;
+    size_t elements; /* over all its sections: 0 = not configured */
 };
 
 struct ch_output_cfg {
-    const struct drv_output_ops *ops;
+    const struct drv_ops *ops;
     void *cfg; /* ops->config_size bytes, starting with struct drv_output_common */
 };
 
 struct ch_config {
     char path[256];
     struct ch_hub_cfg hub;
-    struct drv_modbus_bus buses[CH_MAX_BUSES];
-    size_t nbuses;
-    struct drv_modbus_device *devices; /* CH_MAX_DEVICES entries allocated */
-    size_t ndevices;
+    struct ch_input_cfg inputs[CH_MAX_INPUT_DRIVERS]; /* every input driver, registry order */
+    size_t ninputs;
     struct ch_output_cfg outputs[CH_MAX_OUTPUTS];
     size_t noutputs;
 };
@@ -61,5 +67,9 @@ struct ch_config *ch_config_load(const char *path, FILE *errs, unsigned *nerr);
 struct ch_config *ch_config_load_buffer(const char *name, const char *text, size_t len, FILE *errs,
                                         unsigned *nerr);
 void ch_config_free(struct ch_config *c);
+
+/* The elements of section `key` of the input driver that owns it, or NULL
+ * (no driver owns it). For summaries and tests. */
+const struct hub_cfg_list *ch_config_section(const struct ch_config *c, const char *key);
 
 #endif

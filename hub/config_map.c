@@ -171,7 +171,10 @@ int hub_cfg_defaults(const struct hub_cfg_key *table, void *base)
 {
     char err[256];
     for (const struct hub_cfg_key *k = table; k && k->name; k++) {
-        if (k->def && k->type != HUB_CFG_TAGS && k->type != HUB_CFG_LIST)
+        if (k->type == HUB_CFG_OBJECT && k->child)
+            hub_cfg_defaults(k->child, (char *)base + k->offset);
+        else if (k->def && k->type != HUB_CFG_TAGS && k->type != HUB_CFG_LIST &&
+                 k->type != HUB_CFG_SECTION)
             (void)hub_cfg_set(k, base, k->def, err, sizeof(err)); /* tables are tested */
     }
     return 0;
@@ -358,6 +361,13 @@ int hub_cfg_set(const struct hub_cfg_key *k, void *base, const char *text, char 
                      k->size ? k->size - 1 : 0);
             return -1;
         }
+        if (k->validate) {
+            char why[200];
+            if (k->validate(text, why, sizeof(why)) != 0) {
+                snprintf(err, errlen, "%s %s", k->name, why);
+                return -1;
+            }
+        }
         memcpy(at, text, n + 1);
         return 0;
     }
@@ -414,7 +424,11 @@ int hub_cfg_set(const struct hub_cfg_key *k, void *base, const char *text, char 
         snprintf(err, errlen, "%s takes a mapping of names to values, not \"%s\"", k->name, text);
         return -1;
     case HUB_CFG_LIST:
+    case HUB_CFG_SECTION:
         snprintf(err, errlen, "%s takes a list, not \"%s\"", k->name, text);
+        return -1;
+    case HUB_CFG_OBJECT:
+        snprintf(err, errlen, "%s takes a mapping, not \"%s\"", k->name, text);
         return -1;
     }
     snprintf(err, errlen, "%s has an unknown type in its key table", k->name);
@@ -457,4 +471,20 @@ int hub_cfg_tags_add(struct hub_cfg_tags *t, const char *key, const char *value,
     memcpy(t->tag[t->n].value, value, vn + 1);
     t->n++;
     return 0;
+}
+
+void hub_cfg_free(const struct hub_cfg_key *table, void *base)
+{
+    for (const struct hub_cfg_key *k = table; base && k && k->name; k++) {
+        if (k->type == HUB_CFG_OBJECT && k->child) {
+            hub_cfg_free(k->child, (char *)base + k->offset);
+        } else if (k->type == HUB_CFG_LIST) {
+            struct hub_cfg_list *l = (struct hub_cfg_list *)((char *)base + k->offset);
+            for (size_t i = 0; k->child && i < l->n; i++)
+                hub_cfg_free(k->child, (char *)l->items + i * k->elem_size);
+            free(l->items);
+            l->items = NULL;
+            l->n = 0;
+        }
+    }
 }

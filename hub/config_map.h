@@ -18,7 +18,17 @@
  *   ENUM     int               (index into choices, a NULL-terminated list)
  *   TAGS     struct hub_cfg_tags (a YAML mapping of strings; loader calls
  *                                 hub_cfg_tags_add for each pair)
- *   LIST     handled by the loader itself (e.g. a device's registers) */
+ *   OBJECT   the child struct itself, embedded at offset (a nested mapping,
+ *            e.g. hub.journal), walked against `child`
+ *   LIST     struct hub_cfg_list: a YAML list of mappings, each walked against
+ *            `child` into an element of elem_size bytes; at most max_count
+ *            (e.g. a device's registers). The loader allocates the elements
+ *            (exactly as many as listed); hub_cfg_free gives them back.
+ *   SECTION  a LIST whose elements the caller walks itself (size 0: nothing
+ *            stored), e.g. the top-level sections owned by drivers
+ *
+ * A STRING key may name a validate function: the one rule for that value
+ * (e.g. an output's name, which names a file), applied by hub_cfg_set. */
 #ifndef HUB_CONFIG_MAP_H
 #define HUB_CONFIG_MAP_H
 
@@ -36,6 +46,14 @@ enum hub_cfg_type {
     HUB_CFG_ENUM,
     HUB_CFG_TAGS,
     HUB_CFG_LIST,
+    HUB_CFG_OBJECT,
+    HUB_CFG_SECTION,
+};
+
+/* Storage of a LIST key. */
+struct hub_cfg_list {
+    void *items; /* n elements of the key's elem_size */
+    size_t n;
 };
 
 struct hub_cfg_key {
@@ -48,6 +66,12 @@ struct hub_cfg_key {
     int64_t min, max; /* INT: inclusive bounds (both 0 = any) ; DURATION: min ns (max 0 = any) */
     const char *const *choices; /* ENUM */
     const char *help;
+    /* OBJECT and LIST: */
+    const struct hub_cfg_key *child; /* keys of the nested mapping / of each element */
+    size_t elem_size;                /* LIST: sizeof one element */
+    size_t max_count;                /* LIST: most elements (0: none allowed) */
+    /* STRING: 0, or -1 with a message (naming the value, not the key) */
+    int (*validate)(const char *text, char *err, size_t errlen);
 };
 
 #define HUB_CFG_TAGS_MAX 16
@@ -61,6 +85,18 @@ struct hub_cfg_tags {
         char value[HUB_CFG_TAG_VALUE_MAX];
     } tag[HUB_CFG_TAGS_MAX];
 };
+
+/* A key of the common kinds, in table order (designated, so that the later
+ * members stay zero). */
+#define HUB_CFG_KEY(n, t, d, req, off, sz, lo, hi, ch, h)                                          \
+    {                                                                                              \
+        .name = (n), .type = (t), .def = (d), .required = (req), .offset = (off), .size = (sz),    \
+        .min = (lo), .max = (hi), .choices = (ch), .help = (h)                                     \
+    }
+#define HUB_CFG_END                                                                                \
+    {                                                                                              \
+        .name = NULL                                                                               \
+    }
 
 /* Parse a duration; returns 0 and ns, or -1 (empty, no unit, unknown unit,
  * negative, overflow). */
@@ -76,6 +112,11 @@ int hub_cfg_defaults(const struct hub_cfg_key *table, void *base);
  * location, e.g. "bad duration \"10x\" for interval: use 250ms, 10s, 5m") in err. */
 int hub_cfg_set(const struct hub_cfg_key *k, void *base, const char *text, char *err,
                 size_t errlen);
+/* Free what the loader allocated under base (LIST elements, recursively).
+ * The struct itself is the caller's. */
+void hub_cfg_free(const struct hub_cfg_key *table, void *base);
+/* Elements of a LIST key's storage as a typed pointer: HUB_CFG_ITEM(&l, i, T). */
+#define HUB_CFG_ITEM(list, i, T) (&((T *)(list)->items)[i])
 /* Add one pair; -1 with a message if full, empty, too long or duplicate. */
 int hub_cfg_tags_add(struct hub_cfg_tags *t, const char *key, const char *value, char *err,
                      size_t errlen);

@@ -80,6 +80,7 @@ struct hub_journal_stats {
     uint64_t append_bytes;  /* frame + payload bytes written since open */
     uint64_t fsyncs;        /* since open, every fsync the journal made */
     uint64_t dropped;       /* records deleted undelivered (drop_oldest) since open */
+    uint64_t disk_full;     /* appends refused (HUB_EFULL) as the file system was full */
     uint64_t recovered_cut; /* bytes cut from a torn tail at open */
 };
 

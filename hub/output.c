@@ -53,6 +53,7 @@ struct hub_output {
     hub_journal_reader_t *rd; /* NULL after a reader error, reopened at next */
     struct hub_buf payload;
     hub_reading_t **batch; /* batch_size slots */
+    uint64_t *seqs;        /* the journal seq of each reading in batch */
     size_t n;
     uint64_t committed; /* cursor: first seq not yet delivered */
     uint64_t next;      /* next seq to read */
@@ -82,20 +83,13 @@ int hub_output_new(hub_journal_t *j, const struct hub_output_opts *opts, hub_out
     if (!o)
         return HUB_ENOMEM;
     o->batch = calloc(opts->batch_size, sizeof(*o->batch));
-    if (!o->batch) {
-        free(o);
-        return HUB_ENOMEM;
-    }
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    if (pthread_mutex_init(&o->mu, NULL) != 0 || pthread_cond_init(&o->cond, &ca) != 0) {
-        pthread_condattr_destroy(&ca);
+    o->seqs = calloc(opts->batch_size, sizeof(*o->seqs));
+    if (!o->batch || !o->seqs || hub_cond_init(&o->mu, &o->cond) != 0) {
         free(o->batch);
+        free(o->seqs);
         free(o);
         return HUB_ENOMEM;
     }
-    pthread_condattr_destroy(&ca);
     o->j = j;
     strcpy(o->name, opts->name);
     snprintf(o->who, sizeof(o->who), "%.32s:%s", opts->type ? opts->type : "output", opts->name);
@@ -147,14 +141,10 @@ static void wait_ns(hub_output_t *o, int64_t ns, bool interruptible)
         return;
     if (ns > OUT_MAX_WAIT_NS) /* callers loop; keeps the deadline arithmetic small */
         ns = OUT_MAX_WAIT_NS;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t end = (int64_t)ts.tv_sec * HUB_NS_PER_S + ts.tv_nsec + ns;
-    ts.tv_sec = (time_t)(end / HUB_NS_PER_S);
-    ts.tv_nsec = (long)(end % HUB_NS_PER_S);
+    int64_t end = hub_mono_ns() + ns;
     pthread_mutex_lock(&o->mu);
     while (!(interruptible && o->stop))
-        if (pthread_cond_timedwait(&o->cond, &o->mu, &ts) == ETIMEDOUT)
+        if (hub_cond_wait_until(&o->cond, &o->mu, end) == ETIMEDOUT)
             break;
     pthread_mutex_unlock(&o->mu);
 }
@@ -239,6 +229,7 @@ static int read_some(hub_output_t *o, bool *caught_up)
             }
             if (o->n == 0)
                 o->first_ns = hub_mono_ns();
+            o->seqs[o->n] = seq;
             o->batch[o->n++] = r;
         } else if (rc == HUB_EEMPTY) {
             count(o, 0, skipped);
@@ -278,6 +269,27 @@ static bool deliver_once(hub_output_t *o)
     memset(&ans, 0, sizeof(ans));
     enum hub_out_result res = o->flush(o->ctx, o->batch, o->n, &ans);
     ans.why[sizeof(ans.why) - 1] = 0;
+    if (res == HUB_OUT_OK && ans.done > 0 && ans.done < o->n) {
+        /* A prefix went (the driver's request limit): keep the rest as the
+         * start of the next batch, unsealed so that it fills up again. */
+        size_t k = ans.done;
+        for (size_t i = 0; i < k; i++)
+            hub_reading_free(o->batch[i]);
+        uint64_t first_left = o->seqs[k];
+        memmove(o->batch, o->batch + k, (o->n - k) * sizeof(*o->batch));
+        memmove(o->seqs, o->seqs + k, (o->n - k) * sizeof(*o->seqs));
+        o->n -= k;
+        o->sealed = false;
+        o->first_ns = hub_mono_ns() - o->flush_interval_ns; /* the rest is due now */
+        commit_to(o, first_left);
+        pthread_mutex_lock(&o->mu);
+        o->st.delivered += k;
+        o->st.batches++;
+        pthread_mutex_unlock(&o->mu);
+        o->attempts = 0;
+        hub_backoff_ok(&o->backoff);
+        return true;
+    }
     if (res == HUB_OUT_OK) {
         size_t n = o->n;
         free_batch(o);
@@ -427,7 +439,7 @@ void hub_output_free(hub_output_t *o)
         hub_journal_reader_free(o->rd);
     hub_buf_free(&o->payload);
     free(o->batch);
-    pthread_cond_destroy(&o->cond);
-    pthread_mutex_destroy(&o->mu);
+    free(o->seqs);
+    hub_cond_destroy(&o->mu, &o->cond);
     free(o);
 }

@@ -27,6 +27,11 @@ enum hub_out_result {
 };
 
 struct hub_out_answer {
+    /* HUB_OUT_OK only: how many readings, from the first, were delivered
+     * when the driver sent a prefix of the batch (its request size limit,
+     * max_batch_bytes, was reached); 0 means all n. The rest is offered
+     * again at once, as the start of the next batch: not a failure. */
+    size_t done;
     int64_t retry_after_ns; /* server's hint, 0 if none */
     char why[256];          /* reason for RETRY/REJECT, for the log */
 };

@@ -33,34 +33,33 @@
 #define INFLUX_WHY_BODY 200    /* bytes of the server's reason put in why */
 
 #define CFG_OFF(m) offsetof(struct drv_influx_cfg, m)
-#define CFG_STR(m) CFG_OFF(m), sizeof(((struct drv_influx_cfg *)0)->m)
+#define CFG_SZ(m) sizeof(((struct drv_influx_cfg *)0)->m)
 
 const struct hub_cfg_key drv_influx_keys[] = {
-    {"batch_size", HUB_CFG_INT, "5000", false, CFG_OFF(common.batch_size), 0, 1, 100000, NULL,
-     "readings per HTTP request"},
-    {"flush_interval", HUB_CFG_DURATION, "1s", false, CFG_OFF(common.flush_interval_ns), 0, 1000000,
-     0, NULL, "longest a reading waits for its batch to fill"},
-    {"url", HUB_CFG_STRING, NULL, true, CFG_STR(url), 0, 0, NULL,
-     "server base URL, http:// or https://, e.g. http://127.0.0.1:8086"},
-    {"database", HUB_CFG_STRING, NULL, false, CFG_STR(database), 0, 0, NULL,
-     "v1 API: database to write to"},
-    {"retention_policy", HUB_CFG_STRING, NULL, false, CFG_STR(retention_policy), 0, 0, NULL,
-     "v1 API: retention policy (default: the database's)"},
-    {"username", HUB_CFG_STRING, NULL, false, CFG_STR(username), 0, 0, NULL,
-     "v1 API: user for basic authentication"},
-    {"password_file", HUB_CFG_STRING, NULL, false, CFG_STR(password_file), 0, 0, NULL,
-     "v1 API: file holding the user's password"},
-    {"org", HUB_CFG_STRING, NULL, false, CFG_STR(org), 0, 0, NULL, "v2 API: organization"},
-    {"bucket", HUB_CFG_STRING, NULL, false, CFG_STR(bucket), 0, 0, NULL, "v2 API: bucket"},
-    {"token_file", HUB_CFG_STRING, NULL, false, CFG_STR(token_file), 0, 0, NULL,
-     "v2 API: file holding the API token"},
-    {"gzip", HUB_CFG_BOOL, "true", false, CFG_OFF(gzip), 0, 0, 0, NULL,
-     "compress request bodies (Content-Encoding: gzip)"},
-    {"timeout", HUB_CFG_DURATION, "10s", false, CFG_OFF(timeout_ns), 0, 1000000, 0, NULL,
-     "longest one HTTP request may take, connection included"},
-    {"uint_support", HUB_CFG_BOOL, "false", false, CFG_OFF(uint_support), 0, 0, 0, NULL,
-     "write unsigned fields with 'u' (InfluxDB >= 1.8 / 2.x)"},
-    {NULL, 0, NULL, false, 0, 0, 0, 0, NULL, NULL},
+    HUB_CFG_KEY("url", HUB_CFG_STRING, NULL, true, CFG_OFF(url), CFG_SZ(url), 0, 0, NULL,
+                "server base URL, http:// or https://, e.g. http://127.0.0.1:8086"),
+    HUB_CFG_KEY("database", HUB_CFG_STRING, NULL, false, CFG_OFF(database), CFG_SZ(database), 0, 0,
+                NULL, "v1 API: database to write to"),
+    HUB_CFG_KEY("retention_policy", HUB_CFG_STRING, NULL, false, CFG_OFF(retention_policy),
+                CFG_SZ(retention_policy), 0, 0, NULL,
+                "v1 API: retention policy (default: the database's)"),
+    HUB_CFG_KEY("username", HUB_CFG_STRING, NULL, false, CFG_OFF(username), CFG_SZ(username), 0, 0,
+                NULL, "v1 API: user for basic authentication"),
+    HUB_CFG_KEY("password_file", HUB_CFG_STRING, NULL, false, CFG_OFF(password_file),
+                CFG_SZ(password_file), 0, 0, NULL, "v1 API: file holding the user's password"),
+    HUB_CFG_KEY("org", HUB_CFG_STRING, NULL, false, CFG_OFF(org), CFG_SZ(org), 0, 0, NULL,
+                "v2 API: organization"),
+    HUB_CFG_KEY("bucket", HUB_CFG_STRING, NULL, false, CFG_OFF(bucket), CFG_SZ(bucket), 0, 0, NULL,
+                "v2 API: bucket"),
+    HUB_CFG_KEY("token_file", HUB_CFG_STRING, NULL, false, CFG_OFF(token_file), CFG_SZ(token_file),
+                0, 0, NULL, "v2 API: file holding the API token"),
+    HUB_CFG_KEY("gzip", HUB_CFG_BOOL, "true", false, CFG_OFF(gzip), 0, 0, 0, NULL,
+                "compress request bodies (Content-Encoding: gzip)"),
+    HUB_CFG_KEY("timeout", HUB_CFG_DURATION, "10s", false, CFG_OFF(timeout_ns), 0, 1000000, 0, NULL,
+                "longest one HTTP request may take, connection included"),
+    HUB_CFG_KEY("uint_support", HUB_CFG_BOOL, "false", false, CFG_OFF(uint_support), 0, 0, 0, NULL,
+                "write unsigned fields with 'u' (InfluxDB >= 1.8 / 2.x)"),
+    HUB_CFG_END,
 };
 
 struct influx_ctx {
@@ -75,7 +74,8 @@ struct influx_ctx {
     struct hub_buf resp; /* the server's answer, first INFLUX_RESP_MAX bytes */
     char errbuf[CURL_ERROR_SIZE];
     struct hub_log_limit skip_limit;
-    atomic_int cancel; /* set by influx_cancel: abort the transfer in progress */
+    atomic_int cancel;  /* set by influx_cancel: abort the transfer in progress */
+    atomic_int failing; /* the last flush was not delivered */
 };
 
 /* libcurl's progress callback: a non-zero return aborts the transfer. */
@@ -106,6 +106,18 @@ int drv_influx_global_init(void)
 {
     pthread_once(&global_once, global_init_once);
     return global_rc;
+}
+
+static void influx_global_cleanup(void)
+{
+    curl_global_cleanup();
+}
+
+static void influx_version(char *buf, size_t len)
+{
+    curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+    snprintf(buf, len, "libcurl %s%s%s", cv ? cv->version : "?", cv && cv->ssl_version ? ", " : "",
+             cv && cv->ssl_version ? cv->ssl_version : "");
 }
 
 /* Overwrite a secret before its memory is given back. */
@@ -379,7 +391,8 @@ static void influx_exit(void *ctxp)
     free(c);
 }
 
-static int influx_init(const void *cfgp, void **out, char *err, size_t errlen)
+static int influx_init(const void *cfgp, const struct drv_env *env, void **out, char *err,
+                       size_t errlen)
 {
     const struct drv_influx_cfg *cfg = cfgp;
     struct influx_ctx *c = NULL;
@@ -390,6 +403,7 @@ static int influx_init(const void *cfgp, void **out, char *err, size_t errlen)
     long timeout_ms;
     int rc = -1;
 
+    (void)env;
     *out = NULL;
     secret[0] = 0;
     auth[0] = 0;
@@ -404,8 +418,12 @@ static int influx_init(const void *cfgp, void **out, char *err, size_t errlen)
     snprintf(c->who, sizeof(c->who), "influxdb:%s", cfg->common.name);
     c->gzip = cfg->gzip;
     c->uint_support = cfg->uint_support;
-    hub_buf_init(&c->body, DRV_INFLUX_BODY_MAX);
-    hub_buf_init(&c->gz, DRV_INFLUX_BODY_MAX + DRV_INFLUX_BODY_MAX / 64 + 1024);
+    size_t cap =
+        cfg->common.max_batch_bytes ? (size_t)cfg->common.max_batch_bytes : DRV_INFLUX_BODY_DEFAULT;
+    if (cap > DRV_INFLUX_BODY_MAX)
+        cap = DRV_INFLUX_BODY_MAX;
+    hub_buf_init(&c->body, cap);
+    hub_buf_init(&c->gz, cap + cap / 64 + 1024); /* deflate's worst case is below this */
     hub_buf_init(&c->resp, INFLUX_RESP_MAX);
 
     c->h = curl_easy_init();
@@ -513,15 +531,13 @@ void drv_influx_server_reason(const char *body, size_t len, char *dst, size_t ma
     json_decref(root);
 }
 
+static enum hub_out_result post(struct influx_ctx *c, size_t n, struct hub_out_answer *ans);
+
 static enum hub_out_result influx_flush(void *ctxp, hub_reading_t *const *readings, size_t n,
                                         struct hub_out_answer *ans)
 {
     struct influx_ctx *c = ctxp;
     size_t skipped = 0;
-    const struct hub_buf *send;
-    CURLcode cr;
-    long status = 0;
-    char reason[INFLUX_WHY_BODY + 1];
 
     ans->retry_after_ns = 0;
     ans->why[0] = 0;
@@ -534,11 +550,17 @@ static enum hub_out_result influx_flush(void *ctxp, hub_reading_t *const *readin
         int rc = drv_influx_encode(readings[i], c->uint_support, &c->body);
         if (rc == HUB_EINVAL) {
             skipped++; /* no field, or a value line protocol cannot hold */
+        } else if (rc == HUB_EFULL && i > 0) {
+            /* max_batch_bytes reached: send what fits, the rest comes next */
+            hub_debug(c->who, "request limit of %zu bytes reached at reading %zu of %zu",
+                      c->body.cap, i, n);
+            ans->done = i;
+            n = i;
+            break;
         } else if (rc == HUB_EFULL) {
             snprintf(ans->why, sizeof(ans->why),
-                     "batch of %zu readings passes the %u MiB request limit at reading %zu; "
-                     "lower batch_size",
-                     n, (unsigned)(DRV_INFLUX_BODY_MAX >> 20), i);
+                     "one reading is larger than max_batch_bytes (%zu bytes); raise it",
+                     c->body.cap);
             return HUB_OUT_REJECT;
         } else if (rc != HUB_OK) {
             snprintf(ans->why, sizeof(ans->why), "encoding reading %zu: %s", i, hub_strerror(rc));
@@ -553,6 +575,20 @@ static enum hub_out_result influx_flush(void *ctxp, hub_reading_t *const *readin
     }
     if (c->body.len == 0)
         return HUB_OUT_OK; /* nothing that can be written */
+    enum hub_out_result res = post(c, n - skipped, ans);
+    atomic_store(&c->failing, res != HUB_OUT_OK);
+    if (res != HUB_OUT_OK)
+        ans->done = 0;
+    return res;
+}
+
+/* POST the body (gzipped if asked) and read the answer. */
+static enum hub_out_result post(struct influx_ctx *c, size_t n, struct hub_out_answer *ans)
+{
+    const struct hub_buf *send;
+    CURLcode cr;
+    long status = 0;
+    char reason[INFLUX_WHY_BODY + 1];
 
     send = &c->body;
     if (c->gzip) {
@@ -583,7 +619,7 @@ static enum hub_out_result influx_flush(void *ctxp, hub_reading_t *const *readin
     }
     curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &status);
     if (status >= 200 && status <= 299) {
-        hub_debug(c->who, "HTTP %ld: %zu readings, %zu bytes", status, n - skipped, send->len);
+        hub_debug(c->who, "HTTP %ld: %zu readings, %zu bytes", status, n, send->len);
         return HUB_OUT_OK;
     }
 
@@ -608,12 +644,43 @@ static enum hub_out_result influx_flush(void *ctxp, hub_reading_t *const *readin
     return HUB_OUT_REJECT;
 }
 
-const struct drv_output_ops drv_influx_ops = {
-    .type = "influxdb",
-    .cancel = influx_cancel,
+static void influx_check(const void *cfg, struct drv_check *ck)
+{
+    const char *key = NULL;
+    char err[512];
+    if (drv_influx_check(cfg, &key, err, sizeof(err)) != 0)
+        drv_check_error(ck, cfg, key, "%s", err);
+}
+
+static int influx_format(const hub_reading_t *r, struct hub_buf *out)
+{
+    return drv_influx_encode(r, true, out);
+}
+
+static void influx_stats(void *ctxp, struct drv_stats *st)
+{
+    struct influx_ctx *c = ctxp;
+    st->sources += 1;
+    st->failing += atomic_load(&c->failing) ? 1 : 0;
+}
+
+const struct drv_ops drv_influx_ops = {
+    .name = "influxdb",
+    .kind = DRV_OUTPUT,
+    .help = "InfluxDB line protocol over HTTP(S): InfluxDB 1.x/2.x/3.x, VictoriaMetrics, QuestDB",
+    /* libcurl with OpenSSL (TLS handshakes, name resolution in a thread of
+     * its own) and zlib's deflate state stay well within 256 KiB. */
+    .stack_size = (size_t)256 << 10,
+    .global_init = drv_influx_global_init,
+    .global_cleanup = influx_global_cleanup,
+    .version = influx_version,
     .config_map = drv_influx_keys,
     .config_size = sizeof(struct drv_influx_cfg),
+    .check = influx_check,
     .init = influx_init,
     .flush = influx_flush,
+    .cancel = influx_cancel,
+    .format = influx_format,
+    .stats = influx_stats,
     .exit = influx_exit,
 };

@@ -8,9 +8,9 @@
  * 429/5xx/transport errors are HUB_OUT_RETRY (Retry-After honoured), other
  * 4xx are HUB_OUT_REJECT with the server's reason. docs/outputs-influxdb.md.
  *
- * libcurl: the program calls drv_influx_global_init() once at start, before
- * any thread (firmware/main.c), and curl_global_cleanup() at exit; the
- * driver's init never does. */
+ * libcurl: the descriptor's global_init (drv_influx_global_init) runs once at
+ * start, before any thread, and its global_cleanup (curl_global_cleanup) at
+ * exit; the driver's init never does. */
 #ifndef DRV_INFLUX_H
 #define DRV_INFLUX_H
 
@@ -37,12 +37,14 @@ struct drv_influx_cfg {
     bool uint_support; /* write uint fields with 'u' (InfluxDB >= 1.8/2.x); else 'i' */
 };
 
-/* Largest request body (line protocol before gzip) of one flush; a batch
- * that encodes beyond it is answered HUB_OUT_REJECT ("lower batch_size"). */
+/* Request body (line protocol before gzip) of one flush: at most the
+ * output's max_batch_bytes (this when 0), never more than BODY_MAX. A batch
+ * that encodes beyond it is sent in parts (hub_out_answer.done). */
+#define DRV_INFLUX_BODY_DEFAULT ((size_t)1 << 20)
 #define DRV_INFLUX_BODY_MAX ((size_t)64 << 20)
 
 extern const struct hub_cfg_key drv_influx_keys[];
-extern const struct drv_output_ops drv_influx_ops;
+extern const struct drv_ops drv_influx_ops;
 
 /* Check an output's config as init would refuse it: url (http or https, a
  * host, no credentials, query or fragment), v1 or v2 keys complete and not

@@ -1,5 +1,10 @@
-/* drivers/modbus/modbus_drv.h — Modbus input: one instance per bus, polling
- * every device on it from one scheduler thread.
+/* drivers/modbus/modbus_drv.h — the Modbus input's configuration and
+ * helpers, for the driver's own files, its tests and fuzz harness (the
+ * program knows the driver only as drv_modbus_ops, through drivers/driver.h).
+ *
+ * One driver serves TCP and RTU: the transport is the bus key `type`, chosen
+ * when the bus's libmodbus context is built. One runner (thread) per bus
+ * polls every device on it from one scheduler.
  *
  * Each device is polled every `interval`. Its registers are grouped into as
  * few read requests as possible (drv_modbus_plan). A poll succeeds only if
@@ -40,6 +45,8 @@ enum drv_modbus_order { DRV_MB_ABCD = 0, DRV_MB_CDAB, DRV_MB_BADC, DRV_MB_DCBA }
 #define DRV_MB_MAX_REGS_PER_READ 125 /* MODBUS_MAX_READ_REGISTERS */
 #define DRV_MB_MAX_REGISTERS 64      /* per device */
 #define DRV_MB_MAX_DEVICES 64        /* per bus */
+#define DRV_MB_MAX_BUSES 256         /* section buses */
+#define DRV_MB_MAX_ALL_DEVICES 4096  /* section devices */
 
 /* Bounds of a device's interval and a bus's timeout and pause: the
  * scheduler's arithmetic stays far from overflow, libmodbus takes the
@@ -65,9 +72,15 @@ struct drv_modbus_device {
     int64_t unit; /* slave id 0..247 */
     int64_t interval_ns;
     char measurement[64];
+    char profile[64]; /* register map from the profile library (not in this build) */
     struct hub_cfg_tags tags;
-    struct drv_modbus_register regs[DRV_MB_MAX_REGISTERS];
-    size_t nregs;
+    union { /* the list the loader fills (key registers), seen as typed */
+        struct hub_cfg_list registers;
+        struct {
+            struct drv_modbus_register *regs;
+            size_t nregs;
+        };
+    };
 };
 
 enum drv_modbus_bus_type { DRV_MB_BUS_TCP = 0, DRV_MB_BUS_RTU };
@@ -84,23 +97,35 @@ struct drv_modbus_bus {
     int64_t data_bits;
     int64_t stop_bits;
     int64_t pause_ns; /* rtu: silence between frames */
+    int debug;        /* enum drv_modbus_debug */
 };
 
-/* What drv_modbus_input_ops.init takes. */
+enum drv_modbus_debug { DRV_MB_DEBUG_OFF = 0, DRV_MB_DEBUG_FRAMES };
+
+/* One bus and its devices: what a bus's scheduler is built from. */
 struct drv_modbus_input_cfg {
     const struct drv_modbus_bus *bus;
     const struct drv_modbus_device *devices[DRV_MB_MAX_DEVICES];
     size_t ndevices;
-    int debug; /* 1: hex dump every frame to stderr (modbus_set_debug) */
 };
 
+/* The driver's sections, in drv_modbus_ops.sections order. */
+enum { DRV_MB_SECT_BUSES = 0, DRV_MB_SECT_DEVICES = 1 };
+
 /* Names of enum drv_modbus_bus_type as written in the config ("tcp", "rtu"),
- * NULL-terminated; also the input driver type each bus type is served by. */
+ * NULL-terminated. */
 extern const char *const drv_modbus_bus_types[];
 extern const struct hub_cfg_key drv_modbus_bus_keys[];
 extern const struct hub_cfg_key drv_modbus_device_keys[];
 extern const struct hub_cfg_key drv_modbus_register_keys[];
-extern const struct drv_input_ops drv_modbus_input_ops;
+extern const struct drv_section drv_modbus_sections[];
+extern const struct drv_ops drv_modbus_ops;
+
+/* drv_modbus_ops.check: buses complete for their transport, every device on
+ * a defined bus (at most DRV_MB_MAX_DEVICES per bus), its registers valid
+ * (drv_modbus_check_device), its readings' tag count within
+ * HUB_READING_MAX_TAGS, unit 0 only on TCP. cfg is a struct drv_config. */
+void drv_modbus_check(const void *cfg, struct drv_check *ck);
 
 /* Number of registers a type spans (1 or 2). */
 unsigned drv_modbus_type_width(enum drv_modbus_type t);

@@ -32,7 +32,8 @@
 #define DRV_MB_RECONNECT_BASE_NS (1000LL * 1000000LL)
 #define DRV_MB_RECONNECT_MAX_NS (30000LL * 1000000LL)
 
-/* A status point `cityhub_device` is emitted at least this often. */
+/* A status point `cityhub_device` is emitted at least every
+ * hub.status_interval (drv_env.status_interval_ns); this when none is given. */
 #define DRV_MB_STATUS_EVERY_NS (60LL * 1000000000LL)
 
 /* Longest slice the scheduler sleeps before looking at the stop flag. */
@@ -61,5 +62,26 @@ uint32_t drv_modbus_u32(const uint16_t *regs, int order);
 /* The raw 16-bit value of one register: as received for ABCD and CDAB, its
  * two bytes swapped for BADC and DCBA. */
 uint16_t drv_modbus_u16(uint16_t reg, int order);
+
+/* One bus (bus.c): built from its config (the registers are copied: cfg may
+ * go once this returns), run by one thread until stop, then freed. new
+ * returns 0, or -1 with a message. */
+int drv_modbus_bus_new(const struct drv_modbus_input_cfg *cfg, const struct drv_env *env,
+                       void **out, char *err, size_t errlen);
+void drv_modbus_bus_run(void *bus);
+void drv_modbus_bus_stop(void *bus);
+void drv_modbus_bus_free(void *bus);
+/* Adds the bus's devices and failing devices to st. */
+void drv_modbus_bus_stats(void *bus, struct drv_stats *st);
+const char *drv_modbus_bus_name(void *bus);
+
+/* `debug: frames` (debug.c). libmodbus prints its frame dump with printf on
+ * stdout; setup makes stdout a pipe once per process, begin/end bracket the
+ * libmodbus calls of a bus whose debug is on (one bus at a time) and log
+ * what was printed as lines "[modbus:BUS] frames: ..." on stderr. begin and
+ * end do nothing for a bus whose debug is off. */
+int drv_mb_debug_setup(char *err, size_t errlen);
+void drv_mb_debug_begin(int debug);
+void drv_mb_debug_end(int debug, const char *who);
 
 #endif

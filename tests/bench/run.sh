@@ -4,12 +4,17 @@
 #   journal record -> line protocol -> gzip (readings/s, bytes per reading)
 #   cityhub run with the demo config against the simulator and a real InfluxDB:
 #   readings/s accepted, CPU per reading and peak RSS (VmHWM).
+#   cityhub run with 100 Modbus TCP devices x 20 holding registers at 1 Hz on
+#   4 buses (4 simulators, profile load) into the real InfluxDB: readings/s and
+#   fields/s accepted, CPU per 1,000 readings, peak RSS and where the RSS goes
+#   (/proc/PID/smaps); and the peak RSS of `cityhub check` on that config.
+# BENCH_N (journal/encode readings), BENCH_RSS_SECONDS (each cityhub run, 20 s).
 set -u
 B=$(cd "${1:?usage: tests/bench/run.sh BUILD_DIR}" && pwd)
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top" || exit 2
 N=${BENCH_N:-1500000}
-SECS=${BENCH_RSS_SECONDS:-15}
+SECS=${BENCH_RSS_SECONDS:-20}
 
 echo "== cityhub $(cat VERSION) benchmarks on $(nproc) cores, $(uname -m); N=$N"
 work="$top/build/bench-tmp"
@@ -39,3 +44,132 @@ for cfg in demo load; do
         printf "cityhub run (%s config, %d s): %.0f readings/s accepted, %.1f us CPU/reading, peak RSS %.1f MiB\n",
             c, s, n / s, (n > 0 ? t / hz * 1e6 / n : 0), kb / 1024 }'
 done
+
+# ---- 100 Modbus TCP devices x 20 holding registers at 1 Hz ------------------------
+BUSES=4 PER_BUS=25 NREGS=20
+
+# rss_breakdown PID: where the RSS goes, from /proc/PID/smaps, and the
+# largest libraries. heap+anon = [heap] and
+# anonymous mappings (malloc arenas included); stacks = [stack] and the
+# anonymous rw mappings right above a guard page (---p, at most 64 KiB): the
+# threads' stacks as glibc maps them; libraries = file mappings of *.so*;
+# binary = file mappings of the executable; other = any other file and the
+# kernel's [vdso]/[vvar]. Rss counts shared library pages in full.
+rss_breakdown() {
+    awk -v exe="$(readlink "/proc/$1/exe")" '
+        /^[0-9a-f]+-[0-9a-f]+ / {
+            n++; split($1, a, "-"); lo[n] = a[1]; hi[n] = a[2]; perm[n] = $2
+            p = ""; for (i = 6; i <= NF; i++) p = p (i > 6 ? " " : "") $i
+            path[n] = p; next
+        }
+        $1 == "Size:" { size[n] = $2 }
+        $1 == "Rss:" { rss[n] = $2 }
+        END {
+            for (i = 1; i <= n; i++) {
+                p = path[i]
+                if (p == "[heap]") heap += rss[i]
+                else if (p == "[stack]") stacks += rss[i]
+                else if (p == "") {
+                    if (perm[i] ~ /^rw/ && i > 1 && path[i - 1] == "" && perm[i - 1] == "---p" &&
+                        size[i - 1] <= 64 && hi[i - 1] == lo[i]) stacks += rss[i]
+                    else heap += rss[i]
+                } else if (p == exe) bin += rss[i]
+                else if (p ~ /\.so(\.|$)/) { libs += rss[i]; lib[p] += rss[i] }
+                else other += rss[i]
+                total += rss[i]
+            }
+            printf "RSS breakdown: heap+anon %d KiB, stacks %d KiB, libraries %d KiB, binary %d KiB, other %d KiB (total %d KiB)\n",
+                heap, stacks, libs, bin, other, total
+            for (p in lib) { k = p; sub(/.*\//, "", k); print lib[p], k > "/dev/stderr" }
+        }' "/proc/$1/smaps" 2>"$T/libs.rss"
+    sort -rn "$T/libs.rss" | head -6 |
+        awk '{ s = s (NR > 1 ? ", " : "") $2 " " $1 } END { print "largest libraries (KiB): " s }'
+}
+
+{
+    cat <<YAML
+hub:
+  name: gw-bench
+  journal: {path: $T/journal}
+buses:
+YAML
+    for b in $(seq "$BUSES"); do
+        port=$("$FREEPORT")
+        "$SIM" --listen "127.0.0.1:$port" --profile load --log "$T/sim-$b.log" >"$T/sim-$b.out" 2>&1 &
+        track_pid "$!"
+        wait_for grep -q "^listening on" "$T/sim-$b.out" || { cat "$T/sim-$b.out"; exit 1; }
+        echo "  - {name: lan-$b, type: tcp, host: 127.0.0.1, port: $port, timeout: 1s}"
+    done
+    echo "devices:"
+    for b in $(seq "$BUSES"); do
+        for d in $(seq "$PER_BUS"); do
+            u=$(((b - 1) * PER_BUS + d))
+            cat <<YAML
+  - name: dev-$u
+    bus: lan-$b
+    unit: $u
+    interval: 1s
+    measurement: bench
+    registers:
+YAML
+            for r in $(seq 0 $((NREGS - 1))); do
+                echo "      - {field: r$r, address: $r, type: uint16}"
+            done
+        done
+    done
+    cat <<YAML
+outputs:
+  - {name: ioc, type: influxdb, url: "$INFLUX_URL", database: city}
+YAML
+} >"$T/tcp100.yaml"
+ndev=$((BUSES * PER_BUS))
+
+if [ -x /usr/bin/time ]; then
+    /usr/bin/time -v -o "$T/check.time" "$CITYHUB" check -c "$T/tcp100.yaml" >"$T/check.out" 2>&1 ||
+        { cat "$T/check.out"; exit 1; }
+    awk -v d="$ndev" -v r="$NREGS" '/Maximum resident set size/ {
+        printf "cityhub check (%d devices x %d registers): peak RSS %.1f MiB\n", d, r, $NF / 1024 }' \
+        "$T/check.time"
+else
+    echo "cityhub check peak RSS: skipped (no /usr/bin/time)"
+fi
+
+# Steady state: the figures count from WARM.5 s after the start (the config
+# load, the connects and every device's first status point are behind) to
+# SECS s later, from the journal's next_seq and /proc/PID/stat at both ends.
+# All devices are polled in a burst of some 50 ms each second from the start:
+# the half second puts both ends between two bursts.
+WARM=${BENCH_WARM_SECONDS:-3}
+start_hub "$T/tcp100.yaml" "$T/tcp100.log"
+sleep "$WARM.5"
+ns() { date +%s%N; }
+t0=$(ns)
+ticks0=$(awk '{ print $14 + $15 }' "/proc/$HUB_PID/stat")
+n0=$(journal_stat "$T/tcp100.yaml" next_seq)
+sleep "$SECS"
+t1=$(ns)
+ticks1=$(awk '{ print $14 + $15 }' "/proc/$HUB_PID/stat")
+n1=$(journal_stat "$T/tcp100.yaml" next_seq)
+hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$HUB_PID/status")
+vmrss=$(awk '/VmRSS/ { print $2 }' "/proc/$HUB_PID/status")
+threads=$(awk '/^Threads/ { print $2 }' "/proc/$HUB_PID/status")
+breakdown=$(rss_breakdown "$HUB_PID")
+stop_hub
+total=$(journal_stat "$T/tcp100.yaml" next_seq)
+# readings of the window that carry data (the others are status points)
+data=$("$CITYHUB" journal -c "$T/tcp100.yaml" --dump --from "$n0" |
+    awk -v hi="$n1" '$1 < hi && $2 ~ /^bench,/' | wc -l)
+alldata=$("$CITYHUB" journal -c "$T/tcp100.yaml" --dump | grep -c ' bench,')
+stored=$(influx_count city "SELECT count(r0) FROM bench")
+fails=$(grep -c "poll failed" "$T/tcp100.log")
+hz=$(getconf CLK_TCK)
+awk -v n=$((n1 - n0)) -v dr="$data" -v ns=$((t1 - t0)) -v t=$((ticks1 - ticks0)) -v hz="$hz" \
+    -v kb="$hwm" -v rss="$vmrss" -v d="$ndev" -v r="$NREGS" -v b="$BUSES" -v th="$threads" \
+    -v st="$stored" -v all="$alldata" -v tot="$total" -v f="$fails" -v w="$WARM" 'BEGIN {
+    s = ns / 1e9
+    printf "cityhub run (%d Modbus TCP devices x %d holding registers at 1 Hz, %d buses, %.1f s after %d.5 s): %.1f readings/s accepted (%.1f with data, %.0f fields/s; the rest status points)\n",
+        d, r, b, s, w, n / s, dr / s, dr * r / s
+    printf "  %.1f ms CPU per 1,000 readings (%.2f s CPU in the window, %.2f%% of one core), peak RSS %.1f MiB (VmRSS %.1f MiB, %d threads); whole run: %d readings, store holds %d of %d data readings, %d failed polls\n",
+        (n > 0 ? t / hz * 1e6 / n : 0), t / hz, t / hz / s * 100, kb / 1024, rss / 1024, th, tot, st, all, f }'
+echo "$breakdown" | sed 's/^/  /'
+[ -n "${KEEP_TMP:-}" ] || rm -rf "$T/journal"

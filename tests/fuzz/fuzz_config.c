@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "drivers/modbus/modbus_drv.h"
 #include "firmware/config.h"
 #include "hub/config_map.h"
 
@@ -17,19 +18,22 @@ static FILE *devnull;
 
 static void check_config(const struct ch_config *c)
 {
-    if (c->nbuses > CH_MAX_BUSES || c->ndevices > CH_MAX_DEVICES || c->noutputs > CH_MAX_OUTPUTS)
+    const struct hub_cfg_list *buses = ch_config_section(c, "buses");
+    const struct hub_cfg_list *devs = ch_config_section(c, "devices");
+    if (!buses || !devs || buses->n > DRV_MB_MAX_BUSES || devs->n > DRV_MB_MAX_ALL_DEVICES ||
+        c->noutputs > CH_MAX_OUTPUTS)
         abort();
     if (c->hub.name[0] == '\0')
         abort();
-    for (size_t i = 0; i < c->ndevices; i++) {
-        const struct drv_modbus_device *d = &c->devices[i];
+    for (size_t i = 0; i < devs->n; i++) {
+        const struct drv_modbus_device *d = HUB_CFG_ITEM(devs, i, struct drv_modbus_device);
         size_t found = 0;
-        for (size_t b = 0; b < c->nbuses; b++)
-            found += strcmp(c->buses[b].name, d->bus) == 0;
-        if (found != 1 || d->nregs == 0 || d->nregs > DRV_MB_MAX_REGISTERS)
+        for (size_t b = 0; b < buses->n; b++)
+            found += strcmp(HUB_CFG_ITEM(buses, b, struct drv_modbus_bus)->name, d->bus) == 0;
+        if (found != 1 || d->nregs == 0 || d->nregs > DRV_MB_MAX_REGISTERS || !d->regs)
             abort();
         for (size_t j = 0; j < i; j++)
-            if (strcmp(c->devices[j].name, d->name) == 0)
+            if (strcmp(HUB_CFG_ITEM(devs, j, struct drv_modbus_device)->name, d->name) == 0)
                 abort();
     }
     for (size_t i = 0; i < c->noutputs; i++)

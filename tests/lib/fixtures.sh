@@ -6,6 +6,8 @@
 #   fixtures_init                 make $T (temp dir), set the exit trap
 #   start_influxdb [db]           -> INFLUX_URL, INFLUX_PID (database created)
 #   start_sim ARGS...             -> SIM_PORT, SIM_PID   (cityhub-sim on a free port)
+#   start_pty_pair                -> PTY_A, PTY_B, PTY_PID (socat: two linked ptys in $T)
+#   start_sim_rtu DEVICE ARGS...  -> SIM_PID   (cityhub-sim --rtu DEVICE)
 #   influx_query DB "SELECT ..."  -> JSON on stdout
 #   wait_for CMD... (10 s)        retry until CMD succeeds
 
@@ -103,6 +105,32 @@ start_sim() {
     track_pid "$SIM_PID"
     wait_for grep -q "^listening on" "$T/sim.log" ||
         { cat "$T/sim.log" >&2; fail "cityhub-sim did not listen on $SIM_PORT"; }
+}
+
+# start_pty_pair: a null-modem cable in software. socat joins two ptys,
+# linked as $T/ttyA and $T/ttyB (PTY_A, PTY_B); what is written to one is read
+# from the other. Ptys take any baud rate and parity and ignore them.
+start_pty_pair() {
+    PTY_A=$T/ttyA
+    PTY_B=$T/ttyB
+    socat -d -d "pty,raw,echo=0,link=$PTY_A" "pty,raw,echo=0,link=$PTY_B" >"$T/socat.log" 2>&1 &
+    PTY_PID=$!
+    track_pid "$PTY_PID"
+    wait_for grep -q "starting data transfer loop" "$T/socat.log" ||
+        { cat "$T/socat.log" >&2; fail "socat did not make the pty pair"; }
+    [ -e "$PTY_A" ] && [ -e "$PTY_B" ] || { cat "$T/socat.log" >&2; fail "no $PTY_A / $PTY_B"; }
+}
+
+# start_sim_rtu DEVICE ARGS...: cityhub-sim serving Modbus RTU on DEVICE (e.g.
+# $PTY_A), log in $T/sim.log.
+start_sim_rtu() {
+    local dev=$1
+    shift
+    "$SIM" --rtu "$dev" "$@" >"$T/sim.log" 2>&1 &
+    SIM_PID=$!
+    track_pid "$SIM_PID"
+    wait_for grep -q "^listening on" "$T/sim.log" ||
+        { cat "$T/sim.log" >&2; fail "cityhub-sim did not open $dev"; }
 }
 
 # demo_config OUT: the demo gateway's config (firmware/demo/cityhub-demo.yaml.in)

@@ -4,6 +4,8 @@
  * values follow the local time of day (rush hours, sun, evening load) plus
  * bounded random walks, updated before every reply.
  * test: fixed values for exact assertions, plus a request counter.
+ * load: units 1 to 247 with 32 holding registers that change at every
+ * request, by a formula (for benchmarks; exact values can still be checked).
  * docs/simulator.md is the exact register map; keep the two in step. */
 #include <math.h>
 #include <stdlib.h>
@@ -233,6 +235,23 @@ static void test_fill(struct sim_unit *u)
     hr[20] = 235;
 }
 
+/* ---- load: units 1 to 247 -------------------------------------------------- */
+
+#define LOAD_REGS 32
+
+/* After the unit's n-th request: register 0 = n, register k = n*k + 100*unit
+ * + k, all mod 65536. */
+static void load_update(struct sim_unit *u, struct sim_rng *rng, double now)
+{
+    (void)rng;
+    (void)now;
+    uint16_t *hr = u->map->tab_registers;
+    uint64_t n = u->requests;
+    hr[0] = (uint16_t)n;
+    for (unsigned k = 1; k < LOAD_REGS; k++)
+        hr[k] = (uint16_t)(n * k + 100u * (unsigned)u->id + k);
+}
+
 /* ---- building ------------------------------------------------------------- */
 
 static struct sim_unit *unit_new(int id, int start_hr, int nb_hr, int start_in, int nb_in,
@@ -262,6 +281,15 @@ int sim_profile_build(const char *name, struct sim_unit *units[SIM_MAX_UNIT + 1]
             if (!units[id])
                 goto fail;
             test_fill(units[id]);
+        }
+        return 0;
+    }
+    if (strcmp(name, "load") == 0) {
+        for (int id = 1; id <= SIM_MAX_UNIT; id++) {
+            units[id] = unit_new(id, 0, LOAD_REGS, 0, 0, load_update);
+            if (!units[id])
+                goto fail;
+            load_update(units[id], rng, 0);
         }
         return 0;
     }

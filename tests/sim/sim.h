@@ -1,4 +1,4 @@
-/* tests/sim/sim.h — cityhub-sim: simulated Modbus TCP slaves (the register
+/* tests/sim/sim.h — cityhub-sim: simulated Modbus TCP/RTU slaves (the register
  * maps are in docs/simulator.md). sim.c is the server (libmodbus, select
  * loop, fault switches); profiles.c makes the units and their values. */
 #ifndef SIM_SIM_H
@@ -34,9 +34,10 @@ struct sim_unit {
     int exception; /* 0, or the exception code to answer with */
     int shorten;   /* answer one register short */
     int garbage;   /* answer a wrong function code / byte count */
+    int bad_crc;   /* rtu: answer with a wrong CRC */
 };
 
-/* Build the units of a profile ("demo" or "test") into units[0..247]
+/* Build the units of a profile ("demo", "test" or "load") into units[0..247]
  * (NULL where no unit). Returns 0, or -1 (unknown profile or no memory). */
 int sim_profile_build(const char *name, struct sim_unit *units[SIM_MAX_UNIT + 1],
                       struct sim_rng *rng);

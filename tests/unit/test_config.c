@@ -12,7 +12,10 @@
 
 #include <cmocka.h>
 
+#include "drivers/influx/influx.h"
+#include "drivers/modbus/modbus_drv.h"
 #include "firmware/config.h"
+#include "firmware/config_priv.h"
 #include "hub/journal.h"
 #include "hub/log.h"
 
@@ -61,6 +64,12 @@ static const char full_yaml[] =
     "    batch_size: 2000\n"
     "    flush_interval: 2s\n"
     "    gzip: false\n";
+
+/* The Modbus sections of a loaded config. */
+#define NBUSES(c) (ch_config_section((c), "buses")->n)
+#define NDEVICES(c) (ch_config_section((c), "devices")->n)
+#define BUS(c, i) HUB_CFG_ITEM(ch_config_section((c), "buses"), (i), struct drv_modbus_bus)
+#define DEV(c, i) HUB_CFG_ITEM(ch_config_section((c), "devices"), (i), struct drv_modbus_device)
 
 /* Load text as "test.yaml"; returns the config and puts everything written
  * to errs in *out (caller frees). */
@@ -122,19 +131,19 @@ static void test_full_config(void **state)
     assert_int_equal(c->hub.log_level, HUB_LOG_DEBUG);
     assert_int_equal(c->hub.status_interval_ns, 30 * S);
 
-    assert_int_equal(c->nbuses, 2);
-    assert_string_equal(c->buses[0].name, "lan");
-    assert_int_equal(c->buses[0].type, DRV_MB_BUS_TCP);
-    assert_string_equal(c->buses[0].host, "127.0.0.1");
-    assert_int_equal(c->buses[0].port, 1502);
-    assert_int_equal(c->buses[0].timeout_ns, 1500 * MS);
-    assert_string_equal(c->buses[1].name, "v6");
-    assert_string_equal(c->buses[1].host, "::1");
-    assert_int_equal(c->buses[1].port, 502);         /* default */
-    assert_int_equal(c->buses[1].timeout_ns, 1 * S); /* default */
+    assert_int_equal(NBUSES(c), 2);
+    assert_string_equal(BUS(c, 0)->name, "lan");
+    assert_int_equal(BUS(c, 0)->type, DRV_MB_BUS_TCP);
+    assert_string_equal(BUS(c, 0)->host, "127.0.0.1");
+    assert_int_equal(BUS(c, 0)->port, 1502);
+    assert_int_equal(BUS(c, 0)->timeout_ns, 1500 * MS);
+    assert_string_equal(BUS(c, 1)->name, "v6");
+    assert_string_equal(BUS(c, 1)->host, "::1");
+    assert_int_equal(BUS(c, 1)->port, 502);         /* default */
+    assert_int_equal(BUS(c, 1)->timeout_ns, 1 * S); /* default */
 
-    assert_int_equal(c->ndevices, 2);
-    const struct drv_modbus_device *d = &c->devices[0];
+    assert_int_equal(NDEVICES(c), 2);
+    const struct drv_modbus_device *d = DEV(c, 0);
     assert_string_equal(d->name, "aq-1");
     assert_string_equal(d->bus, "lan");
     assert_int_equal(d->unit, 3);
@@ -159,7 +168,7 @@ static void test_full_config(void **state)
     assert_true(d->regs[1].scale == 1.0);
     assert_string_equal(d->regs[1].unit, "");
 
-    d = &c->devices[1];
+    d = DEV(c, 1);
     assert_string_equal(d->name, "meter-1");
     assert_string_equal(d->bus, "v6");
     assert_int_equal(d->unit, 1);             /* default */
@@ -201,8 +210,8 @@ static void test_defaults(void **state)
     assert_int_equal(c->hub.log_level, HUB_LOG_INFO);
     assert_int_equal(c->hub.status_interval_ns, 60 * S);
     assert_int_equal(c->hub.tags.n, 0);
-    assert_int_equal(c->nbuses, 0);
-    assert_int_equal(c->ndevices, 0);
+    assert_int_equal(NBUSES(c), 0);
+    assert_int_equal(NDEVICES(c), 0);
     assert_int_equal(c->noutputs, 0);
     ch_config_free(c);
 }
@@ -214,6 +223,10 @@ static void check_table(const struct hub_cfg_key *t)
     char err[256];
     for (; t->name; t++) {
         assert_non_null(t->help);
+        if (t->child)
+            check_table(t->child);
+        if (t->type == HUB_CFG_LIST) /* nested lists are data: child, size, bound */
+            assert_true(t->child && t->elem_size > 0 && t->max_count > 0);
         if (!t->def)
             continue;
         memset(base, 0, sizeof(base));
@@ -227,13 +240,34 @@ static void check_table(const struct hub_cfg_key *t)
 static void test_tables(void **state)
 {
     (void)state;
-    check_table(ch_top_keys);
     check_table(ch_hub_keys);
-    check_table(ch_journal_keys);
-    check_table(drv_modbus_bus_keys);
-    check_table(drv_modbus_device_keys);
-    check_table(drv_modbus_register_keys);
-    check_table(drv_influx_keys);
+    check_table(drv_output_common_keys);
+    /* every driver of the registry: its sections' tables or its own */
+    size_t n = 0, sections = 0;
+    const struct drv_ops *const *all = drv_all(&n);
+    assert_true(n >= 2);
+    for (size_t i = 0; i < n; i++) {
+        assert_non_null(all[i]->name);
+        assert_non_null(all[i]->init);
+        assert_non_null(all[i]->exit);
+        if (all[i]->kind == DRV_INPUT) {
+            assert_non_null(all[i]->sections);
+            assert_non_null(all[i]->run);
+            assert_non_null(all[i]->runners);
+            assert_non_null(all[i]->stop);
+            for (const struct drv_section *sec = all[i]->sections; sec->key; sec++, sections++) {
+                assert_true(sec->config_size > 0 && sec->max_count > 0);
+                check_table(sec->config_map);
+            }
+        } else {
+            assert_int_equal(all[i]->kind, DRV_OUTPUT);
+            assert_non_null(all[i]->flush);
+            assert_true(all[i]->config_size >= sizeof(struct drv_output_common));
+            check_table(all[i]->config_map);
+        }
+        assert_ptr_equal(drv_find(all[i]->kind, all[i]->name), all[i]);
+    }
+    assert_true(sections >= 2);
 }
 
 static void test_anchors_allowed(void **state)
@@ -250,9 +284,9 @@ static void test_anchors_allowed(void **state)
         fprintf(stderr, "%s", errs);
     assert_non_null(c);
     free(errs);
-    assert_int_equal(c->ndevices, 2);
-    assert_string_equal(c->devices[1].regs[0].field, "x");
-    assert_int_equal(c->devices[1].regs[0].address, 1);
+    assert_int_equal(NDEVICES(c), 2);
+    assert_string_equal(DEV(c, 1)->regs[0].field, "x");
+    assert_int_equal(DEV(c, 1)->regs[0].address, 1);
     ch_config_free(c);
 }
 
@@ -495,10 +529,17 @@ static void test_empty(void **state)
 static void test_unsupported(void **state)
 {
     (void)state;
+    /* an rtu bus needs its serial device (a check of the Modbus driver) */
     expect_errors("hub: {name: gw}\n"
                   "buses:\n"
-                  "  - {name: rs485-1, type: rtu, device: /dev/ttyUSB0, baud: 9600}\n",
-                  "test.yaml:3:27: bus type rtu is not supported by this build yet\n", 1);
+                  "  - {name: rs485-1, type: rtu, baud: 9600}\n"
+                  "devices:\n"
+                  "  - {name: m, bus: rs485-1, unit: 0, registers: [{field: x, address: 1}]}\n",
+                  "test.yaml:3:5: missing required key \"device\" in buses[0] (an rtu bus needs "
+                  "one, e.g. /dev/ttyUSB0)\n"
+                  "test.yaml:5:35: device \"m\": unit 0 is the broadcast address on a serial bus; "
+                  "use 1..247\n",
+                  2);
     expect_errors("hub: {name: gw}\n"
                   "buses:\n"
                   "  - {name: lan, type: tcp, host: h}\n"
@@ -506,13 +547,60 @@ static void test_unsupported(void **state)
                   "  - name: meter-1\n"
                   "    bus: lan\n"
                   "    profile: eastron-sdm120\n",
-                  "test.yaml:7:5: register profiles are not available in this build yet; list "
+                  "test.yaml:7:14: register profiles are not available in this build yet; list "
                   "registers inline\n",
                   1);
     expect_errors("hub:\n  name: gw\n  status: {listen: 127.0.0.1:8780}\n",
                   "test.yaml:3:3: hub.status is not supported by this build yet\n", 1);
     expect_errors("hub: {name: gw}\nmqtt_inputs:\n  - name: lorawan\n",
-                  "test.yaml:2:1: mqtt_inputs is not supported by this build yet\n", 1);
+                  "test.yaml:2:1: unknown key \"mqtt_inputs\" at the top level\n", 1);
+}
+
+/* Nested lists are data (a LIST key with a child table): every error inside
+ * a device's registers names its line and column and its place. */
+static void test_nested_list_errors(void **state)
+{
+    (void)state;
+    expect_errors(HEAD "devices:\n"
+                       "  - name: aq-1\n"
+                       "    bus: lan\n"
+                       "    registers:\n"
+                       "      - {field: pm2_5, address: 0, type: uint16}\n"
+                       "      - {field: t, adress: 10}\n"
+                       "      - {field: rh, address: 11, order: XYZW}\n"
+                       "      - 42\n"
+                       "      - {field: pm2_5, address: 12}\n",
+                  "test.yaml:9:9: missing required key \"address\" in devices[0].registers[1]\n"
+                  "test.yaml:9:20: unknown key \"adress\" in devices[0].registers[1] (did you mean "
+                  "\"address\"?)\n"
+                  "test.yaml:10:41: bad value \"XYZW\" for order: use one of ABCD, CDAB, BADC, "
+                  "DCBA\n"
+                  "test.yaml:11:9: expected a mapping for devices[0].registers[3], got \"42\"\n",
+                  4);
+    /* a rule across registers, reported at the register at fault */
+    expect_errors(HEAD "devices:\n"
+                       "  - name: aq-1\n"
+                       "    bus: lan\n"
+                       "    registers:\n"
+                       "      - {field: pm2_5, address: 0}\n"
+                       "      - {field: pm2_5, address: 12}\n",
+                  "test.yaml:9:17: device aq-1: field pm2_5 is defined twice (registers 1 and 2)\n",
+                  1);
+}
+
+/* An output's name names its cursor file: the one rule is checked when the
+ * file is read, so `check` refuses what `run` would. */
+static void test_output_name_rule(void **state)
+{
+    (void)state;
+    expect_errors("hub: {name: gw}\n"
+                  "outputs:\n"
+                  "  - {name: \"my ioc\", type: influxdb, url: \"http://a\", database: city}\n"
+                  "  - {name: .hidden, type: influxdb, url: \"http://a\", database: city}\n",
+                  "test.yaml:3:12: name \"my ioc\" may hold only letters, digits, \"_\", \".\" and "
+                  "\"-\" (it names a file)\n"
+                  "test.yaml:4:12: name \".hidden\" must not start with \".\"\n",
+                  2);
 }
 
 static void test_too_long_string(void **state)
@@ -540,14 +628,14 @@ static void test_limits(void **state)
     char *text = malloc(64 * 1024);
     assert_non_null(text);
     size_t off = (size_t)sprintf(text, "hub: {name: gw}\nbuses:\n");
-    for (int i = 0; i <= CH_MAX_BUSES; i++)
+    for (int i = 0; i <= DRV_MB_MAX_BUSES; i++)
         off += (size_t)sprintf(text + off, "  - {name: b%d, type: tcp, host: h}\n", i);
-    expect_errors(text, "test.yaml:19:5: too many buses (at most 16)\n", 1);
+    expect_errors(text, "test.yaml:259:5: too many buses (257; at most 256)\n", 1);
 
     off = (size_t)sprintf(text, HEAD "devices:\n  - name: d\n    bus: lan\n    registers:\n");
     for (int i = 0; i <= DRV_MB_MAX_REGISTERS; i++)
         off += (size_t)sprintf(text + off, "      - {field: f%d, address: %d}\n", i, i);
-    expect_errors(text, "test.yaml:72:9: too many registers in devices[0] (at most 64)\n", 1);
+    expect_errors(text, "test.yaml:72:9: too many devices[0].registers (65; at most 64)\n", 1);
     free(text);
 }
 
@@ -643,7 +731,7 @@ static void test_load_file(void **state)
     assert_non_null(c);
     assert_int_equal(n, 0);
     assert_string_equal(c->path, path);
-    assert_int_equal(c->ndevices, 2);
+    assert_int_equal(NDEVICES(c), 2);
     ch_config_free(c);
     unlink(path);
 
@@ -712,7 +800,7 @@ static void test_check_as_strict_as_run(void **state)
     struct ch_config *c = load(text, &errs, &n);
     if (!c)
         fail_msg("%s", errs);
-    assert_int_equal(c->devices[0].tags.n, 15);
+    assert_int_equal(DEV(c, 0)->tags.n, 15);
     ch_config_free(c);
     free(errs);
     free(text);
@@ -758,14 +846,14 @@ static void test_weird_yaml(void **state)
     if (!c)
         fail_msg("%s", errs);
     assert_int_equal(c->hub.journal.max_size, 1572864);
-    assert_int_equal(c->buses[0].port, 16);
-    assert_int_equal(c->buses[0].timeout_ns, 1500 * MS);
-    assert_int_equal(c->devices[0].unit, 16);
-    assert_int_equal(c->devices[0].interval_ns, 5400 * S);
-    assert_string_equal(c->devices[0].regs[0].field, "5");
-    assert_int_equal(c->devices[0].regs[0].address, 7);
-    assert_true(c->devices[0].regs[0].scale == 0.5);
-    assert_true(c->devices[0].regs[1].scale == 1000.0);
+    assert_int_equal(BUS(c, 0)->port, 16);
+    assert_int_equal(BUS(c, 0)->timeout_ns, 1500 * MS);
+    assert_int_equal(DEV(c, 0)->unit, 16);
+    assert_int_equal(DEV(c, 0)->interval_ns, 5400 * S);
+    assert_string_equal(DEV(c, 0)->regs[0].field, "5");
+    assert_int_equal(DEV(c, 0)->regs[0].address, 7);
+    assert_true(DEV(c, 0)->regs[0].scale == 0.5);
+    assert_true(DEV(c, 0)->regs[1].scale == 1000.0);
     ch_config_free(c);
     free(errs);
 }
@@ -796,6 +884,8 @@ int main(void)
         cmocka_unit_test(test_yaml_syntax),
         cmocka_unit_test(test_empty),
         cmocka_unit_test(test_unsupported),
+        cmocka_unit_test(test_nested_list_errors),
+        cmocka_unit_test(test_output_name_rule),
         cmocka_unit_test(test_too_long_string),
         cmocka_unit_test(test_tags_errors),
         cmocka_unit_test(test_limits),

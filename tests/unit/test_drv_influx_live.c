@@ -126,7 +126,7 @@ static void test_roundtrip(void **state)
 
     hub_reading_t *batch[2] = {a, b};
     cfg_for(&cfg, influx_url, influx_db);
-    if (drv_influx_ops.init(&cfg, &ctx, err, sizeof(err)) != 0)
+    if (drv_influx_ops.init(&cfg, NULL, &ctx, err, sizeof(err)) != 0)
         fail_msg("init: %s", err);
     assert_int_equal(drv_influx_ops.flush(ctx, batch, 2, &ans), HUB_OUT_OK);
     /* the same batch again: replay overwrites, the store still holds one point */
@@ -173,7 +173,7 @@ static void test_missing_database_rejected(void **state)
     assert_int_equal(hub_reading_add_float(r, "f", 1.5), HUB_OK);
 
     cfg_for(&cfg, influx_url, "cityhub_no_such_db");
-    if (drv_influx_ops.init(&cfg, &ctx, err, sizeof(err)) != 0)
+    if (drv_influx_ops.init(&cfg, NULL, &ctx, err, sizeof(err)) != 0)
         fail_msg("init: %s", err);
     assert_int_equal(drv_influx_ops.flush(ctx, &r, 1, &ans), HUB_OUT_REJECT);
     assert_string_equal(ans.why, "HTTP 404: database not found: \"cityhub_no_such_db\"");
@@ -184,7 +184,7 @@ static void test_missing_database_rejected(void **state)
     assert_int_equal(hub_reading_add_string(c, "count", "three"), HUB_OK);
     drv_influx_ops.exit(ctx);
     cfg_for(&cfg, influx_url, influx_db);
-    assert_int_equal(drv_influx_ops.init(&cfg, &ctx, err, sizeof(err)), 0);
+    assert_int_equal(drv_influx_ops.init(&cfg, NULL, &ctx, err, sizeof(err)), 0);
     assert_int_equal(drv_influx_ops.flush(ctx, &c, 1, &ans), HUB_OUT_REJECT);
     if (strncmp(ans.why, "HTTP 400: partial write: field type conflict", 44) != 0)
         fail_msg("why: %s", ans.why);
@@ -213,7 +213,7 @@ static void test_closed_port_retry(void **state)
     hub_reading_t *r = hub_reading_new("m", T1);
     assert_int_equal(hub_reading_add_float(r, "f", 1.5), HUB_OK);
     cfg_for(&cfg, url, influx_db);
-    if (drv_influx_ops.init(&cfg, &ctx, err, sizeof(err)) != 0)
+    if (drv_influx_ops.init(&cfg, NULL, &ctx, err, sizeof(err)) != 0)
         fail_msg("init: %s", err);
     assert_int_equal(drv_influx_ops.flush(ctx, &r, 1, &ans), HUB_OUT_RETRY);
     assert_non_null(strstr(ans.why, "transport: Couldn't connect to server"));

@@ -237,10 +237,21 @@ static void test_decode_refuses_nan_and_inf(void **state)
 
 /* ---- plan --------------------------------------------------------------- */
 
+/* A device and room for its registers in one block: free(d) frees both. */
+struct dev_block {
+    struct drv_modbus_device d;
+    struct drv_modbus_register regs[DRV_MB_MAX_REGISTERS];
+};
+
+/* What a bus gets from the program: a sink, and the status interval. */
+#define ENV(s) (&(struct drv_env){.sink = (s), .status_interval_ns = 60 * HUB_NS_PER_S})
+
 static struct drv_modbus_device *mkdev(void)
 {
-    struct drv_modbus_device *d = calloc(1, sizeof(*d));
-    assert_non_null(d);
+    struct dev_block *blk = calloc(1, sizeof(*blk));
+    assert_non_null(blk);
+    struct drv_modbus_device *d = &blk->d;
+    d->regs = blk->regs;
     snprintf(d->name, sizeof(d->name), "dev");
     snprintf(d->measurement, sizeof(d->measurement), "modbus");
     d->unit = 1;
@@ -623,7 +634,6 @@ static const struct hub_field *field(const hub_reading_t *r, const char *key)
 }
 
 struct runner {
-    const struct drv_input_ops *ops;
     void *ctx;
     pthread_t thread;
 };
@@ -631,14 +641,14 @@ struct runner {
 static void *run_main(void *arg)
 {
     struct runner *rn = arg;
-    rn->ops->run(rn->ctx);
+    drv_modbus_bus_run(rn->ctx);
     return NULL;
 }
 
 /* Run the input until want readings of measurement m arrived (or 10 s). */
 static void run_until(void *ctx, struct collect *col, const char *m, size_t want)
 {
-    struct runner rn = {&drv_modbus_input_ops, ctx, 0};
+    struct runner rn = {ctx, 0};
     assert_int_equal(pthread_create(&rn.thread, NULL, run_main, &rn), 0);
     int64_t deadline = hub_mono_ns() + 10 * HUB_NS_PER_S;
     while (collect_count(col, m) < want && hub_mono_ns() < deadline) {
@@ -646,7 +656,7 @@ static void run_until(void *ctx, struct collect *col, const char *m, size_t want
         nanosleep(&ts, NULL);
     }
     int64_t t0 = hub_mono_ns();
-    drv_modbus_input_ops.stop(ctx);
+    drv_modbus_bus_stop(ctx);
     pthread_join(rn.thread, NULL);
     /* stop is seen within a timeout at worst */
     assert_true(hub_mono_ns() - t0 < 2 * HUB_NS_PER_S);
@@ -692,10 +702,10 @@ static void test_poll_ok(void **state)
     void *ctx = NULL;
     char err[256];
     int64_t before = hub_time_ns();
-    assert_int_equal(drv_modbus_input_ops.init(&cfg, &sink, &ctx, err, sizeof(err)), 0);
+    assert_int_equal(drv_modbus_bus_new(&cfg, ENV(&sink), &ctx, err, sizeof(err)), 0);
     free(d); /* init copied it */
     run_until(ctx, &col, "lab", 3);
-    drv_modbus_input_ops.exit(ctx);
+    drv_modbus_bus_free(ctx);
     server_stop(&srv);
 
     hub_reading_t *r = NULL, *st = NULL;
@@ -767,13 +777,13 @@ static void test_poll_failures(void **state)
         .bus = &bus, .devices = {dead, nan, exc, good}, .ndevices = 4};
     void *ctx = NULL;
     char err[256];
-    assert_int_equal(drv_modbus_input_ops.init(&cfg, &sink, &ctx, err, sizeof(err)), 0);
+    assert_int_equal(drv_modbus_bus_new(&cfg, ENV(&sink), &ctx, err, sizeof(err)), 0);
     free(dead);
     free(nan);
     free(exc);
     free(good);
     run_until(ctx, &col, "lab", 5);
-    drv_modbus_input_ops.exit(ctx);
+    drv_modbus_bus_free(ctx);
     server_stop(&srv);
 
     int seen_timeout = 0, seen_nan = 0, seen_exc = 0;
@@ -837,10 +847,10 @@ static void test_poll_no_server(void **state)
     struct drv_modbus_input_cfg cfg = {.bus = &bus, .devices = {d}, .ndevices = 1};
     void *ctx = NULL;
     char err[256];
-    assert_int_equal(drv_modbus_input_ops.init(&cfg, &sink, &ctx, err, sizeof(err)), 0);
+    assert_int_equal(drv_modbus_bus_new(&cfg, ENV(&sink), &ctx, err, sizeof(err)), 0);
     free(d);
     run_until(ctx, &col, "cityhub_device", 2);
-    drv_modbus_input_ops.exit(ctx);
+    drv_modbus_bus_free(ctx);
     for (size_t i = 0; i < col.n; i++) {
         const struct hub_field *e = field(col.r[i], "error");
         assert_non_null(e);
@@ -867,14 +877,14 @@ static void test_init_errors(void **state)
     struct drv_modbus_input_cfg cfg = {.bus = &bus, .devices = {d}, .ndevices = 1};
     void *ctx = NULL;
     char err[256];
-    assert_int_equal(drv_modbus_input_ops.init(&cfg, &sink, &ctx, err, sizeof(err)), -1);
+    assert_int_equal(drv_modbus_bus_new(&cfg, ENV(&sink), &ctx, err, sizeof(err)), -1);
     assert_string_equal(err, "bus lan: host is required for type tcp");
     assert_null(ctx);
     snprintf(bus.host, sizeof(bus.host), "::1"); /* IPv6 literal is fine */
-    assert_int_equal(drv_modbus_input_ops.init(&cfg, &sink, &ctx, err, sizeof(err)), 0);
-    drv_modbus_input_ops.exit(ctx);
+    assert_int_equal(drv_modbus_bus_new(&cfg, ENV(&sink), &ctx, err, sizeof(err)), 0);
+    drv_modbus_bus_free(ctx);
     add(d, "x", DRV_MB_INPUT, 1, DRV_MB_UINT16);
-    assert_int_equal(drv_modbus_input_ops.init(&cfg, &sink, &ctx, err, sizeof(err)), -1);
+    assert_int_equal(drv_modbus_bus_new(&cfg, ENV(&sink), &ctx, err, sizeof(err)), -1);
     assert_string_equal(err, "device dev: field x is defined twice (registers 1 and 2)");
     free(d);
 }
@@ -905,11 +915,11 @@ static void test_poll_late_reply(void **state)
     struct drv_modbus_input_cfg cfg = {.bus = &bus, .devices = {late, good}, .ndevices = 2};
     void *ctx = NULL;
     char err[256];
-    assert_int_equal(drv_modbus_input_ops.init(&cfg, &sink, &ctx, err, sizeof(err)), 0);
+    assert_int_equal(drv_modbus_bus_new(&cfg, ENV(&sink), &ctx, err, sizeof(err)), 0);
     free(late);
     free(good);
     run_until(ctx, &col, "lab", 8);
-    drv_modbus_input_ops.exit(ctx);
+    drv_modbus_bus_free(ctx);
     server_stop(&srv);
 
     int late_fails = 0;
@@ -953,19 +963,19 @@ static void test_stop_between_requests(void **state)
     struct drv_modbus_input_cfg cfg = {.bus = &bus, .devices = {d}, .ndevices = 1};
     void *ctx = NULL;
     char err[256];
-    assert_int_equal(drv_modbus_input_ops.init(&cfg, &sink, &ctx, err, sizeof(err)), 0);
+    assert_int_equal(drv_modbus_bus_new(&cfg, ENV(&sink), &ctx, err, sizeof(err)), 0);
     free(d);
-    struct runner rn = {&drv_modbus_input_ops, ctx, 0};
+    struct runner rn = {ctx, 0};
     assert_int_equal(pthread_create(&rn.thread, NULL, run_main, &rn), 0);
     struct timespec ts = {0, 100 * 1000000L};
     nanosleep(&ts, NULL);
     int64_t t0 = hub_mono_ns();
-    drv_modbus_input_ops.stop(ctx);
+    drv_modbus_bus_stop(ctx);
     pthread_join(rn.thread, NULL);
     int64_t took = hub_mono_ns() - t0;
     if (took > 700 * HUB_NS_PER_MS)
         fail_msg("stop took %lld ms", (long long)(took / HUB_NS_PER_MS));
-    drv_modbus_input_ops.exit(ctx);
+    drv_modbus_bus_free(ctx);
     server_stop(&srv);
     assert_int_equal(col.n, 0); /* an abandoned poll emits nothing */
     collect_free(&col);
@@ -999,21 +1009,21 @@ static void test_bounds(void **state)
     struct drv_sink sink = {collect_emit, &col};
     struct drv_modbus_input_cfg cfg = {.bus = &bus, .devices = {d}, .ndevices = 1};
     void *ctx = NULL;
-    assert_int_equal(drv_modbus_input_ops.init(&cfg, &sink, &ctx, err, sizeof(err)), -1);
+    assert_int_equal(drv_modbus_bus_new(&cfg, ENV(&sink), &ctx, err, sizeof(err)), -1);
     assert_string_equal(err, "device dev: interval is not 10ms..24h");
     d->interval_ns = HUB_NS_PER_S;
     bus.timeout_ns = 5000LL * HUB_NS_PER_S;
-    assert_int_equal(drv_modbus_input_ops.init(&cfg, &sink, &ctx, err, sizeof(err)), -1);
+    assert_int_equal(drv_modbus_bus_new(&cfg, ENV(&sink), &ctx, err, sizeof(err)), -1);
     assert_string_equal(err, "bus lan: timeout is not 1ms..60s or pause not 0..1s");
     bus.timeout_ns = HUB_NS_PER_S;
     bus.type = DRV_MB_BUS_RTU;
     snprintf(bus.device, sizeof(bus.device), "/dev/null");
     d->unit = 0;
-    assert_int_equal(drv_modbus_input_ops.init(&cfg, &sink, &ctx, err, sizeof(err)), -1);
+    assert_int_equal(drv_modbus_bus_new(&cfg, ENV(&sink), &ctx, err, sizeof(err)), -1);
     assert_string_equal(err, "device dev: unit 0 is the broadcast address on a serial bus");
     d->unit = 1;
-    assert_int_equal(drv_modbus_input_ops.init(&cfg, &sink, &ctx, err, sizeof(err)), 0);
-    drv_modbus_input_ops.exit(ctx);
+    assert_int_equal(drv_modbus_bus_new(&cfg, ENV(&sink), &ctx, err, sizeof(err)), 0);
+    drv_modbus_bus_free(ctx);
     free(d);
 }
 
@@ -1037,7 +1047,7 @@ static void test_flapping_log_limited(void **state)
     struct drv_modbus_input_cfg cfg = {.bus = &bus, .devices = {d}, .ndevices = 1};
     void *ctx = NULL;
     char err[256];
-    assert_int_equal(drv_modbus_input_ops.init(&cfg, &sink, &ctx, err, sizeof(err)), 0);
+    assert_int_equal(drv_modbus_bus_new(&cfg, ENV(&sink), &ctx, err, sizeof(err)), 0);
     free(d);
 
     char path[] = "/tmp/cityhub-log-XXXXXX";
@@ -1052,7 +1062,7 @@ static void test_flapping_log_limited(void **state)
     fflush(stderr);
     dup2(saved, 2);
     close(saved);
-    drv_modbus_input_ops.exit(ctx);
+    drv_modbus_bus_free(ctx);
     server_stop(&srv);
 
     char log[16384];

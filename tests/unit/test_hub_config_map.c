@@ -25,22 +25,29 @@ struct sample {
 static const char *const modes[] = {"fast", "slow", "off", NULL};
 
 static const struct hub_cfg_key keys[] = {
-    {"name", HUB_CFG_STRING, "dflt", true, offsetof(struct sample, name), 8, 0, 0, NULL, "n"},
-    {"port", HUB_CFG_INT, "502", false, offsetof(struct sample, n), 0, 1, 65535, NULL, "p"},
-    {"scale", HUB_CFG_DOUBLE, "1", false, offsetof(struct sample, x), 0, 0, 0, NULL, "s"},
-    {"gzip", HUB_CFG_BOOL, "true", false, offsetof(struct sample, flag), 0, 0, 0, NULL, "g"},
-    {"interval", HUB_CFG_DURATION, "10s", false, offsetof(struct sample, every), 0, 1000000, 0,
-     NULL, "i"},
-    {"max_size", HUB_CFG_SIZE, "64MiB", false, offsetof(struct sample, size), 0, 0, 0, NULL, "m"},
-    {"mode", HUB_CFG_ENUM, "slow", false, offsetof(struct sample, mode), 0, 0, 0, modes, "e"},
-    {"tags", HUB_CFG_TAGS, NULL, false, offsetof(struct sample, tags), 0, 0, 0, NULL, "t"},
-    {NULL, 0, NULL, false, 0, 0, 0, 0, NULL, NULL},
+    HUB_CFG_KEY("name", HUB_CFG_STRING, "dflt", true, offsetof(struct sample, name), 8, 0, 0, NULL,
+                "n"),
+    HUB_CFG_KEY("port", HUB_CFG_INT, "502", false, offsetof(struct sample, n), 0, 1, 65535, NULL,
+                "p"),
+    HUB_CFG_KEY("scale", HUB_CFG_DOUBLE, "1", false, offsetof(struct sample, x), 0, 0, 0, NULL,
+                "s"),
+    HUB_CFG_KEY("gzip", HUB_CFG_BOOL, "true", false, offsetof(struct sample, flag), 0, 0, 0, NULL,
+                "g"),
+    HUB_CFG_KEY("interval", HUB_CFG_DURATION, "10s", false, offsetof(struct sample, every), 0,
+                1000000, 0, NULL, "i"),
+    HUB_CFG_KEY("max_size", HUB_CFG_SIZE, "64MiB", false, offsetof(struct sample, size), 0, 0, 0,
+                NULL, "m"),
+    HUB_CFG_KEY("mode", HUB_CFG_ENUM, "slow", false, offsetof(struct sample, mode), 0, 0, 0, modes,
+                "e"),
+    HUB_CFG_KEY("tags", HUB_CFG_TAGS, NULL, false, offsetof(struct sample, tags), 0, 0, 0, NULL,
+                "t"),
+    HUB_CFG_END,
 };
 
-static const struct hub_cfg_key any_int = {
-    "offset", HUB_CFG_INT, NULL, false, offsetof(struct sample, n), 0, 0, 0, NULL, "o"};
-static const struct hub_cfg_key min_only = {
-    "count", HUB_CFG_INT, NULL, false, offsetof(struct sample, n), 0, 1, 0, NULL, "c"};
+static const struct hub_cfg_key any_int =
+    HUB_CFG_KEY("offset", HUB_CFG_INT, NULL, false, offsetof(struct sample, n), 0, 0, 0, NULL, "o");
+static const struct hub_cfg_key min_only =
+    HUB_CFG_KEY("count", HUB_CFG_INT, NULL, false, offsetof(struct sample, n), 0, 1, 0, NULL, "c");
 
 static void test_duration(void **state)
 {

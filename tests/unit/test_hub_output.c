@@ -46,6 +46,7 @@ struct fake {
     enum hub_out_result dflt; /* answer after the script */
     int64_t retry_after_ns;
     void (*hook)(struct fake *f, size_t call); /* run inside a call */
+    size_t partial; /* > 0: an OK delivers at most this many (ans->done) */
     struct call calls[MAX_CALLS];
     size_t ncalls;
     int64_t vals[MAX_VALS];
@@ -85,6 +86,10 @@ static enum hub_out_result fake_flush(void *ctx, hub_reading_t *const *readings,
         f->ncalls++;
     }
     enum hub_out_result res = k < f->script_len ? f->script[k] : f->dflt;
+    if (k < MAX_CALLS && res == HUB_OUT_OK && f->partial && n > f->partial) {
+        ans->done = f->partial;
+        f->nvals = f->calls[k].off + f->partial; /* what was not taken comes again */
+    }
     void (*hook)(struct fake *, size_t) = f->hook;
     pthread_mutex_unlock(&f->mu);
     if (hook)
@@ -298,6 +303,35 @@ static void test_new_rejects_bad_options(void **state)
     assert_int_equal(st.cursor, 0);
     hub_output_free(o);
     hub_output_free(NULL);
+}
+
+/* A driver that sends only a prefix (its request size limit): the rest is
+ * offered again at once, in order, the cursor following what went. */
+static void test_partial_delivery(void **state)
+{
+    struct fx *x = *state;
+    append_readings(x->j, 0, 10);
+    x->f.partial = 3;
+    struct hub_output_opts op = opts_of(10, 60 * HUB_NS_PER_S);
+    start(x, &op);
+    assert_true(wait_calls(&x->f, 4, 5000));
+    usleep(100 * 1000);
+    assert_int_equal(ncalls(&x->f), 4);
+    assert_int_equal(x->f.calls[0].n, 10);
+    assert_int_equal(x->f.calls[1].n, 7);
+    assert_int_equal(x->f.calls[2].n, 4);
+    assert_int_equal(x->f.calls[3].n, 1);
+    assert_int_equal(x->f.calls[1].cursor_at_call, 3);
+    assert_int_equal(x->f.calls[3].cursor_at_call, 9);
+    assert_int_equal(x->f.nvals, 10);
+    for (size_t i = 0; i < 10; i++)
+        assert_int_equal(x->f.vals[i], (int64_t)i);
+    struct hub_output_stats st;
+    hub_output_stats(x->o, &st);
+    assert_int_equal(st.delivered, 10);
+    assert_int_equal(st.cursor, 10);
+    assert_int_equal(st.retries, 0);
+    assert_int_equal(x->f.bad, 0);
 }
 
 /* 25 stored readings, batch_size 10, a long flush_interval: two full batches
@@ -753,6 +787,7 @@ int main(void)
     hub_log_set_level(getenv("TEST_VERBOSE") ? HUB_LOG_DEBUG : HUB_LOG_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_new_rejects_bad_options, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partial_delivery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_size_respected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_interval_respected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_then_ok_same_batch, setup, teardown),

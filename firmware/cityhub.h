@@ -1,0 +1,20 @@
+/* firmware/cityhub.h — the program's subcommands (main.c parses the command
+ * line and calls one). Each returns the process's exit status. */
+#ifndef CH_CITYHUB_H
+#define CH_CITYHUB_H
+
+#define EXIT_USAGE 2
+
+/* cityhub run: the daemon (run.c). log_level overrides hub.log_level. */
+int ch_cmd_run(const char *path, const char *log_level);
+/* cityhub check (inspect.c). */
+int ch_cmd_check(const char *path);
+/* cityhub journal [--dump [--from SEQ]] (inspect.c). */
+int ch_cmd_journal(const char *path, int dump, unsigned long long from, int from_set);
+
+/* Every driver's global_init, in registry order; on a failure the ones
+ * done are undone. Returns 0 or -1 (logged). */
+int ch_drivers_global_init(void);
+void ch_drivers_global_cleanup(void);
+
+#endif

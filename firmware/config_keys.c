@@ -1,0 +1,89 @@
+/* firmware/config_keys.c — the keys of the hub's own sections: hub:,
+ * hub.journal and the keys every output has (DESIGN: configuration contract
+ * v1). Drivers declare theirs in drivers/. */
+#include <stddef.h>
+
+#include "firmware/config_priv.h"
+#include "hub/log.h"
+
+/* ---- key tables of the hub ---------------------------------------------- */
+
+static const char *const ch_log_levels[] = {"error", "warn", "info", "debug", NULL};
+static const char *const ch_on_full[] = {"drop_oldest", "drop_newest", NULL};
+
+/* The choices above are indexes into these enums. */
+_Static_assert(HUB_LOG_ERROR == 0 && HUB_LOG_WARN == 1 && HUB_LOG_INFO == 2 && HUB_LOG_DEBUG == 3,
+               "ch_log_levels follows enum hub_log_level");
+_Static_assert(HUB_JOURNAL_DROP_OLDEST == 0 && HUB_JOURNAL_DROP_NEWEST == 1,
+               "ch_on_full follows enum hub_journal_on_full");
+
+
+
+
+const struct hub_cfg_key ch_journal_keys[] = {
+    {.name = "path",
+     .type = HUB_CFG_STRING,
+     .def = "/var/lib/cityhub/journal",
+     .offset = offsetof(struct ch_journal_cfg, path),
+     .size = sizeof(((struct ch_journal_cfg *)0)->path),
+     .help = "directory of the journal's segment files (on the board's flash)"},
+    {.name = "max_size",
+     .type = HUB_CFG_SIZE,
+     .def = "256MiB",
+     .offset = offsetof(struct ch_journal_cfg, max_size),
+     .min = 1LL << 20,
+     .help = "most disk space the journal uses; then on_full decides"},
+    {.name = "segment_size",
+     .type = HUB_CFG_SIZE,
+     .def = "8MiB",
+     .offset = offsetof(struct ch_journal_cfg, segment_size),
+     .min = 64LL << 10,
+     .help = "size of one segment file; space is freed a segment at a time"},
+    {.name = "sync_interval",
+     .type = HUB_CFG_DURATION,
+     .def = "100ms",
+     .offset = offsetof(struct ch_journal_cfg, sync_interval_ns),
+     .min = NS_MS,
+     .help = "how often the journal is synced to flash: at most this much is lost on a power cut"},
+    {.name = "on_full",
+     .type = HUB_CFG_ENUM,
+     .def = "drop_oldest",
+     .offset = offsetof(struct ch_journal_cfg, on_full),
+     .choices = ch_on_full,
+     .help = "when the journal is full: drop_oldest or drop_newest readings (counted)"},
+    {.name = NULL},
+};
+
+const struct hub_cfg_key ch_hub_keys[] = {
+    {.name = "name",
+     .type = HUB_CFG_STRING,
+     .required = true,
+     .offset = offsetof(struct ch_hub_cfg, name),
+     .size = sizeof(((struct ch_hub_cfg *)0)->name),
+     .help = "name of this gateway; every reading gets it as tag \"gateway\""},
+    {.name = "tags",
+     .type = HUB_CFG_TAGS,
+     .offset = offsetof(struct ch_hub_cfg, tags),
+     .help = "tags added to every reading, e.g. {district: dong-hoi, site: crossing-4}"},
+    {.name = "journal",
+     .type = HUB_CFG_OBJECT,
+     .offset = offsetof(struct ch_hub_cfg, journal),
+     .child = ch_journal_keys,
+     .help = "mapping: where and how readings are kept until every output has them"},
+    /* OBJECT without a child table: known, but not in this build yet */
+    {.name = "status", .type = HUB_CFG_OBJECT, .help = "status listener (not in this build yet)"},
+    {.name = "log_level",
+     .type = HUB_CFG_ENUM,
+     .def = "info",
+     .offset = offsetof(struct ch_hub_cfg, log_level),
+     .choices = ch_log_levels,
+     .help = "least severe messages logged: error, warn, info or debug"},
+    {.name = "status_interval",
+     .type = HUB_CFG_DURATION,
+     .def = "60s",
+     .offset = offsetof(struct ch_hub_cfg, status_interval_ns),
+     .min = NS_S,
+     .help = "how often the hub writes its own and each device's status points"},
+    {.name = NULL},
+};
+

@@ -1,0 +1,466 @@
+/* firmware/run.c — `cityhub run`: the daemon's life cycle, generic over the
+ * drivers of the registry (drivers/driver.h).
+ *
+ * Threads: each input driver asks for a number of runners (the Modbus
+ * driver one per bus), each output has its delivery loop (hub_output_run),
+ * every thread with the stack its driver names; the main thread waits for
+ * signals and does the journal's group commit every sync_interval and the
+ * gateway's health point every status_interval. Readings go from the
+ * inputs through the hub's accept path (hub/accept.h) into the journal. */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "drivers/driver.h"
+#include "firmware/cityhub.h"
+#include "firmware/config.h"
+#include "hub/accept.h"
+#include "hub/clock.h"
+#include "hub/journal.h"
+#include "hub/log.h"
+#include "hub/metrics.h"
+#include "hub/output.h"
+#include "hub/reading.h"
+
+#define STOP_DEADLINE_NS (4000LL * HUB_NS_PER_MS) /* SIGTERM to exit, worst case */
+#define STOP_CANCEL_NS (2500LL * HUB_NS_PER_MS)   /* then outputs' transfers are aborted */
+#define STOP_INPUTS_NS (1500LL * HUB_NS_PER_MS)   /* longest wait for the input runners */
+#define CH_METRICS_MAX 16384                      /* registry bound: ~100 B each */
+#define CH_MAX_RUNNERS 1024
+
+/* Sanitizers put redzones on the stack: give their builds room. */
+#if defined(__SANITIZE_ADDRESS__)
+#define STACK_FACTOR 8
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define STACK_FACTOR 8
+#endif
+#endif
+#ifndef STACK_FACTOR
+#define STACK_FACTOR 1
+#endif
+
+/* A worker thread that the main thread joins with a deadline. */
+struct ch_thread {
+    pthread_t id;
+    int started;
+    atomic_int done;
+};
+
+struct ch_in {
+    const struct drv_ops *ops;
+    void *ctx;
+};
+
+struct ch_runner {
+    struct ch_in *in;
+    size_t index;
+    struct ch_thread th;
+};
+
+struct ch_out {
+    const struct drv_ops *ops;
+    const struct drv_output_common *common;
+    void *ctx;
+    hub_output_t *loop;
+    struct ch_thread th;
+};
+
+struct ch_daemon {
+    struct ch_config *c;
+    hub_journal_t *journal;
+    hub_metrics_t *metrics;
+    hub_accept_t *accept;
+    struct ch_in ins[CH_MAX_INPUT_DRIVERS];
+    size_t nins;
+    struct ch_runner *runners;
+    size_t nrunners;
+    struct ch_out outs[CH_MAX_OUTPUTS];
+    size_t nouts;
+    int64_t started_ns;
+};
+
+static int sink_emit(void *ctx, hub_reading_t *r)
+{
+    return hub_accept_reading(ctx, r);
+}
+
+static void *runner_main(void *arg)
+{
+    struct ch_runner *rn = arg;
+    rn->in->ops->run(rn->in->ctx, rn->index);
+    atomic_store(&rn->th.done, 1);
+    return NULL;
+}
+
+static void *output_main(void *arg)
+{
+    struct ch_out *out = arg;
+    hub_output_run(out->loop);
+    atomic_store(&out->th.done, 1);
+    return NULL;
+}
+
+/* Start fn(arg) on a thread with the driver's stack size. */
+static int thread_start(struct ch_thread *t, const struct drv_ops *ops, void *(*fn)(void *),
+                        void *arg)
+{
+    pthread_attr_t attr;
+    size_t stack = (ops->stack_size ? ops->stack_size : DRV_STACK_DEFAULT) * STACK_FACTOR;
+    if (stack < (size_t)PTHREAD_STACK_MIN)
+        stack = (size_t)PTHREAD_STACK_MIN;
+    pthread_attr_init(&attr);
+    int e = pthread_attr_setstacksize(&attr, stack);
+    if (e == 0)
+        e = pthread_create(&t->id, &attr, fn, arg);
+    pthread_attr_destroy(&attr);
+    if (e == 0)
+        t->started = 1;
+    return e;
+}
+
+/* Wait for a started thread until deadline (monotonic ns): an input may sit
+ * in one request for its whole reply timeout, an output in one HTTP
+ * transfer. Returns 0 if it ended (or never started) and was joined. */
+static int thread_join_by(struct ch_thread *t, int64_t deadline)
+{
+    if (!t->started)
+        return 0;
+    while (!atomic_load(&t->done)) {
+        if (hub_mono_ns() >= deadline)
+            return -1;
+        struct timespec ts = {0, 10 * HUB_NS_PER_MS};
+        nanosleep(&ts, NULL);
+    }
+    pthread_join(t->id, NULL);
+    t->started = 0;
+    return 0;
+}
+
+/* ---- health point -------------------------------------------------------- */
+
+static void emit_health(struct ch_daemon *d)
+{
+    struct hub_journal_stats js;
+    hub_journal_stats(d->journal, &js);
+    hub_reading_t *r = hub_reading_new("cityhub", hub_time_ns());
+    if (!r)
+        return;
+    hub_reading_add_uint(r, "uptime_s", (uint64_t)((hub_mono_ns() - d->started_ns) / HUB_NS_PER_S));
+    hub_reading_add_uint(r, "accepted", hub_accept_accepted(d->accept));
+    hub_reading_add_uint(r, "refused", hub_accept_refused(d->accept));
+    hub_reading_add_uint(r, "journal_bytes", js.bytes);
+    hub_reading_add_uint(r, "journal_segments", js.segments);
+    hub_reading_add_uint(r, "journal_dropped", js.dropped);
+    hub_reading_add_uint(r, "journal_fsyncs", js.fsyncs);
+    struct drv_stats in = {0}, out = {0};
+    for (size_t i = 0; i < d->nins; i++)
+        if (d->ins[i].ops->stats)
+            d->ins[i].ops->stats(d->ins[i].ctx, &in);
+    uint64_t lag = 0, retries = 0, delivered = 0;
+    for (size_t i = 0; i < d->nouts; i++) {
+        struct hub_output_stats os;
+        hub_output_stats(d->outs[i].loop, &os);
+        if (js.next_seq > os.cursor && js.next_seq - os.cursor > lag)
+            lag = js.next_seq - os.cursor;
+        retries += os.retries;
+        delivered += os.delivered;
+        if (d->outs[i].ops->stats)
+            d->outs[i].ops->stats(d->outs[i].ctx, &out);
+    }
+    hub_reading_add_uint(r, "sources", in.sources);
+    hub_reading_add_uint(r, "sources_failing", in.failing);
+    hub_reading_add_uint(r, "outputs_failing", out.failing);
+    hub_reading_add_uint(r, "output_lag", lag);
+    hub_reading_add_uint(r, "output_retries", retries);
+    hub_reading_add_uint(r, "output_delivered", delivered);
+    hub_reading_add_string(r, "version", CITYHUB_VERSION);
+    hub_accept_reading(d->accept, r);
+}
+
+/* ---- start and stop ------------------------------------------------------ */
+
+static int start_outputs(struct ch_daemon *d, const struct drv_env *env)
+{
+    char err[512];
+    for (size_t i = 0; i < d->c->noutputs; i++) {
+        struct ch_out *o = &d->outs[d->nouts];
+        o->ops = d->c->outputs[i].ops;
+        o->common = d->c->outputs[i].cfg;
+        if (o->ops->init(d->c->outputs[i].cfg, env, &o->ctx, err, sizeof(err)) != 0) {
+            hub_err("cityhub", "output %s: %s", o->common->name, err);
+            return -1;
+        }
+        d->nouts++;
+        struct hub_output_opts oo = {
+            .name = o->common->name,
+            .type = o->ops->name,
+            .batch_size = (size_t)o->common->batch_size,
+            .flush_interval_ns = o->common->flush_interval_ns,
+            .stop_grace_ns = 2 * HUB_NS_PER_S,
+        };
+        int rc = hub_output_new(d->journal, &oo, o->ops->flush, o->ctx, &o->loop);
+        if (rc != HUB_OK) {
+            hub_err("cityhub", "output %s: cannot start its delivery loop: %s", o->common->name,
+                    hub_strerror(rc));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int start_inputs(struct ch_daemon *d, const struct drv_env *env)
+{
+    char err[512];
+    size_t total = 0;
+    for (size_t i = 0; i < d->c->ninputs; i++) {
+        const struct ch_input_cfg *ic = &d->c->inputs[i];
+        if (!ic->elements)
+            continue;
+        struct ch_in *in = &d->ins[d->nins];
+        in->ops = ic->ops;
+        if (in->ops->init(&ic->cfg, env, &in->ctx, err, sizeof(err)) != 0) {
+            hub_err("cityhub", "%s: %s", in->ops->name, err);
+            return -1;
+        }
+        d->nins++;
+        total += in->ops->runners(in->ctx);
+    }
+    if (total > CH_MAX_RUNNERS) {
+        hub_err("cityhub", "%zu input threads asked for; at most %d", total, CH_MAX_RUNNERS);
+        return -1;
+    }
+    d->runners = calloc(total ? total : 1, sizeof(*d->runners));
+    if (!d->runners) {
+        hub_err("cityhub", "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < d->nins; i++)
+        for (size_t k = 0; k < d->ins[i].ops->runners(d->ins[i].ctx); k++)
+            d->runners[d->nrunners++] = (struct ch_runner){.in = &d->ins[i], .index = k};
+    return 0;
+}
+
+static int start_threads(struct ch_daemon *d)
+{
+    for (size_t i = 0; i < d->nouts; i++) {
+        int e = thread_start(&d->outs[i].th, d->outs[i].ops, output_main, &d->outs[i]);
+        if (e != 0) {
+            hub_err("cityhub", "output %s: cannot start its thread: %s", d->outs[i].common->name,
+                    strerror(e));
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < d->nrunners; i++) {
+        struct ch_runner *rn = &d->runners[i];
+        int e = thread_start(&rn->th, rn->in->ops, runner_main, rn);
+        if (e != 0) {
+            hub_err("cityhub", "%s: cannot start runner %zu: %s", rn->in->ops->name, rn->index,
+                    strerror(e));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Stop everything within STOP_DEADLINE_NS. Returns 1 if a thread is still
+ * busy (nothing it uses may be freed), else 0. */
+static int stop_all(struct ch_daemon *d)
+{
+    int64_t stop_began = hub_mono_ns();
+    int stuck = 0;
+    for (size_t i = 0; i < d->nins; i++)
+        d->ins[i].ops->stop(d->ins[i].ctx);
+    for (size_t i = 0; i < d->nrunners; i++) {
+        if (thread_join_by(&d->runners[i].th, stop_began + STOP_INPUTS_NS) != 0) {
+            hub_warn("cityhub",
+                     "%s runner %zu still busy in a request at the stop deadline; not waiting "
+                     "for it",
+                     d->runners[i].in->ops->name, d->runners[i].index);
+            stuck = 1;
+        }
+    }
+    if (d->journal && hub_journal_sync(d->journal) != HUB_OK)
+        hub_err("journal", "final fsync failed: %s", strerror(errno));
+    for (size_t i = 0; i < d->nouts; i++)
+        if (d->outs[i].th.started)
+            hub_output_stop(d->outs[i].loop);
+    for (size_t i = 0; i < d->nouts; i++) {
+        struct ch_out *o = &d->outs[i];
+        /* Past the cancel time, a transfer still in progress is aborted. */
+        if (thread_join_by(&o->th, stop_began + STOP_CANCEL_NS) != 0 && o->ops->cancel)
+            o->ops->cancel(o->ctx);
+        if (thread_join_by(&o->th, stop_began + STOP_DEADLINE_NS) != 0) {
+            hub_warn("cityhub",
+                     "output %s still busy at the stop deadline; its last batch will "
+                     "be sent again after restart",
+                     o->common->name);
+            stuck = 1;
+        }
+    }
+    return stuck;
+}
+
+static void free_all(struct ch_daemon *d)
+{
+    for (size_t i = 0; i < d->nouts; i++) {
+        struct hub_output_stats os;
+        if (!d->outs[i].loop)
+            continue;
+        hub_output_stats(d->outs[i].loop, &os);
+        hub_info("cityhub", "output %s: %" PRIu64 " delivered, cursor at %" PRIu64,
+                 d->outs[i].common->name, os.delivered, os.cursor);
+        hub_output_free(d->outs[i].loop);
+    }
+    for (size_t i = 0; i < d->nouts; i++)
+        d->outs[i].ops->exit(d->outs[i].ctx);
+    for (size_t i = 0; i < d->nins; i++)
+        d->ins[i].ops->exit(d->ins[i].ctx);
+    free(d->runners);
+    hub_accept_free(d->accept);
+    if (d->journal)
+        hub_journal_close(d->journal);
+    hub_metrics_free(d->metrics);
+    ch_config_free(d->c);
+}
+
+/* ---- cityhub run ----------------------------------------------------------- */
+
+/* Main loop: group commit every sync_interval, health every status_interval;
+ * it wakes for whichever is due first. Returns the signal that ended it. */
+static int main_loop(struct ch_daemon *d, const sigset_t *sigs)
+{
+    const struct ch_hub_cfg *h = &d->c->hub;
+    int64_t next_health = d->started_ns + h->status_interval_ns;
+    int64_t next_sync = d->started_ns + h->journal.sync_interval_ns;
+    for (;;) {
+        int64_t wait = (next_sync < next_health ? next_sync : next_health) - hub_mono_ns();
+        if (wait < HUB_NS_PER_MS)
+            wait = HUB_NS_PER_MS;
+        struct timespec ts = {(time_t)(wait / HUB_NS_PER_S), (long)(wait % HUB_NS_PER_S)};
+        siginfo_t si;
+        int sig = sigtimedwait(sigs, &si, &ts);
+        if (sig == SIGINT || sig == SIGTERM)
+            return sig;
+        if (sig == SIGHUP)
+            hub_info("cityhub",
+                     "SIGHUP: reload is not supported yet; restart to apply a new config");
+        int64_t now = hub_mono_ns();
+        if (now >= next_sync) {
+            if (hub_journal_sync(d->journal) != HUB_OK)
+                hub_err("journal", "fsync failed: %s", strerror(errno));
+            next_sync = now + h->journal.sync_interval_ns;
+        }
+        if (now >= next_health) {
+            emit_health(d);
+            next_health = now + h->status_interval_ns;
+        }
+    }
+}
+
+int ch_cmd_run(const char *path, const char *log_level)
+{
+    unsigned nerr = 0;
+    int exit_code = 1;
+    char err[512];
+
+    /* Signals are taken by the main thread only, with sigtimedwait; blocked
+     * before anything else so that a SIGTERM during start-up is kept pending
+     * and answered by a clean stop. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct ch_daemon d;
+    memset(&d, 0, sizeof(d));
+    d.c = ch_config_load(path, stderr, &nerr);
+    if (!d.c) {
+        fprintf(stderr, "cityhub: %u error%s in %s; not starting\n", nerr, nerr == 1 ? "" : "s",
+                path);
+        return EXIT_USAGE;
+    }
+    const struct ch_hub_cfg *h = &d.c->hub;
+    hub_log_set_level((enum hub_log_level)h->log_level);
+    if (log_level) {
+        enum hub_log_level lvl;
+        if (hub_log_parse_level(log_level, &lvl) != 0) {
+            fprintf(stderr, "cityhub: bad --log-level \"%s\" (error, warn, info, debug)\n",
+                    log_level);
+            ch_config_free(d.c);
+            return EXIT_USAGE;
+        }
+        hub_log_set_level(lvl);
+    }
+    if (ch_drivers_global_init() != 0) {
+        ch_config_free(d.c);
+        return 1;
+    }
+
+    struct hub_journal_opts jo = {
+        .dir = h->journal.path,
+        .segment_size = h->journal.segment_size,
+        .max_size = h->journal.max_size,
+        .on_full = (enum hub_journal_on_full)h->journal.on_full,
+    };
+    d.metrics = hub_metrics_new(CH_METRICS_MAX);
+    if (!d.metrics) {
+        hub_err("cityhub", "out of memory");
+        goto out;
+    }
+    if (hub_journal_open(&jo, &d.journal, err, sizeof(err)) != HUB_OK) {
+        hub_err("journal", "%s", err);
+        goto out;
+    }
+    struct hub_accept_opts ao = {
+        .journal = d.journal, .gateway = h->name, .tags = &h->tags, .metrics = d.metrics};
+    if (hub_accept_new(&ao, &d.accept) != HUB_OK) {
+        hub_err("cityhub", "out of memory");
+        goto out;
+    }
+    struct hub_journal_stats js;
+    hub_journal_stats(d.journal, &js);
+    hub_info("cityhub",
+             "cityhub %s starting: gateway %s, journal %s (%" PRIu64 " segments, next seq %" PRIu64
+             "%s)",
+             CITYHUB_VERSION, h->name, h->journal.path, js.segments, js.next_seq,
+             js.recovered_cut ? ", torn tail cut" : "");
+
+    struct drv_sink sink = {.emit = sink_emit, .ctx = d.accept};
+    struct drv_env env = {
+        .sink = &sink, .metrics = d.metrics, .status_interval_ns = h->status_interval_ns};
+    if (start_outputs(&d, &env) != 0 || start_inputs(&d, &env) != 0 || start_threads(&d) != 0)
+        goto out;
+    hub_info("cityhub", "running: %zu input driver%s (%zu thread%s), %zu output%s", d.nins,
+             d.nins == 1 ? "" : "s", d.nrunners, d.nrunners == 1 ? "" : "s", d.nouts,
+             d.nouts == 1 ? "" : "s");
+
+    d.started_ns = hub_mono_ns();
+    int sig = main_loop(&d, &sigs);
+    hub_info("cityhub", "%s: stopping (polling stops, pending readings are flushed)",
+             sig == SIGINT ? "SIGINT" : "SIGTERM");
+    exit_code = 0;
+
+out:
+    if (stop_all(&d)) {
+        /* Everything accepted is in the journal (synced, but for what a stuck
+         * input may still append); a thread still runs, so nothing it uses is
+         * freed: leave now. */
+        fflush(NULL);
+        _exit(exit_code);
+    }
+    free_all(&d);
+    ch_drivers_global_cleanup();
+    return exit_code;
+}

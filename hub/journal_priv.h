@@ -1,0 +1,211 @@
+/* hub/journal_priv.h — the journal's layout, shared by its source files
+ * (journal.c: open, recovery, append, sync; journal_space.c: rotation and
+ * freeing space; journal_cursor.c; journal_reader.c; journal_util.c: framing
+ * and file helpers). Nothing outside hub/journal*.c includes it but the
+ * journal's unit test.
+ *
+ * Layout on disk:
+ *   DIR/00000000000000000000.seg   segments, named by the seq of their first
+ *   DIR/00000000000000000042.seg   record; the last one is the active one
+ *   DIR/cursors/NAME               "SEQ\ncrc32c XXXXXXXX\n" (CRC of "SEQ\n")
+ *
+ * In memory the journal keeps the list of segments (base seq, sealed size),
+ * the active segment's fd and committed end (the byte after the last complete
+ * append), next_seq, and the registered cursors. One mutex guards all of it;
+ * an append is one pwritev() of frame header + payload at the committed end,
+ * made under that mutex, so a record is either wholly in the page cache or
+ * (after a failed write is truncated away) not at all. Readers pread() their
+ * own fd outside the mutex, up to the committed end they saw under it.
+ *
+ * A writable journal always lists at least one segment, the last being the
+ * active one. When the file system is full the active segment may lack its
+ * header (active_size 0: a rotation or recovery could not write it) or even
+ * its file (active_fd -1: a fresh journal could not create it); it then
+ * holds no record (its base is next_seq) and the next append completes it.
+ *
+ * Lock order: cursor_mu, then mu, then log_mu (a leaf). */
+#ifndef HUB_JOURNAL_PRIV_H
+#define HUB_JOURNAL_PRIV_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "hub/journal.h"
+#include "hub/log.h"
+
+#define J_WHO "journal"
+#define J_MAGIC "CHJ1"
+#define J_VERSION 1u
+#define J_DEFAULT_SEGMENT (8ull << 20)
+#define J_DEFAULT_MAX (256ull << 20)
+#define J_MIN_SEGMENT 64ull
+#define J_IOBUF 65536 /* read buffer of a reader / of recovery */
+#define J_PATH_MAX 4096
+#define J_SEG_NAME_LEN 24 /* 20 digits + ".seg" */
+#define J_CURSOR_FILE_MAX 64
+
+/* Internal outcome, never returned by a public function: the file system is
+ * full (ENOSPC or EDQUOT). The append path answers it like a full journal. */
+#define J_EDISKFULL (-100)
+
+/* The repeating messages, each with its own rate limit. */
+enum j_lim {
+    J_LIM_CREATE, /* creating a segment or writing its header */
+    J_LIM_WRITE,  /* appending a record */
+    J_LIM_SYNC,   /* fsync / fdatasync */
+    J_LIM_CURSOR, /* writing a cursor file */
+    J_LIM_DELETE, /* deleting a segment */
+    J_LIM_DROP,   /* journal full (max_size): undelivered records dropped */
+    J_LIM_FULL,   /* file system full: records dropped, or appends refused */
+    J_LIM_N
+};
+
+struct j_seg {
+    uint64_t base; /* seq of its first record (from its name) */
+    uint64_t size; /* file size; for the active segment see j->active_size */
+};
+
+struct j_cursor {
+    char name[HUB_JOURNAL_MAX_NAME];
+    uint64_t seq;       /* next seq the output has not delivered */
+    uint64_t persisted; /* last value durably written */
+    bool used;
+};
+
+struct hub_journal {
+    char *dir;
+    uint64_t segment_size;
+    uint64_t max_size;
+    enum hub_journal_on_full on_full;
+    bool read_only;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cond;       /* signalled on every append, deletion and wake */
+    pthread_mutex_t cursor_mu; /* serialises cursor file writes */
+    pthread_mutex_t log_mu;    /* guards lim */
+    uint64_t wake_gen;
+    uint64_t del_gen; /* segments deleted: readers may let go of their files */
+
+    int dirfd;
+    int cursor_dirfd;
+    struct j_seg *segs; /* sorted by base; the last is the active segment */
+    size_t nsegs;
+    size_t segs_alloc;
+    int active_fd;        /* -1 when read_only, or no file yet (see above) */
+    uint64_t active_size; /* committed end of the active segment; 0: no header yet */
+    uint64_t total_bytes; /* all segment files */
+    uint64_t next_seq;
+    bool dirty;     /* appended since the last fsync */
+    bool tail_junk; /* a failed write left bytes past active_size */
+
+    struct j_cursor cursors[HUB_JOURNAL_MAX_CURSORS];
+    struct hub_journal_stats st;
+    struct hub_log_limit lim[J_LIM_N];
+};
+
+/* A window of a segment file read with pread, shared by readers and
+ * recovery. */
+struct j_in {
+    int fd;
+    uint8_t *buf;
+    uint64_t off; /* file offset of buf[0] */
+    size_t len;   /* valid bytes in buf */
+};
+
+struct hub_journal_reader {
+    hub_journal_t *j;
+    struct j_in in;
+    uint64_t seg_base; /* segment open in in.fd (valid when in.fd >= 0) */
+    uint64_t off;      /* next frame offset in that segment */
+    uint64_t pos_seq;  /* seq the frame at off must carry */
+    uint64_t want;     /* next seq to return */
+};
+
+/* Tests only; NULL in the program. When set, it is asked before each write
+ * that can run out of space (a record, a segment header, a cursor file) with
+ * the file's path and the bytes to be written; a non-zero answer is taken as
+ * that write failing with that errno. */
+extern int (*hub_journal_fault_hook)(const char *path, size_t bytes);
+
+static inline void journal_put_le32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void journal_put_le64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint32_t journal_get_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t journal_get_le64(const uint8_t *p)
+{
+    return (uint64_t)journal_get_le32(p) | (uint64_t)journal_get_le32(p + 4) << 32;
+}
+
+/* ENOSPC or EDQUOT: the file system (or the user's quota) is full. */
+static inline bool journal_is_disk_full(int e)
+{
+    return e == ENOSPC || e == EDQUOT;
+}
+
+/* ---- journal_util.c ---------------------------------------------------- */
+
+void journal_seg_path(const hub_journal_t *j, uint64_t base, char *out, size_t outlen);
+void journal_make_header(uint8_t *h, uint64_t base);
+bool journal_header_ok(const uint8_t *h, uint64_t base);
+/* Write all of buf at off into the file path (for the fault hook). Returns
+ * 0, or -1 with errno set (a short write is ENOSPC). */
+int journal_pwrite_all(int fd, const char *path, const void *buf, size_t n, uint64_t off);
+/* Read up to n bytes at off; returns bytes read (short only at EOF) or -1. */
+ssize_t journal_pread_full(int fd, void *buf, size_t n, uint64_t off);
+/* fsync and count it; caller holds j->mu (or owns j exclusively). */
+int journal_fsync(hub_journal_t *j, int fd);
+/* Make room in j->segs for one more segment / add one. HUB_OK or HUB_ENOMEM. */
+int journal_segs_reserve(hub_journal_t *j);
+int journal_segs_push(hub_journal_t *j, uint64_t base, uint64_t size);
+/* Check the frame at off (which must lie below limit) and, if out is not
+ * NULL, append its payload to out. expect is the seq it must carry.
+ * Returns HUB_OK with *len (payload length), HUB_ECORRUPT with *why, HUB_EIO,
+ * or out's HUB_EFULL / HUB_ENOMEM. */
+int journal_frame_read(struct j_in *in, uint64_t off, uint64_t limit, uint64_t expect,
+                       struct hub_buf *out, uint32_t *len, const char **why);
+/* Log a message of kind k at most once per HUB_LOG_REPEAT_NS, with the count
+ * of those held back since. Keeps errno. Any lock may be held. */
+void journal_log(hub_journal_t *j, enum j_lim k, enum hub_log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ---- journal_space.c --------------------------------------------------- */
+
+/* Lowest seq a registered cursor still needs, or UINT64_MAX with none. */
+uint64_t journal_min_cursor(const hub_journal_t *j);
+/* Delete the oldest segment (never the active one; nsegs > 1). Caller holds
+ * j->mu. Returns how many records in it no registered cursor had passed. */
+uint64_t journal_drop_first(hub_journal_t *j);
+/* Delete the segments every registered cursor has passed. Caller holds
+ * j->mu. Returns how many were deleted. */
+size_t journal_delete_delivered(hub_journal_t *j);
+/* Create the active segment's file if it has none and write its header if
+ * it has none. Caller holds j->mu (or owns j). Returns HUB_OK, J_EDISKFULL
+ * or HUB_EIO (errno set; logged). */
+int journal_seg_ready(hub_journal_t *j);
+/* Make room for a record of n bytes (frame included) under max_size and
+ * segment_size. Caller holds j->mu. Returns HUB_OK, HUB_EFULL, J_EDISKFULL
+ * or HUB_EIO. */
+int journal_make_room(hub_journal_t *j, uint64_t n);
+/* The file system is full: free space as a full journal does. Caller holds
+ * j->mu. Returns HUB_OK when a segment was deleted (try again) or HUB_EFULL
+ * when nothing more can be freed under the on_full policy. */
+int journal_free_space(hub_journal_t *j);
+
+#endif

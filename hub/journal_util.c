@@ -1,0 +1,223 @@
+/* hub/journal_util.c — the journal's framing, file helpers and rate-limited
+ * log (hub/journal_priv.h). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hub/clock.h"
+#include "hub/crc32c.h"
+#include "hub/journal_priv.h"
+
+int (*hub_journal_fault_hook)(const char *path, size_t bytes);
+
+void journal_seg_path(const hub_journal_t *j, uint64_t base, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s/%020" PRIu64 ".seg", j->dir, base);
+}
+
+void journal_make_header(uint8_t *h, uint64_t base)
+{
+    memcpy(h, J_MAGIC, 4);
+    journal_put_le32(h + 4, J_VERSION);
+    journal_put_le64(h + 8, base);
+}
+
+bool journal_header_ok(const uint8_t *h, uint64_t base)
+{
+    return memcmp(h, J_MAGIC, 4) == 0 && journal_get_le32(h + 4) == J_VERSION &&
+           journal_get_le64(h + 8) == base;
+}
+
+int journal_pwrite_all(int fd, const char *path, const void *buf, size_t n, uint64_t off)
+{
+    int e;
+    if (hub_journal_fault_hook && (e = hub_journal_fault_hook(path, n)) != 0) {
+        errno = e;
+        return -1;
+    }
+    const uint8_t *p = buf;
+    while (n) {
+        ssize_t w = pwrite(fd, p, n, (off_t)off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (w == 0) {
+            errno = ENOSPC;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return 0;
+}
+
+ssize_t journal_pread_full(int fd, void *buf, size_t n, uint64_t off)
+{
+    uint8_t *p = buf;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, p + got, n - got, (off_t)(off + got));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+int journal_fsync(hub_journal_t *j, int fd)
+{
+    j->st.fsyncs++;
+    return fsync(fd);
+}
+
+int journal_segs_reserve(hub_journal_t *j)
+{
+    if (j->nsegs < j->segs_alloc)
+        return HUB_OK;
+    size_t na = j->segs_alloc ? j->segs_alloc * 2 : 16;
+    struct j_seg *p = realloc(j->segs, na * sizeof(*p));
+    if (!p)
+        return HUB_ENOMEM;
+    j->segs = p;
+    j->segs_alloc = na;
+    return HUB_OK;
+}
+
+int journal_segs_push(hub_journal_t *j, uint64_t base, uint64_t size)
+{
+    if (journal_segs_reserve(j) != HUB_OK)
+        return HUB_ENOMEM;
+    j->segs[j->nsegs].base = base;
+    j->segs[j->nsegs].size = size;
+    j->nsegs++;
+    return HUB_OK;
+}
+
+/* Make bytes [off, off+n) of the file available in in->buf, reading no further
+ * than limit. n <= J_IOBUF. Returns a pointer to them, or NULL with *rc set
+ * (HUB_EIO, or HUB_ECORRUPT when the file is shorter than limit). */
+static const uint8_t *in_get(struct j_in *in, uint64_t off, size_t n, uint64_t limit, int *rc)
+{
+    if (off >= in->off && off + n <= in->off + in->len)
+        return in->buf + (off - in->off);
+    uint64_t want = limit - off;
+    if (want > J_IOBUF)
+        want = J_IOBUF;
+    ssize_t r = journal_pread_full(in->fd, in->buf, (size_t)want, off);
+    if (r < 0) {
+        in->len = 0;
+        *rc = HUB_EIO;
+        return NULL;
+    }
+    in->off = off;
+    in->len = (size_t)r;
+    if ((size_t)r < n) {
+        *rc = HUB_ECORRUPT;
+        return NULL;
+    }
+    return in->buf;
+}
+
+int journal_frame_read(struct j_in *in, uint64_t off, uint64_t limit, uint64_t expect,
+                       struct hub_buf *out, uint32_t *len, const char **why)
+{
+    int rc = HUB_OK;
+    if (limit - off < HUB_JOURNAL_FRAME_SIZE) {
+        *why = "torn frame header";
+        return HUB_ECORRUPT;
+    }
+    const uint8_t *h = in_get(in, off, HUB_JOURNAL_FRAME_SIZE, limit, &rc);
+    if (!h) {
+        *why = "short read";
+        return rc;
+    }
+    uint8_t fh[HUB_JOURNAL_FRAME_SIZE];
+    memcpy(fh, h, sizeof(fh));
+    uint32_t stored = journal_get_le32(fh);
+    uint32_t n = journal_get_le32(fh + 4);
+    uint64_t seq = journal_get_le64(fh + 8);
+    if (stored == 0 && n == 0 && seq == 0) {
+        *why = "zero-filled frame";
+        return HUB_ECORRUPT;
+    }
+    if (n == 0 || n > HUB_JOURNAL_MAX_RECORD) {
+        *why = "bad record length";
+        return HUB_ECORRUPT;
+    }
+    if ((uint64_t)n > limit - off - HUB_JOURNAL_FRAME_SIZE) {
+        *why = "record runs past the end";
+        return HUB_ECORRUPT;
+    }
+    if (seq != expect) {
+        *why = "seq out of order";
+        return HUB_ECORRUPT;
+    }
+    uint32_t crc = hub_crc32c(0, fh + 4, 12);
+    uint64_t p = off + HUB_JOURNAL_FRAME_SIZE;
+    uint32_t left = n;
+    size_t out_start = out ? out->len : 0;
+    while (left) {
+        size_t chunk = left > J_IOBUF ? J_IOBUF : left;
+        const uint8_t *d = in_get(in, p, chunk, limit, &rc);
+        if (!d) {
+            *why = "short read";
+            goto fail;
+        }
+        crc = hub_crc32c(crc, d, chunk);
+        if (out && (rc = hub_buf_add(out, d, chunk)) != HUB_OK) {
+            *why = "payload buffer";
+            goto fail;
+        }
+        p += chunk;
+        left -= (uint32_t)chunk;
+    }
+    if (hub_crc32c_unmask(stored) != crc) {
+        *why = "CRC mismatch";
+        rc = HUB_ECORRUPT;
+        goto fail;
+    }
+    *len = n;
+    return HUB_OK;
+fail:
+    if (out) {
+        out->len = out_start;
+        if (out->data)
+            out->data[out->len] = 0;
+    }
+    return rc;
+}
+
+void journal_log(hub_journal_t *j, enum j_lim k, enum hub_log_level lvl, const char *fmt, ...)
+{
+    if (lvl > hub_log_threshold)
+        return;
+    int e = errno;
+    uint64_t held = 0;
+    pthread_mutex_lock(&j->log_mu);
+    int say = hub_log_limit_pass(&j->lim[k], hub_mono_ns(), &held);
+    pthread_mutex_unlock(&j->log_mu);
+    if (say) {
+        char msg[768];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        if (held)
+            hub_log_write(lvl, J_WHO, "%s (%" PRIu64 " more since last report)", msg, held);
+        else
+            hub_log_write(lvl, J_WHO, "%s", msg);
+    }
+    errno = e;
+}

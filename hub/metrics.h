@@ -1,0 +1,58 @@
+/* hub/metrics.h — the hub's counters and gauges: what drivers, the journal
+ * and the outputs count, and what health points (and the status server) read.
+ *
+ * A metric is a name, at most one label (key and value, e.g. device="aq-1"),
+ * a kind and one line of help. Drivers register theirs at init and keep the
+ * handle; updates are one relaxed atomic operation, safe from any thread.
+ * The registry is bounded: it holds at most the `max` given to
+ * hub_metrics_new, and a registration past that returns NULL (updates
+ * through NULL do nothing) and is counted in hub_metrics_missed. Names
+ * follow Prometheus' rules: [a-z_][a-z0-9_]*, counters end in "_total". */
+#ifndef HUB_METRICS_H
+#define HUB_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum hub_metric_kind { HUB_METRIC_COUNTER = 0, HUB_METRIC_GAUGE = 1 };
+
+#define HUB_METRIC_LABEL_MAX 64 /* a label value longer than this is cut */
+
+typedef struct hub_metrics hub_metrics_t;
+struct hub_metric; /* one registered metric */
+
+/* What hub_metrics_each shows of each metric. */
+struct hub_metric_info {
+    const char *name;
+    const char *help;
+    enum hub_metric_kind kind;
+    const char *label_key;   /* NULL: no label */
+    const char *label_value; /* "" when no label */
+    uint64_t value;
+};
+
+/* Returns NULL when out of memory. max: most metrics ever registered. */
+hub_metrics_t *hub_metrics_new(size_t max);
+void hub_metrics_free(hub_metrics_t *m);
+
+/* Register name{label_key=label_value} and return its handle; the same name
+ * and label twice return the same handle. name, help and label_key must
+ * outlive the registry (string literals); label_value is copied. Returns
+ * NULL if m is NULL, the name is not valid, or the registry is full. */
+struct hub_metric *hub_metrics_add(hub_metrics_t *m, enum hub_metric_kind kind, const char *name,
+                                   const char *label_key, const char *label_value,
+                                   const char *help);
+
+void hub_metric_inc(struct hub_metric *mt, uint64_t n); /* counters (and gauges) */
+void hub_metric_set(struct hub_metric *mt, uint64_t v); /* gauges */
+uint64_t hub_metric_get(const struct hub_metric *mt);   /* 0 for NULL */
+
+/* Sum of every metric called name, whatever its label. */
+uint64_t hub_metrics_sum(hub_metrics_t *m, const char *name);
+/* Registrations refused because the registry was full. */
+uint64_t hub_metrics_missed(hub_metrics_t *m);
+/* Call fn for each metric, in registration order. */
+void hub_metrics_each(hub_metrics_t *m, void (*fn)(void *arg, const struct hub_metric_info *mi),
+                      void *arg);
+
+#endif
