@@ -6,9 +6,7 @@
 #include "drivers/driver.h"
 #include "hub/journal.h"
 
-
-void drv_check_error(struct drv_check *ck, const void *where, const char *key, const char *fmt,
-                     ...)
+void drv_check_error(struct drv_check *ck, const void *where, const char *key, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -59,4 +57,3 @@ const struct hub_cfg_key drv_output_common_keys[] = {
              "board)"},
     {.name = NULL},
 };
-

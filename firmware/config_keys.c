@@ -17,9 +17,6 @@ _Static_assert(HUB_LOG_ERROR == 0 && HUB_LOG_WARN == 1 && HUB_LOG_INFO == 2 && H
 _Static_assert(HUB_JOURNAL_DROP_OLDEST == 0 && HUB_JOURNAL_DROP_NEWEST == 1,
                "ch_on_full follows enum hub_journal_on_full");
 
-
-
-
 const struct hub_cfg_key ch_journal_keys[] = {
     {.name = "path",
      .type = HUB_CFG_STRING,
@@ -86,4 +83,3 @@ const struct hub_cfg_key ch_hub_keys[] = {
      .help = "how often the hub writes its own and each device's status points"},
     {.name = NULL},
 };
-

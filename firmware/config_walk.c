@@ -55,7 +55,6 @@ void flush_errors(struct loader *L)
                 L->errv[i].msg);
 }
 
-
 /* The node at idx, counted against CH_MAX_NODES; NULL once the walk stops. */
 yaml_node_t *get(struct loader *L, int idx)
 {
@@ -165,7 +164,6 @@ static size_t distance(const char *a, const char *b)
     return row[lb];
 }
 
-
 /* Flat index of name over the section's tables, or -1. */
 int key_index(const struct section *s, const char *name)
 {
@@ -220,8 +218,7 @@ void suggest(const struct section *s, const char *key, char *out, size_t len)
 }
 
 /* A scalar's text for key k, or NULL after reporting why not. */
-const char *scalar_for(struct loader *L, const char *keyname, const char *want,
-                              yaml_node_t *v)
+const char *scalar_for(struct loader *L, const char *keyname, const char *want, yaml_node_t *v)
 {
     char buf[64];
     if (v->type != YAML_SCALAR_NODE || is_null(v)) {
@@ -271,9 +268,8 @@ void walk_tags(struct loader *L, const struct hub_cfg_key *k, void *base, yaml_n
     }
 }
 
-
-void section_init(struct section *s, const struct hub_cfg_key *t0,
-                         const struct hub_cfg_key *t1, void *base, const char *where)
+void section_init(struct section *s, const struct hub_cfg_key *t0, const struct hub_cfg_key *t1,
+                  void *base, const char *where)
 {
     memset(s, 0, sizeof(*s));
     s->tables[0] = t0;
@@ -291,7 +287,6 @@ bool expect_list(struct loader *L, const char *what, yaml_node_t *v)
     report(L, v, "expected a list for %s, got %s", what, got(v, buf, sizeof(buf)));
     return false;
 }
-
 
 /* libyaml's own message, at its position. Reader errors (bad UTF-8, control
  * characters) carry a byte offset only: it is turned into line and column. */
@@ -329,7 +324,6 @@ void report_yaml_error(struct loader *L, const yaml_parser_t *p)
         return;
     }
 }
-
 
 bool name_take(struct loader *L, struct name_set *set, yaml_node_t *node, const char *kind,
                const char *name)
@@ -376,4 +370,74 @@ void check_journal(struct loader *L, struct section *s)
                "journal segment_size (%llu bytes) must be at most half of max_size "
                "(%llu bytes)",
                (unsigned long long)j->segment_size, (unsigned long long)j->max_size);
+}
+
+/* ---- places: which mapping filled which struct ----------------------------- */
+
+int place_add(struct loader *L, const void *base, yaml_node_t *node, int parent)
+{
+    if (L->nplaces == L->places_cap) {
+        size_t cap = L->places_cap ? L->places_cap * 2 : 256;
+        struct place *p = realloc(L->places, cap * sizeof(*p));
+        if (!p)
+            return -1;
+        L->places = p;
+        L->places_cap = cap;
+    }
+    L->places[L->nplaces] = (struct place){.base = base, .node = node, .parent = parent};
+    return (int)L->nplaces++;
+}
+
+struct place *place_of(struct loader *L, const void *base)
+{
+    for (size_t i = L->nplaces; i-- > 0;)
+        if (L->places[i].base == base)
+            return &L->places[i];
+    return NULL;
+}
+
+void place_bad_key(struct loader *L, int me, const char *key)
+{
+    struct place *p = &L->places[me];
+    if (p->nbad < PLACE_BAD_KEYS)
+        p->bad_keys[p->nbad++] = key;
+    else
+        p->broken = true; /* too many to tell: treat the whole mapping as wrong */
+}
+
+bool place_bad(struct loader *L, const struct place *p, const char *key)
+{
+    for (unsigned i = 0; key && i < p->nbad; i++)
+        if (strcmp(p->bad_keys[i], key) == 0)
+            return true;
+    if (!key && p->errors > 0) /* about the whole mapping, which had errors in it */
+        return true;
+    while (p) {
+        if (p->broken)
+            return true;
+        p = p->parent >= 0 ? &L->places[p->parent] : NULL;
+    }
+    return false;
+}
+
+/* A struct that should have come from a mapping that was not one. */
+void place_broken(struct loader *L, const void *base, yaml_node_t *node, int parent)
+{
+    int i = place_add(L, base, node, parent);
+    if (i >= 0)
+        L->places[i].broken = true;
+}
+
+/* The value node of key in mapping m (not counted against the node limit:
+ * it was visited by the walk already), or NULL. */
+yaml_node_t *value_of(struct loader *L, yaml_node_t *m, const char *key)
+{
+    if (!m || m->type != YAML_MAPPING_NODE)
+        return NULL;
+    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(L->doc, p->key);
+        if (kn && kn->type == YAML_SCALAR_NODE && strcmp(text_of(kn), key) == 0)
+            return yaml_document_get_node(L->doc, p->value);
+    }
+    return NULL;
 }

@@ -106,6 +106,16 @@ bool name_take(struct loader *L, struct name_set *set, yaml_node_t *node, const 
                const char *name);
 void name_set_free(struct name_set *set);
 
+/* Places (config_walk.c): add returns the index or -1; of finds the latest
+ * for base; bad tells whether a check's report about (p, key) follows from
+ * an error already reported; value_of is the value of key in mapping m. */
+int place_add(struct loader *L, const void *base, yaml_node_t *node, int parent);
+struct place *place_of(struct loader *L, const void *base);
+void place_bad_key(struct loader *L, int me, const char *key);
+bool place_bad(struct loader *L, const struct place *p, const char *key);
+void place_broken(struct loader *L, const void *base, yaml_node_t *node, int parent);
+yaml_node_t *value_of(struct loader *L, yaml_node_t *m, const char *key);
+
 /* hub.journal: segment_size at most half of max_size. */
 void check_journal(struct loader *L, struct section *s);
 

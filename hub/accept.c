@@ -41,9 +41,9 @@ int hub_accept_new(const struct hub_accept_opts *opts, hub_accept_t **out)
     strcpy(a->gateway, opts->gateway);
     if (opts->tags)
         a->tags = *opts->tags;
-    a->m_accepted = hub_metrics_add(opts->metrics, HUB_METRIC_COUNTER,
-                                    "cityhub_readings_accepted_total", NULL, NULL,
-                                    "readings appended to the journal");
+    a->m_accepted =
+        hub_metrics_add(opts->metrics, HUB_METRIC_COUNTER, "cityhub_readings_accepted_total", NULL,
+                        NULL, "readings appended to the journal");
     for (int i = 0; i < R_COUNT; i++)
         a->m_refused[i] = hub_metrics_add(
             opts->metrics, HUB_METRIC_COUNTER, "cityhub_readings_refused_total", "reason",
@@ -89,7 +89,10 @@ int hub_accept_reading(hub_accept_t *a, hub_reading_t *r)
         atomic_fetch_add(&a->accepted, 1);
         hub_metric_inc(a->m_accepted, 1);
     } else {
-        int why = rc == HUB_EFULL ? R_FULL : rc == HUB_EIO ? R_IO : rc == HUB_ENOMEM ? R_NOMEM : R_INVALID;
+        int why = rc == HUB_EFULL    ? R_FULL
+                  : rc == HUB_EIO    ? R_IO
+                  : rc == HUB_ENOMEM ? R_NOMEM
+                                     : R_INVALID;
         atomic_fetch_add(&a->refused, 1);
         hub_metric_inc(a->m_refused[why], 1);
         uint64_t held = 0;
@@ -97,7 +100,8 @@ int hub_accept_reading(hub_accept_t *a, hub_reading_t *r)
         int say = hub_log_limit_pass(&a->limit, hub_mono_ns(), &held);
         pthread_mutex_unlock(&a->limit_lock);
         if (say)
-            hub_err("journal", "reading %s not accepted (%s): %s (%" PRIu64 " more since last report)",
+            hub_err("journal",
+                    "reading %s not accepted (%s): %s (%" PRIu64 " more since last report)",
                     hub_reading_measurement(r), reasons[why], hub_strerror(rc), held);
     }
     hub_buf_free(&b);

@@ -65,8 +65,7 @@ static bool name_ok(const char *s)
 }
 
 struct hub_metric *hub_metrics_add(hub_metrics_t *m, enum hub_metric_kind kind, const char *name,
-                                   const char *label_key, const char *label_value,
-                                   const char *help)
+                                   const char *label_key, const char *label_value, const char *help)
 {
     if (!m || !name_ok(name) || (label_key && !name_ok(label_key)))
         return NULL;

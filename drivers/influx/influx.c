@@ -20,7 +20,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "drivers/influx/influx.h"
+#include "drivers/influx/influx_priv.h"
 #include "hub/clock.h"
 #include "hub/log.h"
 
@@ -28,39 +28,8 @@
 #define CITYHUB_VERSION "0.0.0"
 #endif
 
-#define INFLUX_RESP_MAX 4096   /* kept of the server's answer body */
-#define INFLUX_SECRET_MAX 4096 /* longest password or token file */
-#define INFLUX_WHY_BODY 200    /* bytes of the server's reason put in why */
-
-#define CFG_OFF(m) offsetof(struct drv_influx_cfg, m)
-#define CFG_SZ(m) sizeof(((struct drv_influx_cfg *)0)->m)
-
-const struct hub_cfg_key drv_influx_keys[] = {
-    HUB_CFG_KEY("url", HUB_CFG_STRING, NULL, true, CFG_OFF(url), CFG_SZ(url), 0, 0, NULL,
-                "server base URL, http:// or https://, e.g. http://127.0.0.1:8086"),
-    HUB_CFG_KEY("database", HUB_CFG_STRING, NULL, false, CFG_OFF(database), CFG_SZ(database), 0, 0,
-                NULL, "v1 API: database to write to"),
-    HUB_CFG_KEY("retention_policy", HUB_CFG_STRING, NULL, false, CFG_OFF(retention_policy),
-                CFG_SZ(retention_policy), 0, 0, NULL,
-                "v1 API: retention policy (default: the database's)"),
-    HUB_CFG_KEY("username", HUB_CFG_STRING, NULL, false, CFG_OFF(username), CFG_SZ(username), 0, 0,
-                NULL, "v1 API: user for basic authentication"),
-    HUB_CFG_KEY("password_file", HUB_CFG_STRING, NULL, false, CFG_OFF(password_file),
-                CFG_SZ(password_file), 0, 0, NULL, "v1 API: file holding the user's password"),
-    HUB_CFG_KEY("org", HUB_CFG_STRING, NULL, false, CFG_OFF(org), CFG_SZ(org), 0, 0, NULL,
-                "v2 API: organization"),
-    HUB_CFG_KEY("bucket", HUB_CFG_STRING, NULL, false, CFG_OFF(bucket), CFG_SZ(bucket), 0, 0, NULL,
-                "v2 API: bucket"),
-    HUB_CFG_KEY("token_file", HUB_CFG_STRING, NULL, false, CFG_OFF(token_file), CFG_SZ(token_file),
-                0, 0, NULL, "v2 API: file holding the API token"),
-    HUB_CFG_KEY("gzip", HUB_CFG_BOOL, "true", false, CFG_OFF(gzip), 0, 0, 0, NULL,
-                "compress request bodies (Content-Encoding: gzip)"),
-    HUB_CFG_KEY("timeout", HUB_CFG_DURATION, "10s", false, CFG_OFF(timeout_ns), 0, 1000000, 0, NULL,
-                "longest one HTTP request may take, connection included"),
-    HUB_CFG_KEY("uint_support", HUB_CFG_BOOL, "false", false, CFG_OFF(uint_support), 0, 0, 0, NULL,
-                "write unsigned fields with 'u' (InfluxDB >= 1.8 / 2.x)"),
-    HUB_CFG_END,
-};
+#define INFLUX_RESP_MAX 4096 /* kept of the server's answer body */
+#define INFLUX_WHY_BODY 200  /* bytes of the server's reason put in why */
 
 struct influx_ctx {
     char who[sizeof("influxdb:") + DRV_NAME_MAX];
@@ -120,251 +89,6 @@ static void influx_version(char *buf, size_t len)
              cv && cv->ssl_version ? cv->ssl_version : "");
 }
 
-/* Overwrite a secret before its memory is given back. */
-static void wipe(void *p, size_t n)
-{
-    volatile unsigned char *v = p;
-    while (n--)
-        *v++ = 0;
-}
-
-/* A secret file that init could open: present and a regular file (a FIFO
- * or a device would block or never end). Returns 0 or -1 with a message. */
-static int check_secret_file(const char *what, const char *path, char *err, size_t errlen)
-{
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        if (errno == EACCES)
-            return 0; /* maybe readable by the user the service runs as */
-        snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
-        return -1;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "%s %s: not a regular file", what, path);
-        return -1;
-    }
-    return 0;
-}
-
-/* Read a secret file into buf (NUL-terminated, trailing whitespace cut).
- * Returns 0, or -1 with a message naming the file (never its contents). */
-static int read_secret(const char *what, const char *path, char *buf, size_t size, char *err,
-                       size_t errlen)
-{
-    FILE *f = NULL;
-    size_t n;
-    int rc = -1;
-
-    if (check_secret_file(what, path, err, errlen) != 0)
-        return -1;
-    f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
-        return -1;
-    }
-    n = fread(buf, 1, size - 1, f);
-    if (ferror(f)) {
-        snprintf(err, errlen, "%s %s: read failed", what, path);
-        goto out;
-    }
-    if (n == size - 1 && fgetc(f) != EOF) {
-        snprintf(err, errlen, "%s %s: longer than %zu bytes", what, path, size - 1);
-        goto out;
-    }
-    while (n > 0 &&
-           (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
-        n--;
-    buf[n] = 0;
-    if (n == 0) {
-        snprintf(err, errlen, "%s %s: empty", what, path);
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f) {
-            snprintf(err, errlen, "%s %s: control character at byte %zu", what, path, i);
-            goto out;
-        }
-    }
-    rc = 0;
-out:
-    fclose(f);
-    if (rc != 0)
-        wipe(buf, size);
-    return rc;
-}
-
-/* url as a message may show it: a "user:password@" before the host is
- * written "***@" (a password given inline is refused, not logged). */
-static const char *redact_url(const char *url, char *buf, size_t len)
-{
-    const char *p = strstr(url, "://");
-    const char *auth = p ? p + 3 : url;
-    const char *at = NULL;
-    for (const char *q = auth; *q && !strchr("/?#", *q); q++)
-        if (*q == '@')
-            at = q;
-    if (!at)
-        return url;
-    snprintf(buf, len, "%.*s***%s", (int)(auth - url), url, at);
-    return buf;
-}
-
-/* Check url: http or https, a host, no credentials, query or fragment.
- * Returns 0 or -1 with a message. */
-static int check_url(const char *url_given, char *err, size_t errlen)
-{
-    char shown[600];
-    const char *url = redact_url(url_given, shown, sizeof(shown));
-    CURLU *u = curl_url();
-    char *part = NULL;
-    int rc = -1;
-    CURLUcode uc;
-
-    if (!u) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    uc = curl_url_set(u, CURLUPART_URL, url_given, 0);
-    if (uc != CURLUE_OK) {
-        snprintf(err, errlen, "url \"%s\": %s", url, curl_url_strerror(uc));
-        goto out;
-    }
-    if (curl_url_get(u, CURLUPART_SCHEME, &part, 0) != CURLUE_OK ||
-        (strcmp(part, "http") != 0 && strcmp(part, "https") != 0)) {
-        snprintf(err, errlen, "url \"%s\": must start with http:// or https://", url);
-        goto out;
-    }
-    curl_free(part);
-    part = NULL;
-    if (curl_url_get(u, CURLUPART_HOST, &part, 0) != CURLUE_OK || !*part) {
-        snprintf(err, errlen, "url \"%s\": no host", url);
-        goto out;
-    }
-    curl_free(part);
-    part = NULL;
-    if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK ||
-        curl_url_get(u, CURLUPART_PASSWORD, &part, 0) == CURLUE_OK) {
-        snprintf(err, errlen,
-                 "url: no user or password in the URL; use username and password_file");
-        goto out;
-    }
-    if (curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_OK ||
-        curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK) {
-        snprintf(err, errlen, "url \"%s\": no ?query or #fragment; give the base URL", url);
-        goto out;
-    }
-    rc = 0;
-out:
-    curl_free(part);
-    curl_url_cleanup(u);
-    return rc;
-}
-
-/* Append "&name=escaped(value)" (or "?..." when first) to b. */
-static int add_query(struct hub_buf *b, CURL *h, char sep, const char *name, const char *value)
-{
-    char *esc = curl_easy_escape(h, value, 0);
-    int rc;
-    if (!esc)
-        return HUB_ENOMEM;
-    rc = hub_buf_printf(b, "%c%s=%s", sep, name, esc);
-    curl_free(esc);
-    return rc;
-}
-
-/* The full write URL, malloc'd, or NULL. */
-static char *make_write_url(const struct drv_influx_cfg *cfg, CURL *h, bool v2)
-{
-    struct hub_buf b;
-    size_t base = strlen(cfg->url);
-    int rc;
-
-    hub_buf_init(&b, sizeof(cfg->url) + 4 * 3 * 128 + 64);
-    while (base > 0 && cfg->url[base - 1] == '/')
-        base--;
-    rc = hub_buf_add(&b, cfg->url, base);
-    if (v2) {
-        if (rc == HUB_OK)
-            rc = hub_buf_adds(&b, "/api/v2/write");
-        if (rc == HUB_OK)
-            rc = add_query(&b, h, '?', "org", cfg->org);
-        if (rc == HUB_OK)
-            rc = add_query(&b, h, '&', "bucket", cfg->bucket);
-    } else {
-        if (rc == HUB_OK)
-            rc = hub_buf_adds(&b, "/write");
-        if (rc == HUB_OK)
-            rc = add_query(&b, h, '?', "db", cfg->database);
-        if (rc == HUB_OK && cfg->retention_policy[0])
-            rc = add_query(&b, h, '&', "rp", cfg->retention_policy);
-    }
-    if (rc == HUB_OK)
-        rc = hub_buf_adds(&b, "&precision=ns");
-    if (rc != HUB_OK) {
-        hub_buf_free(&b);
-        return NULL;
-    }
-    return (char *)b.data; /* ownership moves to the caller */
-}
-
-static int check_cfg(const struct drv_influx_cfg *cfg, bool *v2, const char **key, char *err,
-                     size_t errlen)
-{
-    bool any_v1 =
-        cfg->database[0] || cfg->retention_policy[0] || cfg->username[0] || cfg->password_file[0];
-    bool any_v2 = cfg->org[0] || cfg->bucket[0] || cfg->token_file[0];
-
-    *key = "url";
-    if (!cfg->url[0]) {
-        snprintf(err, errlen, "url is required");
-        return -1;
-    }
-    if (check_url(cfg->url, err, errlen) != 0)
-        return -1;
-    *key = NULL;
-    if (any_v1 && any_v2) {
-        snprintf(err, errlen,
-                 "database/retention_policy/username/password_file (v1 API) and "
-                 "org/bucket/token_file (v2 API) cannot be mixed: choose one");
-        return -1;
-    }
-    if (any_v2) {
-        if (!cfg->org[0] || !cfg->bucket[0] || !cfg->token_file[0]) {
-            snprintf(err, errlen, "v2 API needs org, bucket and token_file (missing %s)",
-                     !cfg->org[0]      ? "org"
-                     : !cfg->bucket[0] ? "bucket"
-                                       : "token_file");
-            return -1;
-        }
-        *v2 = true;
-        return 0;
-    }
-    if (!cfg->database[0]) {
-        snprintf(err, errlen, "database is required (v1 API), or org + bucket + token_file (v2)");
-        return -1;
-    }
-    if (!cfg->username[0] != !cfg->password_file[0]) {
-        *key = cfg->username[0] ? "username" : "password_file";
-        snprintf(err, errlen, "username and password_file go together");
-        return -1;
-    }
-    *v2 = false;
-    return 0;
-}
-
-int drv_influx_check(const struct drv_influx_cfg *cfg, const char **key, char *err, size_t errlen)
-{
-    bool v2 = false;
-    if (check_cfg(cfg, &v2, key, err, errlen) != 0)
-        return -1;
-    *key = v2 ? "token_file" : "password_file";
-    const char *path = v2 ? cfg->token_file : cfg->password_file;
-    if (path[0] && check_secret_file(*key, path, err, errlen) != 0)
-        return -1;
-    *key = NULL;
-    return 0;
-}
-
 static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
 {
     struct hub_buf *b = ud;
@@ -382,7 +106,7 @@ static void influx_exit(void *ctxp)
     if (c->h)
         curl_easy_cleanup(c->h);
     for (struct curl_slist *s = c->headers; s; s = s->next)
-        wipe(s->data, strlen(s->data)); /* the token header */
+        drv_influx_wipe(s->data, strlen(s->data)); /* the token header */
     curl_slist_free_all(c->headers);
     free(c->write_url);
     hub_buf_free(&c->body);
@@ -408,7 +132,7 @@ static int influx_init(const void *cfgp, const struct drv_env *env, void **out, 
     secret[0] = 0;
     auth[0] = 0;
     const char *bad_key = NULL;
-    if (check_cfg(cfg, &v2, &bad_key, err, errlen) != 0)
+    if (drv_influx_check_cfg(cfg, &v2, &bad_key, err, errlen) != 0)
         return -1;
     c = calloc(1, sizeof(*c));
     if (!c) {
@@ -431,7 +155,7 @@ static int influx_init(const void *cfgp, const struct drv_env *env, void **out, 
         snprintf(err, errlen, "libcurl: cannot make a handle (was curl_global_init called?)");
         goto out;
     }
-    c->write_url = make_write_url(cfg, c->h, v2);
+    c->write_url = drv_influx_write_url(cfg, c->h, v2);
     if (!c->write_url) {
         snprintf(err, errlen, "out of memory");
         goto out;
@@ -445,7 +169,8 @@ static int influx_init(const void *cfgp, const struct drv_env *env, void **out, 
     if (s && c->gzip)
         s = curl_slist_append(c->headers, "Content-Encoding: gzip");
     if (s && v2) {
-        if (read_secret("token_file", cfg->token_file, secret, sizeof(secret), err, errlen) != 0)
+        if (drv_influx_read_secret("token_file", cfg->token_file, secret, sizeof(secret), err,
+                                   errlen) != 0)
             goto out;
         snprintf(auth, sizeof(auth), "Authorization: Token %s", secret);
         s = curl_slist_append(c->headers, auth);
@@ -483,8 +208,8 @@ static int influx_init(const void *cfgp, const struct drv_env *env, void **out, 
     curl_easy_setopt(c->h, CURLOPT_PROTOCOLS_STR, "http,https");
 #endif
     if (!v2 && cfg->username[0]) {
-        if (read_secret("password_file", cfg->password_file, secret, sizeof(secret), err, errlen) !=
-            0)
+        if (drv_influx_read_secret("password_file", cfg->password_file, secret, sizeof(secret), err,
+                                   errlen) != 0)
             goto out;
         curl_easy_setopt(c->h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
         curl_easy_setopt(c->h, CURLOPT_USERNAME, cfg->username);
@@ -496,8 +221,8 @@ static int influx_init(const void *cfgp, const struct drv_env *env, void **out, 
     c = NULL;
     rc = 0;
 out:
-    wipe(secret, sizeof(secret));
-    wipe(auth, sizeof(auth));
+    drv_influx_wipe(secret, sizeof(secret));
+    drv_influx_wipe(auth, sizeof(auth));
     influx_exit(c);
     return rc;
 }
