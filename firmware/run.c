@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -382,6 +383,9 @@ int ch_cmd_run(const char *path, const char *log_level)
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* One malloc arena per thread costs pages for little gain here: the
+     * threads mostly wait on the network. Two arenas bound it. */
+    mallopt(M_ARENA_MAX, 2);
 
     struct ch_daemon d;
     memset(&d, 0, sizeof(d));

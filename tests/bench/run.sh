@@ -154,6 +154,11 @@ hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$HUB_PID/status")
 vmrss=$(awk '/VmRSS/ { print $2 }' "/proc/$HUB_PID/status")
 threads=$(awk '/^Threads/ { print $2 }' "/proc/$HUB_PID/status")
 breakdown=$(rss_breakdown "$HUB_PID")
+# RSS counts every shared library page in full; PSS shares them out and
+# Private_Dirty is what this process alone costs the board.
+own=$(awk '/^Pss:/ { p = $2 } /^Private_Dirty:/ { d = $2 } /^Shared_Clean:/ { c = $2 }
+    END { printf "PSS %d KiB, private dirty %d KiB, shared clean (library text) %d KiB", p, d, c }' \
+    "/proc/$HUB_PID/smaps_rollup")
 stop_hub
 total=$(journal_stat "$T/tcp100.yaml" next_seq)
 # readings of the window that carry data (the others are status points)
@@ -172,4 +177,5 @@ awk -v n=$((n1 - n0)) -v dr="$data" -v ns=$((t1 - t0)) -v t=$((ticks1 - ticks0))
     printf "  %.1f ms CPU per 1,000 readings (%.2f s CPU in the window, %.2f%% of one core), peak RSS %.1f MiB (VmRSS %.1f MiB, %d threads); whole run: %d readings, store holds %d of %d data readings, %d failed polls\n",
         (n > 0 ? t / hz * 1e6 / n : 0), t / hz, t / hz / s * 100, kb / 1024, rss / 1024, th, tot, st, all, f }'
 echo "$breakdown" | sed 's/^/  /'
+echo "  $own"
 [ -n "${KEEP_TMP:-}" ] || rm -rf "$T/journal"
