@@ -162,6 +162,7 @@ static void emit_health(struct ch_daemon *d)
     hub_reading_add_uint(r, "journal_segments", js.segments);
     hub_reading_add_uint(r, "journal_dropped", js.dropped);
     hub_reading_add_uint(r, "journal_fsyncs", js.fsyncs);
+    hub_reading_add_uint(r, "journal_disk_full", js.disk_full);
     struct drv_stats in = {0}, out = {0};
     for (size_t i = 0; i < d->nins; i++)
         if (d->ins[i].ops->stats)
@@ -340,6 +341,7 @@ static void free_all(struct ch_daemon *d)
 static int main_loop(struct ch_daemon *d, const sigset_t *sigs)
 {
     const struct ch_hub_cfg *h = &d->c->hub;
+    struct hub_log_limit sync_limit = {0};
     int64_t next_health = d->started_ns + h->status_interval_ns;
     int64_t next_sync = d->started_ns + h->journal.sync_interval_ns;
     for (;;) {
@@ -356,8 +358,11 @@ static int main_loop(struct ch_daemon *d, const sigset_t *sigs)
                      "SIGHUP: reload is not supported yet; restart to apply a new config");
         int64_t now = hub_mono_ns();
         if (now >= next_sync) {
-            if (hub_journal_sync(d->journal) != HUB_OK)
-                hub_err("journal", "fsync failed: %s", strerror(errno));
+            uint64_t held = 0;
+            if (hub_journal_sync(d->journal) != HUB_OK &&
+                hub_log_limit_pass(&sync_limit, now, &held))
+                hub_err("journal", "fsync failed: %s (%" PRIu64 " more since last report)",
+                        strerror(errno), held);
             next_sync = now + h->journal.sync_interval_ns;
         }
         if (now >= next_health) {

@@ -27,6 +27,16 @@
  * (its undelivered records are counted as dropped), drop_newest refuses the
  * append with HUB_EFULL (counted as dropped by the caller).
  *
+ * A full file system (ENOSPC or EDQUOT while appending, rotating or creating
+ * a segment) is a full journal, whatever max_size says: segments every
+ * cursor has passed go first (an active segment wholly delivered is replaced
+ * by a new one), then on_full decides as above, and the append is tried
+ * again; when nothing more can be freed it is refused with HUB_EFULL
+ * (stats.disk_full). Appends work again as soon as there is space, without
+ * a reopen; a journal opens on a full file system even when its next
+ * segment cannot be created yet (the first append that finds room does).
+ * Repeating I/O errors are logged once per HUB_LOG_REPEAT_NS with a count.
+ *
  * All functions are thread-safe: inputs append from their threads while each
  * output reads through its own reader. Readers must be freed before the
  * journal is closed.
@@ -42,7 +52,15 @@
  *   a read-only journal reads) as dropped, counted in *skipped;
  * - deleting segments is not followed by a directory fsync: a power cut may
  *   bring a delivered segment back, and its records are sent again, which
- *   replay tolerates. */
+ *   replay tolerates;
+ * - a commit whose cursor file cannot be written (HUB_EIO) still moves the
+ *   in-memory cursor and deletes what every cursor has passed; after a
+ *   restart the older file may point into deleted segments, and the cursor
+ *   starts at the first stored record (those delivered records are
+ *   reported as dropped, as for records deleted by on_full);
+ * - a reader holding a deleted segment's file open keeps its space taken:
+ *   it lets go at its next hub_journal_reader_next, and deleting segments
+ *   ends every hub_journal_wait early so that it gets there. */
 #ifndef HUB_JOURNAL_H
 #define HUB_JOURNAL_H
 
@@ -96,8 +114,8 @@ void hub_journal_close(hub_journal_t *j);
 
 /* Append one record. Returns HUB_OK (accepted; *seq set if seq is non-NULL),
  * HUB_EINVAL (empty, larger than HUB_JOURNAL_MAX_RECORD, or a read-only
- * journal), HUB_EFULL (drop_newest and full, or a record larger than the
- * whole journal) or HUB_EIO. */
+ * journal), HUB_EFULL (drop_newest and full, a full file system with nothing
+ * left to free, or a record larger than the whole journal) or HUB_EIO. */
 int hub_journal_append(hub_journal_t *j, const void *payload, size_t len, uint64_t *seq);
 
 /* fsync the active segment if anything was appended since the last sync.
@@ -106,7 +124,7 @@ int hub_journal_sync(hub_journal_t *j);
 
 /* Wait until a record with seq >= after exists or timeout_ms passes
  * (0: check once; negative: no timeout). Returns true if one exists.
- * hub_journal_wake() ends every wait early. */
+ * hub_journal_wake() ends every wait early; so does deleting segments. */
 bool hub_journal_wait(hub_journal_t *j, uint64_t after, int timeout_ms);
 void hub_journal_wake(hub_journal_t *j);
 
@@ -115,7 +133,9 @@ void hub_journal_stats(hub_journal_t *j, struct hub_journal_stats *st);
 /* Cursors. hub_journal_cursor_open registers name and returns its persisted
  * seq (the first stored seq for a new cursor, or when the stored one was
  * dropped). hub_journal_cursor_commit persists seq durably and deletes
- * segments no cursor needs; it returns HUB_EINVAL for a seq past next_seq.
+ * segments no cursor needs; it returns HUB_EINVAL for a seq past next_seq,
+ * or HUB_EIO when the file could not be written (the cursor moved in memory
+ * and the segments were deleted even so).
  * hub_journal_cursor_peek returns HUB_EEMPTY when there is no cursor file and
  * HUB_ECORRUPT when it fails its check. Names are [A-Za-z0-9_.-]+. */
 int hub_journal_cursor_open(hub_journal_t *j, const char *name, uint64_t *seq);

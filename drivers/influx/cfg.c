@@ -70,7 +70,7 @@ static int check_secret_file(const char *what, const char *path, char *err, size
 /* Read a secret file into buf (NUL-terminated, trailing whitespace cut).
  * Returns 0, or -1 with a message naming the file (never its contents). */
 int drv_influx_read_secret(const char *what, const char *path, char *buf, size_t size, char *err,
-                       size_t errlen)
+                           size_t errlen)
 {
     FILE *f = NULL;
     size_t n;
@@ -229,7 +229,7 @@ char *drv_influx_write_url(const struct drv_influx_cfg *cfg, CURL *h, bool v2)
 }
 
 int drv_influx_check_cfg(const struct drv_influx_cfg *cfg, bool *v2, const char **key, char *err,
-                     size_t errlen)
+                         size_t errlen)
 {
     bool any_v1 =
         cfg->database[0] || cfg->retention_policy[0] || cfg->username[0] || cfg->password_file[0];
@@ -285,4 +285,3 @@ int drv_influx_check(const struct drv_influx_cfg *cfg, const char **key, char *e
     *key = NULL;
     return 0;
 }
-

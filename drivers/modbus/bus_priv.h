@@ -60,7 +60,6 @@ struct mb_ctx {
     pthread_cond_t wake;
 };
 
-
 /* A timeout in ns as libmodbus takes it (at least 1 us). */
 void drv_mb_timeout_split(int64_t ns, uint32_t *sec, uint32_t *usec);
 

@@ -1,6 +1,8 @@
 /* tests/unit/test_hub_journal.c — the journal: framing, recovery at every torn
- * offset, rotation, cursors, deletion, the full policies, committed end and
- * concurrent appends. Each test works in its own mkdtemp directory. */
+ * offset, rotation, cursors, deletion, the full policies, a full file system
+ * (a small tmpfs, or the journal's fault hook where mounting is not
+ * permitted), committed end and concurrent appends. Each test works in its
+ * own mkdtemp directory. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,18 +19,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "hub/crc32c.h"
 #include "hub/journal.h"
+#include "hub/journal_priv.h" /* the fault hook */
 #include "hub/log.h"
 
 /* ---- fixtures ------------------------------------------------------------ */
 
 struct fx {
     char dir[64];
+    bool mounted; /* a small tmpfs on dir (test_disk_full_*) */
 };
 
 static int setup(void **state)
@@ -49,10 +54,22 @@ static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ft
     return remove(p);
 }
 
+struct capture;
+static struct capture *capturing; /* restored by teardown after a failure */
+static int capture_end(struct capture *c, const char *needle);
+
 static int teardown(void **state)
 {
     struct fx *f = *state;
+    if (capturing)
+        capture_end(capturing, "");
+    hub_journal_fault_hook = NULL;
     nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    if (f->mounted) {
+        if (umount(f->dir) != 0 && umount2(f->dir, MNT_DETACH) != 0) /* busy after a failure */
+            fprintf(stderr, "umount %s: %s\n", f->dir, strerror(errno));
+        rmdir(f->dir);
+    }
     free(f);
     return 0;
 }
@@ -1249,6 +1266,492 @@ static void test_stress_append_sync_read_commit_drop(void **state)
     hub_journal_close(j);
 }
 
+/* ---- a full file system -------------------------------------------------- */
+
+/* ENOSPC for real: a tmpfs of a few pages mounted on the test's directory
+ * (needs root, which CI has). Where mounting is not permitted (EPERM, or
+ * HUBJ_FAULT_HOOK=1 in the environment), the journal's fault hook plays a
+ * file system of that size instead: a write that would take the files under
+ * the directory past it, counted in 4 KiB pages like tmpfs, fails with
+ * ENOSPC (unlike tmpfs, an open file's space is freed at unlink). Any other
+ * mount failure fails the test. */
+static char small_dir[64];
+static uint64_t small_cap;
+static bool small_mounted;
+static uint64_t tree_used;
+static const char *cursor_fail_dir; /* fail cursor writes under it with EIO */
+
+static int sum_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)p;
+    (void)ftw;
+    if (flag == FTW_F)
+        tree_used += ((uint64_t)sb->st_size + 4095) / 4096 * 4096;
+    return 0;
+}
+
+static uint64_t small_used(void)
+{
+    tree_used = 0;
+    nftw(small_dir, sum_one, 16, FTW_PHYS);
+    return tree_used;
+}
+
+static int fault_hook(const char *path, size_t bytes)
+{
+    if (cursor_fail_dir && strstr(path, "/cursors/") &&
+        strncmp(path, cursor_fail_dir, strlen(cursor_fail_dir)) == 0)
+        return EIO;
+    if (small_mounted || !small_dir[0] || strncmp(path, small_dir, strlen(small_dir)) != 0)
+        return 0;
+    /* The journal writes at the end of a file: new pages for size + bytes. */
+    struct stat sb;
+    uint64_t size = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+    uint64_t more = (size + bytes + 4095) / 4096 * 4096 - (size + 4095) / 4096 * 4096;
+    return small_used() + more > small_cap ? ENOSPC : 0;
+}
+
+static void small_fs(struct fx *f, uint64_t bytes)
+{
+    char opts[64];
+    snprintf(opts, sizeof(opts), "size=%" PRIu64, bytes);
+    snprintf(small_dir, sizeof(small_dir), "%s", f->dir);
+    small_cap = bytes;
+    const char *force = getenv("HUBJ_FAULT_HOOK");
+    if (force && strcmp(force, "1") == 0) {
+        small_mounted = false;
+    } else if (mount("tmpfs", f->dir, "tmpfs", 0, opts) == 0) {
+        small_mounted = true;
+    } else if (errno == EPERM) {
+        fprintf(stderr, "# mount tmpfs: %s: ENOSPC from the journal's fault hook\n",
+                strerror(errno));
+        small_mounted = false;
+    } else {
+        fail_msg("mount tmpfs on %s: %s", f->dir, strerror(errno));
+    }
+    f->mounted = small_mounted;
+    hub_journal_fault_hook = fault_hook;
+}
+
+/* Take every byte left on the small file system with the file NAME. */
+static void fill_up(struct fx *f, const char *name)
+{
+    char path[128];
+    static uint8_t zero[4096];
+    snprintf(path, sizeof(path), "%s/%s", f->dir, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    assert_true(fd >= 0);
+    if (small_mounted) {
+        while (write(fd, zero, sizeof(zero)) > 0)
+            ;
+        while (write(fd, zero, 1) > 0) /* the last bytes of a page */
+            ;
+    } else {
+        uint64_t used = small_used();
+        for (uint64_t left = used < small_cap ? small_cap - used : 0; left;) {
+            size_t n = left > sizeof(zero) ? sizeof(zero) : (size_t)left;
+            assert_int_equal(write(fd, zero, n), (ssize_t)n);
+            left -= n;
+        }
+    }
+    close(fd);
+}
+
+/* Payload i of n bytes (n <= 256), bytes derived from i. */
+static size_t bigpayload(uint64_t i, uint8_t *p, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        p[k] = (uint8_t)(i * 13 + k * 5 + 3);
+    return n;
+}
+
+/* Read every record from seq from (bigpayload(seq, 200)); checks they are
+ * consecutive. Returns the count; *first_out the first seq read, *skipped
+ * the gap reported. */
+static uint64_t read_big(hub_journal_t *j, uint64_t from, uint64_t *first_out, uint64_t *skipped)
+{
+    hub_journal_reader_t *rd = NULL;
+    struct hub_buf b;
+    uint8_t want[256];
+    uint64_t n = 0, seq, first = UINT64_MAX;
+    hub_buf_init(&b, HUB_JOURNAL_MAX_RECORD);
+    assert_int_equal(hub_journal_reader_new(j, from, &rd), HUB_OK);
+    int rc;
+    while ((rc = hub_journal_reader_next(rd, &b, &seq, skipped)) == HUB_OK) {
+        if (first == UINT64_MAX)
+            first = seq;
+        assert_int_equal(seq, first + n);
+        assert_int_equal(b.len, bigpayload(seq, want, 200));
+        assert_memory_equal(b.data, want, 200);
+        n++;
+    }
+    assert_int_equal(rc, HUB_EEMPTY);
+    hub_journal_reader_free(rd);
+    hub_buf_free(&b);
+    if (first_out)
+        *first_out = first;
+    return n;
+}
+
+static int append_big(hub_journal_t *j, uint64_t i, uint64_t *seq)
+{
+    uint8_t p[256];
+    return hub_journal_append(j, p, bigpayload(i, p, 200), seq);
+}
+
+/* Log lines go to a file while a test counts them. */
+struct capture {
+    int saved;
+    char path[64];
+};
+
+static void capture_begin(struct capture *c)
+{
+    capturing = c;
+    fflush(stderr);
+    snprintf(c->path, sizeof(c->path), "/tmp/hubj-log-XXXXXX");
+    int fd = mkstemp(c->path);
+    assert_true(fd >= 0);
+    c->saved = dup(2);
+    dup2(fd, 2);
+    close(fd);
+    hub_log_set_level(HUB_LOG_WARN);
+}
+
+/* Stop capturing; echo what was logged; return the lines holding needle. */
+static int capture_end(struct capture *c, const char *needle)
+{
+    capturing = NULL;
+    hub_log_set_level(HUB_LOG_ERROR);
+    fflush(stderr);
+    dup2(c->saved, 2);
+    close(c->saved);
+    FILE *fp = fopen(c->path, "r");
+    assert_non_null(fp);
+    char line[1024];
+    int n = 0, all = 0;
+    while (fgets(line, sizeof(line), fp)) {
+        if (++all <= 20)
+            fprintf(stderr, "# %s", line);
+        if (strstr(line, needle))
+            n++;
+    }
+    if (all > 20)
+        fprintf(stderr, "# ... %d lines in all\n", all);
+    fclose(fp);
+    unlink(c->path);
+    return n;
+}
+
+#define SMALL_FS (64 * 1024)
+#define NO_MAX (64ull << 20) /* max_size far above the file system's size */
+
+/* drop_oldest on a full file system keeps accepting: the oldest segments
+ * go, their undelivered records counted as dropped; the ENOSPC is logged a
+ * bounded number of times. */
+static void test_disk_full_drop_oldest(void **state)
+{
+    struct fx *f = *state;
+    small_fs(f, SMALL_FS);
+    hub_journal_t *j = jopen(f->dir, 4096, NO_MAX, HUB_JOURNAL_DROP_OLDEST);
+    uint64_t c = 99, s;
+    assert_int_equal(hub_journal_cursor_open(j, "out", &c), HUB_OK);
+    assert_int_equal(c, 0);
+    struct capture cap;
+    capture_begin(&cap);
+    int bad = 0;
+    for (uint64_t i = 0; i < 2000 && !bad; i++)
+        bad = append_big(j, i, &s) != HUB_OK || s != i;
+    int lines = capture_end(&cap, "No space left on device");
+    assert_false(bad);
+    struct hub_journal_stats st;
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.next_seq, 2000);
+    assert_true(st.dropped > 0);
+    assert_int_equal(st.disk_full, 0);
+    assert_true(st.bytes < SMALL_FS);
+    assert_int_equal(st.first_seq, st.dropped); /* the cursor was at 0 */
+    uint64_t first, skipped = 0;
+    uint64_t n = read_big(j, 0, &first, &skipped);
+    assert_int_equal(first, st.first_seq);
+    assert_int_equal(skipped, st.dropped);
+    assert_int_equal(n + skipped, 2000);
+    assert_true(n >= 100); /* most of the small file system holds records */
+    fprintf(stderr,
+            "# 2000 appends on %d KiB: %" PRIu64 " dropped, %" PRIu64
+            " stored; %d ENOSPC log lines\n",
+            SMALL_FS / 1024, st.dropped, n, lines);
+    assert_true(lines >= 1 && lines <= 3);
+    hub_journal_close(j);
+}
+
+/* drop_newest on a full file system refuses with HUB_EFULL (counted);
+ * once the records are delivered the commit frees their segments even
+ * though the cursor file first had no room, and appends work again. */
+static void test_disk_full_drop_newest_space_comes_back(void **state)
+{
+    struct fx *f = *state;
+    small_fs(f, SMALL_FS);
+    hub_journal_t *j = jopen(f->dir, 4096, NO_MAX, HUB_JOURNAL_DROP_NEWEST);
+    uint64_t c, s, k = 0;
+    assert_int_equal(hub_journal_cursor_open(j, "out", &c), HUB_OK);
+    int rc;
+    while ((rc = append_big(j, k, &s)) == HUB_OK && k < 10000)
+        k++;
+    assert_int_equal(rc, HUB_EFULL);
+    assert_true(k >= 100);
+    struct capture cap;
+    capture_begin(&cap);
+    int refused = 0;
+    for (int i = 0; i < 3000; i++)
+        refused += append_big(j, k, &s) == HUB_EFULL;
+    int lines = capture_end(&cap, "No space left on device");
+    assert_int_equal(refused, 3000);
+    fprintf(stderr, "# %" PRIu64 " accepted, then 3001 refused: %d ENOSPC log lines\n", k, lines);
+    assert_true(lines <= 3);
+    struct hub_journal_stats st;
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.next_seq, k);
+    assert_int_equal(st.disk_full, 3001);
+    assert_int_equal(st.dropped, 0);
+    int segs = count_segs(f->dir);
+
+    uint64_t first, skipped = 0;
+    assert_int_equal(read_big(j, 0, &first, &skipped), k);
+    assert_int_equal(skipped, 0);
+    /* No room for the cursor file, until the delivered segments are gone. */
+    assert_int_equal(hub_journal_cursor_commit(j, "out", k), HUB_OK);
+    assert_true(count_segs(f->dir) < segs);
+    assert_int_equal(hub_journal_cursor_peek(j, "out", &c), HUB_OK);
+    assert_int_equal(c, k);
+    assert_int_equal(append_big(j, k, &s), HUB_OK);
+    assert_int_equal(s, k);
+    /* And it fills and empties again. */
+    uint64_t k2 = k + 1;
+    while ((rc = append_big(j, k2, &s)) == HUB_OK && k2 < 20000)
+        k2++;
+    assert_int_equal(rc, HUB_EFULL);
+    assert_true(k2 - k >= 100);
+    assert_int_equal(read_big(j, k, &first, &skipped), k2 - k);
+    assert_int_equal(hub_journal_cursor_commit(j, "out", k2), HUB_OK);
+    assert_int_equal(append_big(j, k2, &s), HUB_OK);
+    hub_journal_close(j);
+
+    j = jopen(f->dir, 4096, NO_MAX, HUB_JOURNAL_DROP_NEWEST);
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.next_seq, k2 + 1);
+    assert_int_equal(hub_journal_cursor_open(j, "out", &c), HUB_OK);
+    assert_int_equal(c, k2);
+    hub_journal_close(j);
+}
+
+/* One segment larger than the file system: once all of it is delivered,
+ * the next append replaces it (nothing dropped). A reader caught up on the
+ * replaced file lets go of it, so its space comes back. */
+static void test_disk_full_single_segment_replaced(void **state)
+{
+    struct fx *f = *state;
+    small_fs(f, SMALL_FS);
+    hub_journal_t *j = jopen(f->dir, 1 << 20, NO_MAX, HUB_JOURNAL_DROP_NEWEST);
+    uint64_t c, s, k = 0;
+    assert_int_equal(hub_journal_cursor_open(j, "out", &c), HUB_OK);
+    int rc;
+    while ((rc = append_big(j, k, &s)) == HUB_OK && k < 10000)
+        k++;
+    assert_int_equal(rc, HUB_EFULL);
+    assert_int_equal(count_segs(f->dir), 1);
+
+    /* A reader reads it all and stays open (caught up, on the file). */
+    hub_journal_reader_t *rd = NULL;
+    struct hub_buf b;
+    hub_buf_init(&b, HUB_JOURNAL_MAX_RECORD);
+    assert_int_equal(hub_journal_reader_new(j, 0, &rd), HUB_OK);
+    uint64_t n = 0, seq;
+    while (hub_journal_reader_next(rd, &b, &seq, NULL) == HUB_OK)
+        n++;
+    assert_int_equal(n, k);
+    /* Nothing to free for the cursor file: its write fails, the in-memory
+     * cursor moves on. */
+    assert_int_equal(hub_journal_cursor_commit(j, "out", k), HUB_EIO);
+    assert_int_equal(hub_journal_cursor_peek(j, "out", &c), HUB_EEMPTY);
+
+    rc = append_big(j, k, &s);
+    if (small_mounted) {
+        /* Replaced, but the reader's open file still holds the space. */
+        assert_int_equal(rc, HUB_EFULL);
+        assert_int_equal(hub_journal_reader_next(rd, &b, &seq, NULL), HUB_EEMPTY);
+        rc = append_big(j, k, &s); /* the reader let go of it */
+    }
+    assert_int_equal(rc, HUB_OK);
+    assert_int_equal(s, k);
+    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, NULL), HUB_OK);
+    assert_int_equal(seq, k);
+    struct hub_journal_stats st;
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.segments, 1);
+    assert_int_equal(st.first_seq, k);
+    assert_int_equal(st.dropped, 0);
+    assert_int_equal(hub_journal_cursor_commit(j, "out", k + 1), HUB_OK);
+    assert_int_equal(hub_journal_cursor_peek(j, "out", &c), HUB_OK);
+    assert_int_equal(c, k + 1);
+    hub_journal_reader_free(rd);
+    hub_buf_free(&b);
+    hub_journal_close(j);
+}
+
+/* A restart on a full file system: an existing journal opens and appends
+ * (drop_oldest frees); a fresh journal opens although its first segment
+ * cannot be created yet; a segment created just before a crash, without
+ * its header, opens too. */
+static void test_disk_full_reopen(void **state)
+{
+    struct fx *f = *state;
+    small_fs(f, SMALL_FS);
+    char a[96], b[96], path[160];
+    snprintf(a, sizeof(a), "%s/a", f->dir);
+    snprintf(b, sizeof(b), "%s/b", f->dir);
+    hub_journal_t *j = jopen(a, 4096, NO_MAX, HUB_JOURNAL_DROP_OLDEST);
+    uint64_t s, c;
+    for (uint64_t i = 0; i < 100; i++)
+        assert_int_equal(append_big(j, i, &s), HUB_OK);
+    hub_journal_close(j);
+    fill_up(f, "filler");
+
+    j = jopen(a, 4096, NO_MAX, HUB_JOURNAL_DROP_OLDEST);
+    assert_int_equal(hub_journal_cursor_open(j, "out", &c), HUB_OK);
+    assert_int_equal(c, 0);
+    /* (The last page of the active segment may still take a few.) */
+    struct hub_journal_stats st;
+    uint64_t next = 100;
+    do {
+        assert_int_equal(append_big(j, next, &s), HUB_OK);
+        assert_int_equal(s, next);
+        next++;
+        hub_journal_stats(j, &st);
+    } while (st.dropped == 0 && next < 200);
+    assert_true(st.dropped > 0);
+    assert_int_equal(st.first_seq, st.dropped);
+    hub_journal_close(j);
+
+    /* A fresh journal on a full file system. */
+    fill_up(f, "filler");
+    j = jopen(b, 4096, NO_MAX, HUB_JOURNAL_DROP_OLDEST);
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.next_seq, 0);
+    assert_int_equal(append_big(j, 0, &s), HUB_EFULL); /* nothing of its own to free */
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.disk_full, 1);
+    snprintf(path, sizeof(path), "%s/filler", f->dir);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(append_big(j, 0, &s), HUB_OK);
+    assert_int_equal(s, 0);
+    hub_journal_close(j);
+    j = jopen(b, 4096, NO_MAX, HUB_JOURNAL_DROP_OLDEST);
+    uint64_t first, skipped = 0;
+    assert_int_equal(read_big(j, 0, &first, &skipped), 1);
+    hub_journal_close(j);
+
+    /* A crash right after a rotation created the next segment, then a
+     * restart on a full file system: the header cannot be written yet. */
+    seg_file(a, next, path, sizeof(path));
+    write_file(path, "", 0);
+    fill_up(f, "filler");
+    j = jopen(a, 4096, NO_MAX, HUB_JOURNAL_DROP_OLDEST);
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.next_seq, next);
+    assert_int_equal(file_size(path), 0);
+    assert_int_equal(append_big(j, next, &s), HUB_OK);
+    assert_int_equal(s, next);
+    assert_true(file_size(path) > HUB_JOURNAL_HEADER_SIZE);
+    hub_journal_close(j);
+    j = jopen(a, 4096, NO_MAX, HUB_JOURNAL_DROP_OLDEST);
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.next_seq, next + 1);
+    skipped = 0;
+    uint64_t n = read_big(j, 0, &first, &skipped);
+    assert_int_equal(first + n, next + 1);
+    hub_journal_close(j);
+}
+
+/* A cursor file that cannot be written does not keep delivered segments:
+ * the in-memory cursor moves and they are deleted. After a restart the
+ * stale file points into them: the cursor starts at the first stored
+ * record. */
+static void test_cursor_write_fails_segments_freed(void **state)
+{
+    struct fx *f = *state;
+    hub_journal_fault_hook = fault_hook;
+    hub_journal_t *j = jopen(f->dir, 256, 0, 0);
+    append_n(j, 0, 100);
+    uint64_t c;
+    assert_int_equal(hub_journal_cursor_open(j, "out", &c), HUB_OK);
+    assert_int_equal(hub_journal_cursor_commit(j, "out", 10), HUB_OK);
+    int segs = count_segs(f->dir);
+    cursor_fail_dir = f->dir;
+    struct capture cap;
+    capture_begin(&cap);
+    int failed = 0;
+    for (uint64_t i = 60; i <= 80; i++)
+        failed += hub_journal_cursor_commit(j, "out", i) == HUB_EIO;
+    int lines = capture_end(&cap, "cursors/out: write");
+    cursor_fail_dir = NULL;
+    assert_int_equal(failed, 21);
+    assert_int_equal(lines, 1);
+    assert_true(count_segs(f->dir) < segs);
+    struct hub_journal_stats st;
+    hub_journal_stats(j, &st);
+    assert_true(st.first_seq > 10 && st.first_seq <= 80);
+    assert_int_equal(st.dropped, 0);
+    assert_int_equal(hub_journal_cursor_peek(j, "out", &c), HUB_OK);
+    assert_int_equal(c, 10);
+    hub_journal_close(j);
+
+    j = jopen(f->dir, 256, 0, 0);
+    assert_int_equal(hub_journal_cursor_open(j, "out", &c), HUB_OK);
+    assert_int_equal(c, st.first_seq);
+    hub_journal_close(j);
+}
+
+struct del_waiter {
+    hub_journal_t *j;
+    uint64_t after;
+    int64_t took_ms;
+};
+
+static void *del_waiter_main(void *arg)
+{
+    struct del_waiter *w = arg;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    hub_journal_wait(w->j, w->after, 10000);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    w->took_ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    return NULL;
+}
+
+/* Deleting segments ends waits early, so that a caught-up reader can let go
+ * of a deleted file (an open file keeps its space taken). */
+static void test_wait_ends_on_delete(void **state)
+{
+    struct fx *f = *state;
+    hub_journal_t *j = jopen(f->dir, 256, 0, 0);
+    append_n(j, 0, 40);
+    uint64_t c;
+    assert_int_equal(hub_journal_cursor_open(j, "out", &c), HUB_OK);
+    struct del_waiter w = {.j = j, .after = 40};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, del_waiter_main, &w), 0);
+    /* Segments go one by one while it waits (it may start late). */
+    struct timespec ts = {0, 50 * 1000000L};
+    for (uint64_t seq = 5; seq <= 40; seq += 5) {
+        nanosleep(&ts, NULL);
+        assert_int_equal(hub_journal_cursor_commit(j, "out", seq), HUB_OK);
+    }
+    pthread_join(t, NULL);
+    assert_true(w.took_ms < 5000);
+    hub_journal_close(j);
+}
+
 int main(void)
 {
     hub_log_set_level(HUB_LOG_ERROR); /* recovery warnings are expected here */
@@ -1282,6 +1785,12 @@ int main(void)
         T(test_cursor_past_end_clamp_persisted),
         T(test_read_only_segment_deleted_meanwhile),
         T(test_stress_append_sync_read_commit_drop),
+        T(test_disk_full_drop_oldest),
+        T(test_disk_full_drop_newest_space_comes_back),
+        T(test_disk_full_single_segment_replaced),
+        T(test_disk_full_reopen),
+        T(test_cursor_write_fails_segments_freed),
+        T(test_wait_ends_on_delete),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
