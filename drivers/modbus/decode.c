@@ -202,8 +202,17 @@ int drv_modbus_plan(const struct drv_modbus_device *dev, unsigned max_gap,
     return (int)nb;
 }
 
-int drv_modbus_check_device(const struct drv_modbus_device *dev, char *err, size_t errlen)
+int drv_modbus_check_device_at(const struct drv_modbus_device *dev, size_t *at_reg,
+                               const char **at_key, char *err, size_t errlen)
 {
+#define AT(i, k)                                                                                   \
+    do {                                                                                           \
+        if (at_reg)                                                                                \
+            *at_reg = (i);                                                                         \
+        if (at_key)                                                                                \
+            *at_key = (k);                                                                         \
+    } while (0)
+    AT(dev->nregs, NULL);
     if (dev->nregs == 0) {
         snprintf(err, errlen, "device %s: no registers", dev->name);
         return -1;
@@ -228,22 +237,26 @@ int drv_modbus_check_device(const struct drv_modbus_device *dev, char *err, size
         const struct drv_modbus_register *reg = &dev->regs[i];
         if (reg->field[0] == '\0') {
             snprintf(err, errlen, "device %s: register %zu has no field name", dev->name, i + 1);
+            AT(i, "field");
             return -1;
         }
         if (!valid_register(reg)) {
             snprintf(err, errlen, "device %s: field %s: bad table, type, order or scale", dev->name,
                      reg->field);
+            AT(i, NULL);
             return -1;
         }
         if (reg->address < 0 || reg->address + drv_modbus_type_width(reg->type) > 65536) {
             snprintf(err, errlen, "device %s: field %s: address %lld + %u registers is past 65535",
                      dev->name, reg->field, (long long)reg->address,
                      drv_modbus_type_width(reg->type));
+            AT(i, "address");
             return -1;
         }
         if (reg->scale == 0.0) {
             snprintf(err, errlen, "device %s: field %s: scale 0 would hide every value", dev->name,
                      reg->field);
+            AT(i, "scale");
             return -1;
         }
         for (size_t j = 0; j < i; j++) {
@@ -251,11 +264,18 @@ int drv_modbus_check_device(const struct drv_modbus_device *dev, char *err, size
                 snprintf(err, errlen,
                          "device %s: field %s is defined twice (registers %zu and %zu)", dev->name,
                          reg->field, j + 1, i + 1);
+                AT(i, "field");
                 return -1;
             }
         }
     }
     return 0;
+#undef AT
+}
+
+int drv_modbus_check_device(const struct drv_modbus_device *dev, char *err, size_t errlen)
+{
+    return drv_modbus_check_device_at(dev, NULL, NULL, err, errlen);
 }
 
 /* ---- errors --------------------------------------------------------------- */

@@ -150,31 +150,10 @@ static void check_device(const struct drv_modbus_device *d, size_t index,
                             index);
         return;
     }
-    if (drv_modbus_check_device(d, err, sizeof(err)) != 0) {
-        /* name the register at fault when the message is about one */
-        const void *at = d;
-        const char *key = NULL;
-        for (size_t i = 0; i < d->nregs; i++) {
-            char needle[128];
-            snprintf(needle, sizeof(needle), "field %s:", d->regs[i].field);
-            if (strstr(err, needle)) {
-                at = &d->regs[i];
-                key = strstr(err, "address") ? "address" : strstr(err, "scale") ? "scale" : NULL;
-                break;
-            }
-            snprintf(needle, sizeof(needle), "field %s is defined twice", d->regs[i].field);
-            if (strstr(err, needle)) {
-                for (size_t j = i + 1; j < d->nregs; j++)
-                    if (strcmp(d->regs[j].field, d->regs[i].field) == 0) {
-                        at = &d->regs[j];
-                        key = "field";
-                        break;
-                    }
-                break;
-            }
-        }
-        drv_check_error(ck, at, key, "%s", err);
-    }
+    size_t reg = 0;
+    const char *key = NULL;
+    if (drv_modbus_check_device_at(d, &reg, &key, err, sizeof(err)) != 0)
+        drv_check_error(ck, reg < d->nregs ? (const void *)&d->regs[reg] : d, key, "%s", err);
     if (b && b->type == DRV_MB_BUS_RTU && d->unit == 0)
         drv_check_error(
             ck, d, "unit",

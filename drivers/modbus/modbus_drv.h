@@ -155,5 +155,10 @@ int drv_modbus_plan(const struct drv_modbus_device *dev, unsigned max_gap,
 /* Check a device against its bus: register/field name clashes, widths past
  * 65535. Returns 0 or -1 with a message in err. */
 int drv_modbus_check_device(const struct drv_modbus_device *dev, char *err, size_t errlen);
+/* The same, and on failure the index of the register at fault in *reg
+ * (nregs when the device itself is) and the key at fault in *key (or NULL).
+ * reg and key may be NULL. */
+int drv_modbus_check_device_at(const struct drv_modbus_device *dev, size_t *reg, const char **key,
+                               char *err, size_t errlen);
 
 #endif
