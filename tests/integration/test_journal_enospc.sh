@@ -12,19 +12,7 @@ MNT=$T/disk
 mkdir "$MNT"
 mount -t tmpfs -o size=4m tmpfs "$MNT" ||
     fail "cannot mount a tmpfs on $MNT (this test needs root): a full disk cannot be tested"
-enospc_cleanup() {
-    local rc=$?
-    set +e
-    for p in $FIXTURE_PIDS; do kill "$p" 2>/dev/null; done
-    for p in $FIXTURE_PIDS; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$p" 2>/dev/null
-    done
-    umount "$MNT" 2>/dev/null || umount -l "$MNT"
-    (exit "$rc")
-    fixtures_cleanup
-}
-trap enospc_cleanup EXIT
+track_mount "$MNT"
 
 start_sim --profile test
 HTTP=$("$FREEPORT")

@@ -13,6 +13,7 @@
 
 : "${CITYHUB:?set by tests/run.sh}"
 FIXTURE_PIDS=""
+FIXTURE_MOUNTS=""
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
@@ -24,6 +25,7 @@ fixtures_cleanup() {
         for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
         kill -9 "$p" 2>/dev/null
     done
+    for m in $FIXTURE_MOUNTS; do umount "$m" 2>/dev/null || umount -l "$m"; done
     if [ -n "${T:-}" ] && [ -z "${KEEP_TMP:-}" ]; then rm -rf "$T"; fi
     exit "$rc"
 }
@@ -35,6 +37,8 @@ fixtures_init() {
 }
 
 track_pid() { FIXTURE_PIDS="$FIXTURE_PIDS $1"; }
+# track_mount DIR: unmounted at exit, after every tracked process is stopped.
+track_mount() { FIXTURE_MOUNTS="$FIXTURE_MOUNTS $1"; }
 
 wait_for() {
     local tries=${WAIT_TRIES:-100}
