@@ -117,6 +117,42 @@ struct drv_stats {
     uint64_t failing; /* of them, failing now */
 };
 
+/* ---- commands a driver adds to the program --------------------------------- */
+
+/* What the program hands a driver's command. */
+struct drv_cmd_env {
+    const struct drv_ops *self;
+    /* Load and check the configuration FILE (as `cityhub check` does, every
+     * error printed to stderr as FILE:LINE:COL: message) and return this
+     * driver's part of it: an input's struct drv_config. NULL when the file
+     * is invalid or unreadable. Valid until the command returns; call once. */
+    const void *(*load)(const struct drv_cmd_env *env, const char *path);
+    void *priv; /* the program's */
+};
+
+/* A subcommand of `cityhub` that belongs to a driver (`cityhub scan` for
+ * commissioning Modbus devices). run gets the command line from the command
+ * name on (argv[0] is the name) and returns the process's exit status: 0
+ * done, 1 failed, 2 (EXIT_USAGE) bad usage or configuration. */
+struct drv_command {
+    const char *name;
+    const char *summary; /* one line for `cityhub --help`, e.g. "scan -c ... find units" */
+    int (*run)(int argc, char **argv, const struct drv_cmd_env *env);
+};
+
+/* One entry of the data dictionary: a field a configured source writes. */
+struct drv_schema_field {
+    const char *source;      /* who writes it, e.g. the device's name */
+    const char *measurement; /* of the reading */
+    const char *field;
+    const char *type;        /* as stored: "float", "integer", "unsigned", "boolean", "string" */
+    const char *unit;        /* UCUM/SenML unit, or "" */
+    const char *description; /* or "" */
+    const char *const *tags; /* tag keys of the source's readings (NULL-terminated), beyond
+                                those of the hub */
+};
+typedef void (*drv_schema_fn)(void *arg, const struct drv_schema_field *f);
+
 struct drv_ops {
     /* Inputs: the driver's name ("modbus"), in log lines and messages.
      * Outputs: the value of `type` that selects it ("influxdb"). */
@@ -166,6 +202,12 @@ struct drv_ops {
     hub_out_flush_fn flush;
     void (*cancel)(void *ctx);
     int (*format)(const hub_reading_t *r, struct hub_buf *out);
+
+    /* Subcommands (ended by {NULL}); may be NULL. */
+    const struct drv_command *commands;
+    /* The data dictionary of an input: every field its configured sources
+     * write, one call of emit each. cfg as for check. May be NULL. */
+    void (*schema)(const void *cfg, drv_schema_fn emit, void *arg);
 
     /* Health at a glance; may be NULL. Safe from any thread while running. */
     void (*stats)(void *ctx, struct drv_stats *st);

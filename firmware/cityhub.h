@@ -12,6 +12,14 @@ int ch_cmd_check(const char *path);
 /* cityhub journal [--dump [--from SEQ]] (inspect.c). */
 int ch_cmd_journal(const char *path, int dump, unsigned long long from, int from_set);
 
+/* cityhub schema -c FILE --format json|markdown (schema.c). */
+int ch_cmd_schema(const char *path, const char *format);
+
+struct drv_ops;
+struct drv_command;
+/* A driver's own command (commands.c): argv[0] is its name. */
+int ch_cmd_driver(const struct drv_ops *ops, const struct drv_command *dc, int argc, char **argv);
+
 /* Every driver's global_init, in registry order; on a failure the ones
  * done are undone. Returns 0 or -1 (logged). */
 int ch_drivers_global_init(void);

@@ -10,10 +10,12 @@
 
 #include "firmware/config_priv.h"
 
-#define CH_MAX_NODES 100000 /* nodes visited, aliases counted each time: alias bombs */
-#define CH_MAX_ERRORS 100   /* then one more line, and the walk stops */
-#define CH_MAX_FILE (1024 * 1024)
-#define CH_MAX_SECTION_KEYS 96 /* keys of the tables walked together */
+#define CH_MAX_NODES                                                                               \
+    4000000 /* nodes visited, aliases counted each time: alias bombs; 2,000 devices x 50 inline    \
+               fields are 1.3 million */
+#define CH_MAX_ERRORS 100              /* then one more line, and the walk stops */
+#define CH_MAX_FILE (64 * 1024 * 1024) /* 2,000 devices x 50 inline fields: 12 MB */
+#define CH_MAX_SECTION_KEYS 96         /* keys of the tables walked together */
 #define CH_MSG_MAX 1024
 
 /* One error, kept until the walk ends so that they can be printed in file

@@ -58,7 +58,15 @@ static void usage(FILE *f)
                "  check -c FILE     check FILE; print FILE:LINE:COL: message per error\n"
                "  journal -c FILE   show the journal (records, segments, cursors);\n"
                "                    --dump prints stored readings as line protocol\n"
-               "\n"
+               "  schema -c FILE    the data dictionary: every measurement, field, type,\n"
+               "                    unit and tag FILE makes the hub write (--format\n"
+               "                    json|markdown)\n");
+    size_t n = 0;
+    const struct drv_ops *const *all = drv_all(&n);
+    for (size_t i = 0; i < n; i++)
+        for (const struct drv_command *dc = all[i]->commands; dc && dc->name; dc++)
+            fprintf(f, "  %-17s %s\n", dc->name, dc->summary);
+    fprintf(f, "\n"
                "  cityhub COMMAND --help    help for one command\n"
                "  cityhub --version         version, board and library versions\n"
                "\n"
@@ -101,6 +109,29 @@ static void usage_journal(FILE *f)
                "\"SEQ line-protocol\".\n");
 }
 
+static void usage_schema(FILE *f)
+{
+    fprintf(f, "usage: cityhub schema -c FILE [--format json|markdown]\n"
+               "\n"
+               "Print the data dictionary of the gateway FILE configures: for every source\n"
+               "(device, subscription), the measurement, each field with its type in the\n"
+               "store and its unit, and the tags of its readings. Default format: markdown.\n");
+}
+
+/* A driver's command: cityhub NAME ... (drivers/driver.h). */
+static const struct drv_command *find_command(const char *name, const struct drv_ops **owner)
+{
+    size_t n = 0;
+    const struct drv_ops *const *all = drv_all(&n);
+    for (size_t i = 0; i < n; i++)
+        for (const struct drv_command *dc = all[i]->commands; dc && dc->name; dc++)
+            if (!strcmp(dc->name, name)) {
+                *owner = all[i];
+                return dc;
+            }
+    return NULL;
+}
+
 static void print_version(void)
 {
     size_t n = 0;
@@ -137,22 +168,26 @@ int main(int argc, char **argv)
         cmd_usage = usage_check;
     else if (!strcmp(cmd, "journal"))
         cmd_usage = usage_journal;
+    else if (!strcmp(cmd, "schema"))
+        cmd_usage = usage_schema;
     else {
+        const struct drv_ops *owner = NULL;
+        const struct drv_command *dc = find_command(cmd, &owner);
+        if (dc)
+            return ch_cmd_driver(owner, dc, argc - 1, argv + 1);
         fprintf(stderr, "cityhub: unknown command \"%s\"\n\n", cmd);
         usage(stderr);
         return EXIT_USAGE;
     }
 
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"log-level", required_argument, NULL, 'l'},
-        {"debug-modbus", no_argument, NULL, 'd'},
-        {"dump", no_argument, NULL, 'D'},
-        {"from", required_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'}, {"log-level", required_argument, NULL, 'l'},
+        {"debug-modbus", no_argument, NULL, 'd'}, {"dump", no_argument, NULL, 'D'},
+        {"from", required_argument, NULL, 'f'},   {"format", required_argument, NULL, 'F'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char *config = NULL, *log_level = NULL;
+    const char *format = NULL;
     int dump = 0, from_set = 0;
     uint64_t from = 0;
     int ch;
@@ -171,6 +206,9 @@ int main(int argc, char **argv)
             return EXIT_USAGE;
         case 'D':
             dump = 1;
+            break;
+        case 'F':
+            format = optarg;
             break;
         case 'f': {
             char *end;
@@ -203,6 +241,12 @@ int main(int argc, char **argv)
 
     if (!strcmp(cmd, "check"))
         return ch_cmd_check(config);
+    if (format && strcmp(cmd, "schema") != 0) {
+        fprintf(stderr, "cityhub %s: --format is for schema\n", cmd);
+        return EXIT_USAGE;
+    }
+    if (!strcmp(cmd, "schema"))
+        return ch_cmd_schema(config, format ? format : "markdown");
     if (!strcmp(cmd, "journal"))
         return ch_cmd_journal(config, dump, (unsigned long long)from, from_set);
     return ch_cmd_run(config, log_level);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -372,6 +373,20 @@ static int main_loop(struct ch_daemon *d, const sigset_t *sigs)
     }
 }
 
+/* A gateway holds one connection per Modbus TCP endpoint (a thousand or
+ * more) besides its outputs' and journal's files: the soft limit on open
+ * files (1024 by default) is raised to the hard one. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rlim_t want = rl.rlim_max;
+    rl.rlim_cur = want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        hub_warn("cityhub", "open-file limit stays at its soft limit: %s", strerror(errno));
+}
+
 int ch_cmd_run(const char *path, const char *log_level)
 {
     unsigned nerr = 0;
@@ -412,6 +427,7 @@ int ch_cmd_run(const char *path, const char *log_level)
         }
         hub_log_set_level(lvl);
     }
+    raise_fd_limit();
     if (ch_drivers_global_init() != 0) {
         ch_config_free(d.c);
         return 1;

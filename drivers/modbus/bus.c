@@ -1,23 +1,19 @@
-/* drivers/modbus/bus.c — one Modbus bus: its libmodbus context (TCP or RTU,
- * chosen when it is built) and the scheduler that polls every device on it
- * from the bus's runner thread (modbus_drv.h, modbus_priv.h).
+/* drivers/modbus/bus.c — one Modbus bus (a serial line, or one TCP
+ * endpoint): its scheduler, a poll of one device, and the link's recovery.
+ * The bus is served by the driver's worker pool (modbus_drv.c), one worker
+ * at a time, so requests never overlap on a line.
  *
- * The scheduler keeps a next-due time per device (monotonic clock), polls the
- * most overdue one, and otherwise sleeps on a condition variable until the
- * next due time (at most DRV_MB_SLEEP_SLICE_NS at a time) so stop() is seen at
- * once. One poll is one modbus_read_(input_)registers per block of the
- * device's plan; it costs at most one timeout per block, and a device that
- * keeps failing is backed off (modbus_priv.h), so a dead slave never stalls
- * the others for more than one timeout per poll.
+ * Each device keeps a next-due time (monotonic clock); serving the bus polls
+ * its most overdue device. One poll is one request per block of the
+ * device's plan; each request costs at most one timeout (link.c), and a
+ * device that keeps failing is backed off (modbus_priv.h), so a dead slave
+ * costs the others at most its own timeout per backoff step.
  *
- * Link recovery is ours, not libmodbus's: MODBUS_ERROR_RECOVERY_LINK makes
- * libmodbus retry a failed send for ever (close, sleep, connect, send...),
- * which would block the bus thread and stop() while a TCP server is down.
- * We set no libmodbus recovery (PROTOCOL would sleep a response timeout after
- * each bad reply) and flush the link before each request instead; on a
- * connection error close the link and reconnect with hub_backoff
- * (1 s doubling to 30 s, jittered); meanwhile due polls fail at once with
- * "connection lost". */
+ * Link recovery: a connect that fails closes the link and spaces the next
+ * try with hub_backoff (1 s doubling, capped at DRV_MB_RECONNECT_MAX_NS,
+ * jittered); meanwhile due polls fail at once with "connection lost". A
+ * timeout or bad reply on TCP closes the connection so that no late byte is
+ * read as a later answer, and the next request reconnects at once. */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -48,23 +44,6 @@ void drv_mb_timeout_split(int64_t ns, uint32_t *sec, uint32_t *usec)
         ns = 1000;
     *sec = (uint32_t)(ns / HUB_NS_PER_S);
     *usec = (uint32_t)((ns % HUB_NS_PER_S) / 1000);
-}
-
-/* Sleep until the monotonic time `until` or until stop(), whichever comes
- * first, in slices of at most DRV_MB_SLEEP_SLICE_NS. */
-static void sleep_until(struct mb_ctx *c, int64_t until)
-{
-    pthread_mutex_lock(&c->lock);
-    while (!atomic_load(&c->stopping)) {
-        int64_t now = hub_mono_ns();
-        if (now >= until)
-            break;
-        int64_t t = until - now;
-        if (t > DRV_MB_SLEEP_SLICE_NS)
-            t = DRV_MB_SLEEP_SLICE_NS;
-        hub_cond_wait_until(&c->wake, &c->lock, now + t);
-    }
-    pthread_mutex_unlock(&c->lock);
 }
 
 static void emit(struct mb_ctx *c, struct mb_dev *d, hub_reading_t *r)
@@ -116,11 +95,11 @@ static void emit_status(struct mb_ctx *c, struct mb_dev *d, bool ok)
 
 /* ---- the link ------------------------------------------------------------- */
 
+/* The link failed to come up or broke: close it and space the next connect
+ * (hub_backoff: 1 s doubling, capped at DRV_MB_RECONNECT_MAX_NS, jittered). */
 static void link_down(struct mb_ctx *c, const char *why)
 {
-    if (c->connected)
-        modbus_close(c->mb);
-    c->connected = false;
+    mb_link_close(&c->link);
     int64_t delay = hub_backoff_fail(&c->reconnect, 0);
     c->reconnect_at = hub_mono_ns() + delay;
     uint64_t held;
@@ -130,11 +109,10 @@ static void link_down(struct mb_ctx *c, const char *why)
 }
 
 /* Connect if needed and allowed now. Returns 0 when connected, or -1 with
- * the reason in msg. Costs at most one timeout (libmodbus's connect waits
- * at most the response timeout). */
+ * the reason in msg. Costs at most one timeout. */
 static int link_up(struct mb_ctx *c, char *msg, size_t msglen)
 {
-    if (c->connected)
+    if (c->link.up)
         return 0;
     int64_t now = hub_mono_ns();
     if (c->reconnect_at > now) {
@@ -142,53 +120,64 @@ static int link_up(struct mb_ctx *c, char *msg, size_t msglen)
                  (long long)((c->reconnect_at - now) / HUB_NS_PER_MS));
         return -1;
     }
-    if (modbus_connect(c->mb) == -1) {
-        int e = errno;
-        snprintf(msg, msglen, "connection lost: connect: %s", modbus_strerror(e));
-        char why[512];
-        if (c->bus.type == DRV_MB_BUS_TCP)
-            snprintf(why, sizeof(why), "connect to [%s]:%" PRId64 " failed: %s", c->bus.host,
-                     c->bus.port, modbus_strerror(e));
-        else
-            snprintf(why, sizeof(why), "open %s failed: %s", c->bus.device, modbus_strerror(e));
-        c->connected = false;
+    char why[512];
+    if (mb_link_open(&c->link, c->bus.timeout_ns, why, sizeof(why)) != 0) {
+        snprintf(msg, msglen, "connection lost: %.140s", why);
         link_down(c, why);
         return -1;
     }
-    c->connected = true;
     if (c->reconnect.failures > 0)
         hub_info(c->who, "connected after %u failed attempts", c->reconnect.failures);
     else
         hub_debug(c->who, "connected");
     hub_backoff_ok(&c->reconnect);
+    c->reconnect_at = 0;
     return 0;
 }
 
-/* After a timeout or a bad reply on TCP the stream may still carry an answer
- * that belongs to no request of ours any more (a late reply, or the real one
- * behind a stray): the next request, maybe to another device, would read it
- * and fail as "bad reply" (or, with a reused transaction id, take it). A
- * flush cannot help: the late bytes may come after it. So close the
- * connection; the next request reconnects at once (no backoff: the server is
- * there), and whatever was in flight dies with the old socket. */
+/* After a timeout or a bad reply on TCP the stream may still carry bytes
+ * that answer no request of ours any more (a late reply, the rest of a
+ * dripping one): the next request, maybe to another device, would read
+ * them. So close the connection; the next request reconnects at once (no
+ * backoff: the server is there), and whatever was in flight dies with the
+ * old socket. A serial line is flushed before each request instead. */
 static void link_resync(struct mb_ctx *c)
 {
-    if (c->bus.type != DRV_MB_BUS_TCP || !c->connected)
+    if (c->link.rtu || !c->link.up)
         return;
-    modbus_close(c->mb);
-    c->connected = false;
+    mb_link_close(&c->link);
     hub_debug(c->who, "closed the connection to drop a late or stray reply");
 }
 
 /* ---- one poll ------------------------------------------------------------ */
 
-static void pause_line(struct mb_ctx *c)
+static void sleep_ns(int64_t ns)
 {
-    if (c->bus.type != DRV_MB_BUS_RTU || c->bus.pause_ns <= 0)
+    if (ns <= 0)
         return;
-    struct timespec ts = {.tv_sec = (time_t)(c->bus.pause_ns / HUB_NS_PER_S),
-                          .tv_nsec = (long)(c->bus.pause_ns % HUB_NS_PER_S)};
-    nanosleep(&ts, NULL);
+    struct timespec ts = {.tv_sec = (time_t)(ns / HUB_NS_PER_S),
+                          .tv_nsec = (long)(ns % HUB_NS_PER_S)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* RTU: keep the line silent for `pause` between the end of one exchange and
+ * the next request. */
+static void line_rest(struct mb_ctx *c)
+{
+    if (c->link.rtu)
+        c->free_at = hub_mono_ns() + c->bus.pause_ns;
+}
+
+static void line_wait(struct mb_ctx *c)
+{
+    if (c->link.rtu)
+        sleep_ns(c->free_at - hub_mono_ns());
+}
+
+static bool stopping(const struct mb_ctx *c)
+{
+    return c->stopping && atomic_load(c->stopping);
 }
 
 /* Mark a failed poll: counters, status point, log, device backoff. */
@@ -211,22 +200,22 @@ static void poll_failed(struct mb_ctx *c, struct mb_dev *d, int kind, const char
         d->failures++;
 
     int64_t now = hub_mono_ns();
-    int64_t next = started + d->cfg.interval_ns;
+    int64_t next = d->next_due + d->cfg.interval_ns;
+    if (next <= now)
+        next = now + d->cfg.interval_ns;
     if (kind == DRV_MB_FAIL_CONNECTION) {
         /* The link is down: not the device's fault, and the bus's reconnect
          * backoff already spaces the tries. Poll again when the link is to
          * be tried again (or at the next interval, if later), so that every
-         * device is read as soon as the link is back, not after a backoff
-         * of its own of up to 16 intervals. */
+         * device is read as soon as the link is back. */
         if (next < c->reconnect_at)
             next = c->reconnect_at;
     } else if (d->failures >= 2) {
         int64_t base = (now - started) * DRV_MB_DEV_BACKOFF_COST;
         if (base < d->cfg.interval_ns)
             base = d->cfg.interval_ns;
-        int64_t cap = d->cfg.interval_ns * DRV_MB_DEV_BACKOFF_MAX;
-        if (cap < DRV_MB_DEV_BACKOFF_CAP_NS)
-            cap = DRV_MB_DEV_BACKOFF_CAP_NS;
+        int64_t cap = d->cfg.interval_ns > DRV_MB_DEV_BACKOFF_CAP_NS ? d->cfg.interval_ns
+                                                                     : DRV_MB_DEV_BACKOFF_CAP_NS;
         int64_t delay = base;
         for (unsigned k = 2; k < d->failures && delay < cap; k++)
             delay = delay > cap / 2 ? cap : delay * 2;
@@ -246,112 +235,123 @@ static void poll_failed(struct mb_ctx *c, struct mb_dev *d, int kind, const char
     emit_status(c, d, false);
 }
 
-/* Read every block of d's plan into regs (indexed by address relative to
- * each block, stored per block at offsets). Returns 0, -1 with kind/msg, or
- * -2 when stop() came between two requests (the poll is abandoned: no
- * reading, no status point). */
-static int read_blocks_locked(struct mb_ctx *c, struct mb_dev *d,
-                              uint16_t data[][DRV_MB_MAX_REGS_PER_READ], int *kind, char *msg,
-                              size_t msglen);
-
-/* With `debug: frames`, libmodbus's frame dump of this poll is taken from
- * its stdout and logged under the bus's name (debug.c). */
-static int read_blocks(struct mb_ctx *c, struct mb_dev *d,
-                       uint16_t data[][DRV_MB_MAX_REGS_PER_READ], int *kind, char *msg,
-                       size_t msglen)
+/* One request of a plan, with the bus's retries (timeouts, bad replies) and
+ * up to DRV_MB_BUSY_RETRIES retries of "slave device busy" after a pause.
+ * Returns 0 with the values stored in d's words or bits, or a
+ * DRV_MB_FAIL_* kind with msg. */
+static int read_block(struct mb_ctx *c, struct mb_dev *d, int b, char *msg, size_t msglen)
 {
-    drv_mb_debug_begin(c->bus.debug);
-    int rc = read_blocks_locked(c, d, data, kind, msg, msglen);
-    drv_mb_debug_end(c->bus.debug, c->who);
-    return rc;
+    const struct drv_modbus_block *blk = &d->plan[b];
+    uint8_t buf[DRV_MB_ADU_MAX];
+    unsigned tries = 0, busy = 0;
+    for (;;) {
+        if (link_up(c, msg, msglen) != 0)
+            return DRV_MB_FAIL_CONNECTION;
+        struct drv_mb_req q;
+        c->tid++;
+        if (drv_mb_req_read(&q, c->link.rtu, c->tid, (uint8_t)d->cfg.unit, blk->table, blk->address,
+                            blk->count) != 0) {
+            snprintf(msg, msglen, "request %s %u+%u cannot be made", drv_mb_table_name(blk->table),
+                     blk->address, blk->count);
+            return DRV_MB_FAIL_BAD_REPLY;
+        }
+        line_wait(c);
+        size_t len = 0;
+        int64_t deadline = hub_mono_ns() + c->bus.timeout_ns;
+        int kind = mb_link_transact(&c->link, &q, buf, &len, deadline, msg, msglen);
+        struct drv_mb_reply rep;
+        if (kind == 0)
+            kind = drv_mb_reply_check(&q, buf, len, &rep, msg, msglen);
+        line_rest(c);
+        if (kind == 0) {
+            if (blk->table == DRV_MB_COIL || blk->table == DRV_MB_DISCRETE)
+                drv_mb_unpack_bits(rep.data, blk->count, d->bits + d->slot[b]);
+            else
+                drv_mb_unpack_regs(rep.data, blk->count, d->words + d->slot[b]);
+            return 0;
+        }
+        if (kind == DRV_MB_FAIL_CONNECTION) {
+            char why[512];
+            snprintf(why, sizeof(why), "%s (device %s)", msg, d->cfg.name);
+            link_down(c, why);
+            return kind;
+        }
+        if (kind == DRV_MB_FAIL_TIMEOUT || kind == DRV_MB_FAIL_BAD_REPLY)
+            link_resync(c);
+        if (stopping(c))
+            return kind;
+        if (kind == DRV_MB_FAIL_EXCEPTION && rep.exception == 6 && busy < DRV_MB_BUSY_RETRIES) {
+            busy++;
+            sleep_ns(c->bus.pause_ns > DRV_MB_BUSY_PAUSE_NS ? c->bus.pause_ns
+                                                            : DRV_MB_BUSY_PAUSE_NS);
+            continue;
+        }
+        if (kind != DRV_MB_FAIL_EXCEPTION && tries < (unsigned)c->bus.retries) {
+            tries++;
+            continue;
+        }
+        return kind;
+    }
 }
 
-static int read_blocks_locked(struct mb_ctx *c, struct mb_dev *d,
-                              uint16_t data[][DRV_MB_MAX_REGS_PER_READ], int *kind, char *msg,
-                              size_t msglen)
+/* Read every block of d's plan. Returns 0, a DRV_MB_FAIL_* kind with msg,
+ * or -2 when stop() came between two requests (the poll is abandoned: no
+ * reading, no status point). */
+static int read_blocks(struct mb_ctx *c, struct mb_dev *d, char *msg, size_t msglen)
 {
-    if (link_up(c, msg, msglen) != 0) {
-        *kind = DRV_MB_FAIL_CONNECTION;
-        return -1;
-    }
-    if (modbus_set_slave(c->mb, (int)d->cfg.unit) == -1) {
-        *kind = DRV_MB_FAIL_CONNECTION; /* cannot happen for 0..247 */
-        snprintf(msg, msglen, "bad unit %" PRId64, d->cfg.unit);
-        return -1;
-    }
     for (int b = 0; b < d->nblocks; b++) {
-        const struct drv_modbus_block *blk = &d->plan[b];
-        if (b > 0 && atomic_load(&c->stopping))
-            return -2;       /* each request may cost a timeout: stop within one */
-        modbus_flush(c->mb); /* a late or broken reply to an earlier request */
-        int n;
-        if (blk->table == DRV_MB_INPUT)
-            n = modbus_read_input_registers(c->mb, blk->address, blk->count, data[b]);
-        else
-            n = modbus_read_registers(c->mb, blk->address, blk->count, data[b]);
-        int e = errno;
-        pause_line(c);
-        if (n == blk->count)
-            continue;
-        if (n >= 0)
-            e = EMBBADDATA;
+        if (b > 0 && stopping(c))
+            return -2; /* each request may cost a timeout: stop within one */
         char what[ERR_MAX];
-        *kind = drv_modbus_classify(e, what, sizeof(what));
-        snprintf(msg, msglen, "%.100s reading %s %u..%u", what,
-                 blk->table == DRV_MB_INPUT ? "input" : "holding", blk->address,
-                 blk->address + blk->count - 1u);
-        if (*kind == DRV_MB_FAIL_CONNECTION) {
-            char why[512];
-            snprintf(why, sizeof(why), "%s (device %s)", what, d->cfg.name);
-            link_down(c, why);
-        } else if (*kind == DRV_MB_FAIL_TIMEOUT || *kind == DRV_MB_FAIL_BAD_REPLY) {
-            link_resync(c);
-        }
-        return -1;
+        int kind = read_block(c, d, b, what, sizeof(what));
+        if (kind == 0)
+            continue;
+        const struct drv_modbus_block *blk = &d->plan[b];
+        if (kind == DRV_MB_FAIL_CONNECTION)
+            snprintf(msg, msglen, "%s", what);
+        else
+            snprintf(msg, msglen, "%.110s reading %s %u..%u", what, drv_mb_table_name(blk->table),
+                     blk->address, blk->address + blk->count - 1u);
+        return kind;
     }
     return 0;
 }
 
-/* Where register reg's words are in the data read for d's plan. */
-static const uint16_t *locate(const struct mb_dev *d, uint16_t data[][DRV_MB_MAX_REGS_PER_READ],
-                              const struct drv_modbus_register *reg)
+/* Where register reg's value is in the data read for d's plan: words or
+ * bits (the other NULL). Returns false if no block covers it. */
+static bool locate(const struct mb_dev *d, const struct drv_modbus_register *reg,
+                   const uint16_t **words, const uint8_t **bits)
 {
-    unsigned w = drv_modbus_type_width(reg->type);
+    int bit_table = reg->table == DRV_MB_COIL || reg->table == DRV_MB_DISCRETE;
+    unsigned w = bit_table ? 1u : drv_modbus_type_width((enum drv_modbus_type)reg->type);
+    *words = NULL;
+    *bits = NULL;
     for (int b = 0; b < d->nblocks; b++) {
         const struct drv_modbus_block *blk = &d->plan[b];
         if (blk->table == reg->table && reg->address >= blk->address &&
-            reg->address + w <= (int64_t)blk->address + blk->count)
-            return &data[b][reg->address - blk->address];
+            reg->address + w <= (int64_t)blk->address + blk->count) {
+            size_t at = d->slot[b] + (size_t)(reg->address - blk->address);
+            if (bit_table)
+                *bits = d->bits + at;
+            else
+                *words = d->words + at;
+            return true;
+        }
     }
-    return NULL;
+    return false;
 }
 
-static void poll_device(struct mb_ctx *c, struct mb_dev *d)
+/* The reading of d's last poll (its data read into d's words and bits).
+ * Returns it, or NULL with a message; fields without a value (NaN, out of
+ * range) are left out, and logged once while it lasts. */
+static hub_reading_t *make_reading(struct mb_ctx *c, struct mb_dev *d, int64_t when, char *msg,
+                                   size_t msglen)
 {
-    uint16_t data[DRV_MB_MAX_REGISTERS][DRV_MB_MAX_REGS_PER_READ];
-    char msg[ERR_MAX];
-    int kind = 0;
-    int64_t started = hub_mono_ns();
-
-    d->polls++;
-    hub_metric_inc(d->m_polls, 1);
-    hub_debug(d->who, "poll unit %" PRId64 ": %d request(s)", d->cfg.unit, d->nblocks);
-    int rb = read_blocks(c, d, data, &kind, msg, sizeof(msg));
-    if (rb == -2) {
-        d->polls--; /* not a poll: stop() cut it short */
-        return;
-    }
-    if (rb != 0) {
-        poll_failed(c, d, kind, msg, started);
-        return;
-    }
-    int64_t when = hub_time_ns(); /* after the last reply */
-    int64_t done = hub_mono_ns();
-
+    (void)c;
     hub_reading_t *r = hub_reading_new(d->cfg.measurement, when);
     if (!r) {
-        poll_failed(c, d, 0, "out of memory", started);
-        return;
+        snprintf(msg, msglen, "out of memory");
+        return NULL;
     }
     int rc = HUB_OK;
     for (size_t i = 0; i < d->cfg.tags.n && rc == HUB_OK; i++)
@@ -360,15 +360,15 @@ static void poll_device(struct mb_ctx *c, struct mb_dev *d)
         rc = hub_reading_add_tag(r, "device", d->cfg.name);
     if (rc != HUB_OK) {
         hub_reading_free(r);
-        snprintf(msg, sizeof(msg), "tags: %s", hub_strerror(rc));
-        poll_failed(c, d, 0, msg, started);
-        return;
+        snprintf(msg, msglen, "tags: %s", hub_strerror(rc));
+        return NULL;
     }
     for (size_t i = 0; i < d->cfg.nregs; i++) {
         const struct drv_modbus_register *reg = &d->cfg.regs[i];
-        const uint16_t *words = locate(d, data, reg);
-        uint64_t bit = 1ull << i;
-        rc = words ? drv_modbus_decode(reg, words, r) : HUB_EINVAL;
+        const uint16_t *words;
+        const uint8_t *bits;
+        uint64_t bit = i < 64 ? 1ull << i : 0;
+        rc = locate(d, reg, &words, &bits) ? drv_modbus_decode(reg, words, r) : HUB_EINVAL;
         if (rc == HUB_OK) {
             d->nan_logged &= ~bit;
             continue;
@@ -378,12 +378,42 @@ static void poll_device(struct mb_ctx *c, struct mb_dev *d)
             hub_info(d->who,
                      "field %s: no value (%s %" PRId64 " holds NaN/infinity or "
                      "is out of range); the field is left out while it lasts",
-                     reg->field, reg->table == DRV_MB_INPUT ? "input" : "holding", reg->address);
+                     reg->field, drv_mb_table_name(reg->table), reg->address);
         }
     }
     if (hub_reading_field_count(r) == 0) {
         hub_reading_free(r);
-        poll_failed(c, d, 0, "no valid values", started);
+        snprintf(msg, msglen, "no valid values");
+        return NULL;
+    }
+    return r;
+}
+
+static void poll_device(struct mb_ctx *c, struct mb_dev *d)
+{
+    char msg[ERR_MAX];
+    int64_t started = hub_mono_ns();
+
+    d->skew_ns = started > d->next_due ? started - d->next_due : 0;
+    if (d->skew_ns > d->skew_max_ns)
+        d->skew_max_ns = d->skew_ns;
+    hub_metric_inc(d->m_skew, (uint64_t)(d->skew_ns / 1000));
+    d->polls++;
+    hub_metric_inc(d->m_polls, 1);
+    hub_debug(d->who, "poll unit %" PRId64 ": %d request(s)", d->cfg.unit, d->nblocks);
+    int kind = read_blocks(c, d, msg, sizeof(msg));
+    if (kind == -2) {
+        d->polls--; /* not a poll: stop() cut it short */
+        return;
+    }
+    if (kind != 0) {
+        poll_failed(c, d, kind, msg, started);
+        return;
+    }
+    int64_t done = hub_mono_ns();
+    hub_reading_t *r = make_reading(c, d, hub_time_ns(), msg, sizeof(msg));
+    if (!r) {
+        poll_failed(c, d, 0, msg, started);
         return;
     }
 
@@ -410,33 +440,87 @@ static void poll_device(struct mb_ctx *c, struct mb_dev *d)
         emit_status(c, d, true);
 }
 
+static struct mb_dev *most_due(const struct mb_ctx *c)
+{
+    struct mb_dev *next = &c->devs[0];
+    for (size_t i = 1; i < c->ndevs; i++)
+        if (c->devs[i].next_due < next->next_due)
+            next = &c->devs[i];
+    return next;
+}
+
+int64_t drv_mb_bus_due(const struct mb_ctx *c)
+{
+    int64_t due = most_due(c)->next_due;
+    return due > c->free_at ? due : c->free_at;
+}
+
+void drv_mb_bus_serve(struct mb_ctx *c)
+{
+    poll_device(c, most_due(c));
+}
+
+void drv_mb_bus_close(struct mb_ctx *c)
+{
+    mb_link_close(&c->link);
+}
+
+/* One bus on its own thread, without the pool (tests, and the pool's
+ * semantics for one bus): serve it whenever it is due, until stop. */
 void drv_modbus_bus_run(void *ctx)
 {
     struct mb_ctx *c = ctx;
-    hub_info(c->who, "polling %zu device(s)", c->ndevs);
-    while (!atomic_load(&c->stopping)) {
-        struct mb_dev *next = &c->devs[0];
-        for (size_t i = 1; i < c->ndevs; i++)
-            if (c->devs[i].next_due < next->next_due)
-                next = &c->devs[i];
-        if (hub_mono_ns() < next->next_due) {
-            sleep_until(c, next->next_due);
-            continue; /* re-check stop and who is due */
+    pthread_mutex_lock(&c->solo_lock);
+    c->stopping = &c->solo_stop;
+    while (!atomic_load(&c->solo_stop)) {
+        int64_t due = drv_mb_bus_due(c);
+        if (due > hub_mono_ns()) {
+            hub_cond_wait_until(&c->solo_wake, &c->solo_lock, due);
+            continue;
         }
-        poll_device(c, next);
+        pthread_mutex_unlock(&c->solo_lock);
+        drv_mb_bus_serve(c);
+        pthread_mutex_lock(&c->solo_lock);
     }
-    if (c->connected) {
-        modbus_close(c->mb);
-        c->connected = false;
-    }
-    hub_debug(c->who, "stopped");
+    pthread_mutex_unlock(&c->solo_lock);
+    drv_mb_bus_close(c);
 }
 
 void drv_modbus_bus_stop(void *ctx)
 {
     struct mb_ctx *c = ctx;
-    pthread_mutex_lock(&c->lock);
-    atomic_store(&c->stopping, 1);
-    pthread_cond_broadcast(&c->wake);
-    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_lock(&c->solo_lock);
+    atomic_store(&c->solo_stop, 1);
+    pthread_cond_broadcast(&c->solo_wake);
+    pthread_mutex_unlock(&c->solo_lock);
+}
+
+static int discard_reading(void *ctx, hub_reading_t *r)
+{
+    (void)ctx;
+    hub_reading_free(r);
+    return HUB_OK;
+}
+
+int drv_modbus_poll_once(const struct drv_modbus_bus *bus, const struct drv_modbus_device *dev,
+                         hub_reading_t **out, char *err, size_t errlen)
+{
+    struct drv_modbus_input_cfg in = {.bus = bus, .ndevices = 1};
+    struct drv_sink discard = {.emit = discard_reading};
+    struct drv_env env = {.sink = &discard};
+    void *ctx = NULL;
+    *out = NULL;
+    in.devices[0] = dev;
+    if (drv_modbus_bus_new(&in, &env, &ctx, err, errlen) != 0)
+        return -1;
+    struct mb_ctx *c = ctx;
+    struct mb_dev *d = &c->devs[0];
+    char msg[ERR_MAX];
+    int kind = read_blocks(c, d, msg, sizeof(msg));
+    if (kind == 0)
+        *out = make_reading(c, d, hub_time_ns(), msg, sizeof(msg));
+    if (!*out)
+        snprintf(err, errlen, "%s", msg);
+    drv_modbus_bus_free(ctx);
+    return *out ? 0 : -1;
 }

@@ -12,6 +12,24 @@
 
 /* ---- the bus's life ------------------------------------------------------ */
 
+/* Where each block of d's plan keeps its values: registers in words, bits
+ * in bits, block after block. */
+static int plan_buffers(struct mb_dev *d)
+{
+    size_t nw = 0, nb = 0;
+    d->slot = calloc((size_t)d->nblocks, sizeof(*d->slot));
+    if (!d->slot)
+        return -1;
+    for (int b = 0; b < d->nblocks; b++) {
+        int bits = d->plan[b].table == DRV_MB_COIL || d->plan[b].table == DRV_MB_DISCRETE;
+        d->slot[b] = bits ? nb : nw;
+        *(bits ? &nb : &nw) += d->plan[b].count;
+    }
+    d->words = calloc(nw ? nw : 1, sizeof(*d->words));
+    d->bits = calloc(nb ? nb : 1, sizeof(*d->bits));
+    return d->words && d->bits ? 0 : -1;
+}
+
 int drv_modbus_bus_new(const struct drv_modbus_input_cfg *cfg, const struct drv_env *env,
                        void **out, char *err, size_t errlen)
 {
@@ -35,13 +53,13 @@ int drv_modbus_bus_new(const struct drv_modbus_input_cfg *cfg, const struct drv_
     c = calloc(1, sizeof(*c));
     if (!c)
         goto nomem;
-    if (hub_cond_init(&c->lock, &c->wake) != 0) {
+    if (hub_cond_init(&c->solo_lock, &c->solo_wake) != 0) {
         free(c);
         c = NULL;
         goto nomem;
     }
-    atomic_init(&c->stopping, 0);
     atomic_init(&c->failing, 0);
+    atomic_init(&c->solo_stop, 0);
 
     c->bus = *cfg->bus;
     c->sink = *env->sink;
@@ -67,16 +85,10 @@ int drv_modbus_bus_new(const struct drv_modbus_input_cfg *cfg, const struct drv_
             snprintf(err, errlen, "bus %s: device %zu missing", c->bus.name, i + 1);
             goto fail;
         }
-        d->cfg = *cfg->devices[i];
-        d->cfg.regs = NULL;
-        d->cfg.nregs = 0;
-        if (drv_modbus_check_device(cfg->devices[i], err, errlen) != 0)
+        if (drv_modbus_device_resolve(cfg->devices[i], &d->cfg, err, errlen) != 0)
             goto fail;
-        d->cfg.regs = malloc(cfg->devices[i]->nregs * sizeof(*d->cfg.regs));
-        if (!d->cfg.regs)
-            goto nomem;
-        memcpy(d->cfg.regs, cfg->devices[i]->regs, cfg->devices[i]->nregs * sizeof(*d->cfg.regs));
-        d->cfg.nregs = cfg->devices[i]->nregs;
+        if (drv_modbus_check_device(&d->cfg, err, errlen) != 0)
+            goto fail;
         if (d->cfg.interval_ns < 10 * HUB_NS_PER_MS ||
             d->cfg.interval_ns > DRV_MB_INTERVAL_MAX_NS) {
             snprintf(err, errlen, "device %s: interval is not 10ms..24h", d->cfg.name);
@@ -100,53 +112,49 @@ int drv_modbus_bus_new(const struct drv_modbus_input_cfg *cfg, const struct drv_
             goto fail;
         }
         snprintf(d->who, sizeof(d->who), "modbus:%s", d->cfg.name);
-        d->next_due = start; /* the scheduler takes them in order */
+        d->next_due = start; /* the pool spreads the first polls (modbus_drv.c) */
+        if (plan_buffers(d) != 0)
+            goto nomem;
+        d->m_skew = hub_metrics_add(
+            env->metrics, HUB_METRIC_COUNTER, "cityhub_modbus_poll_skew_microseconds_total",
+            "device", d->cfg.name, "sum over polls of how late each started after its due time");
         d->m_polls = hub_metrics_add(env->metrics, HUB_METRIC_COUNTER, "cityhub_modbus_polls_total",
                                      "device", d->cfg.name, "polls of a Modbus device");
         d->m_errors =
             hub_metrics_add(env->metrics, HUB_METRIC_COUNTER, "cityhub_modbus_poll_errors_total",
                             "device", d->cfg.name, "failed polls of a Modbus device");
     }
-    if (c->bus.debug != DRV_MB_DEBUG_OFF && drv_mb_debug_setup(err, errlen) != 0)
-        goto fail;
-
-    char port[16];
+    c->link.fd = -1;
+    c->link.who = c->who;
+    c->link.debug = c->bus.debug != DRV_MB_DEBUG_OFF;
     switch (c->bus.type) {
     case DRV_MB_BUS_TCP:
         if (c->bus.host[0] == '\0') {
             snprintf(err, errlen, "bus %s: host is required for type tcp", c->bus.name);
             goto fail;
         }
-        snprintf(port, sizeof(port), "%" PRId64, c->bus.port);
-        c->mb = modbus_new_tcp_pi(c->bus.host, port);
+        snprintf(c->link.host, sizeof(c->link.host), "%s", c->bus.host);
+        c->link.port = c->bus.port;
         break;
     case DRV_MB_BUS_RTU:
         if (c->bus.device[0] == '\0') {
             snprintf(err, errlen, "bus %s: device is required for type rtu", c->bus.name);
             goto fail;
         }
-        c->mb = modbus_new_rtu(c->bus.device, (int)c->bus.baud, "NEO"[c->bus.parity % 3],
-                               (int)c -> bus.data_bits, (int)c->bus.stop_bits);
+        c->link.rtu = true;
+        c->link.device = c->bus.device;
+        c->link.mb = modbus_new_rtu(c->bus.device, (int)c->bus.baud, "NEO"[c->bus.parity % 3],
+                                    (int)c -> bus.data_bits, (int)c->bus.stop_bits);
+        if (!c->link.mb) {
+            snprintf(err, errlen, "bus %s: %s", c->bus.name, modbus_strerror(errno));
+            goto fail;
+        }
+        c->link.rs485 = c->bus.rs485 != 0;
         break;
     default:
         snprintf(err, errlen, "bus %s: unknown type %d", c->bus.name, c->bus.type);
         goto fail;
     }
-    if (!c->mb) {
-        snprintf(err, errlen, "bus %s: %s", c->bus.name, modbus_strerror(errno));
-        goto fail;
-    }
-    uint32_t s, us;
-    drv_mb_timeout_split(c->bus.timeout_ns, &s, &us);
-    modbus_set_response_timeout(c->mb, s, us);
-    int64_t bt = c->bus.timeout_ns < 500 * HUB_NS_PER_MS ? c->bus.timeout_ns : 500 * HUB_NS_PER_MS;
-    drv_mb_timeout_split(bt, &s, &us);
-    modbus_set_byte_timeout(c->mb, s, us);
-    /* No libmodbus recovery: PROTOCOL would sleep a whole response timeout
-     * after every bad reply, holding the bus; we flush before each request. */
-    modbus_set_error_recovery(c->mb, MODBUS_ERROR_RECOVERY_NONE);
-    if (c->bus.debug != DRV_MB_DEBUG_OFF)
-        modbus_set_debug(c->mb, 1);
     *out = c;
     return 0;
 
@@ -163,15 +171,17 @@ void drv_modbus_bus_free(void *ctx)
     struct mb_ctx *c = ctx;
     if (!c)
         return;
-    if (c->mb) {
-        if (c->connected)
-            modbus_close(c->mb);
-        modbus_free(c->mb);
+    mb_link_close(&c->link);
+    if (c->link.mb)
+        modbus_free(c->link.mb);
+    for (size_t i = 0; c->devs && i < c->ndevs; i++) {
+        drv_modbus_device_release(&c->devs[i].cfg);
+        free(c->devs[i].slot);
+        free(c->devs[i].words);
+        free(c->devs[i].bits);
     }
-    for (size_t i = 0; c->devs && i < c->ndevs; i++)
-        free(c->devs[i].cfg.regs);
     free(c->devs);
-    hub_cond_destroy(&c->lock, &c->wake);
+    hub_cond_destroy(&c->solo_lock, &c->solo_wake);
     free(c);
 }
 

@@ -10,6 +10,7 @@
 
 #include <modbus.h>
 
+#include "drivers/modbus/adu.h"
 #include "drivers/modbus/modbus_priv.h"
 #include "hub/backoff.h"
 #include "hub/log.h"
@@ -18,23 +19,50 @@
 #define WHO_MAX (8 + 64)
 #define ERR_MAX 160
 
+/* A bus's connection (link.c). */
+struct mb_link {
+    bool rtu;
+    bool up;
+    int fd;
+    int debug; /* log every frame */
+    const char *who;
+    char host[256]; /* tcp */
+    int64_t port;
+    const char *device; /* rtu */
+    bool rs485;         /* rtu: the kernel's RS-485 mode (TIOCSRS485) */
+    modbus_t *mb;       /* rtu: libmodbus opens the line and sends */
+};
+
+int mb_link_open(struct mb_link *l, int64_t timeout_ns, char *msg, size_t msglen);
+void mb_link_close(struct mb_link *l);
+/* Send q and read one whole reply frame into buf (DRV_MB_ADU_MAX bytes) by
+ * the monotonic deadline. Returns 0 with *len, or a DRV_MB_FAIL_* kind with
+ * msg (TIMEOUT, BAD_REPLY for a frame that cannot be one or is cut by a
+ * close, CONNECTION). The frame is not checked: drv_mb_reply_check. */
+int mb_link_transact(struct mb_link *l, const struct drv_mb_req *q, uint8_t *buf, size_t *len,
+                     int64_t deadline, char *msg, size_t msglen);
+
 struct mb_dev {
     struct drv_modbus_device cfg; /* regs: our own copy */
     struct drv_modbus_block plan[DRV_MB_MAX_REGISTERS];
     int nblocks;
+    size_t *slot;      /* per block: its first value in words (registers) or bits */
+    uint16_t *words;   /* the registers of the last poll, block after block */
+    uint8_t *bits;     /* the bits (coils, discrete inputs) of the last poll */
     char who[WHO_MAX]; /* "modbus:NAME" */
 
     int64_t next_due;  /* monotonic ns */
     unsigned failures; /* consecutive failed polls */
     uint64_t polls, errors, timeouts, exceptions, bad_replies;
-    double latency_ms; /* of the last successful poll */
+    int64_t skew_ns, skew_max_ns; /* last poll's start after its due time; the largest */
+    double latency_ms;            /* of the last successful poll */
     bool have_latency;
     int64_t last_status; /* monotonic ns of the last status point, 0 = never */
     char last_error[ERR_MAX];
     uint64_t nan_logged; /* bit i: register i's "no value" was logged */
     struct hub_log_limit fail_limit;
     bool fail_logged; /* this run of failures was announced: announce its end */
-    struct hub_metric *m_polls, *m_errors;
+    struct hub_metric *m_polls, *m_errors, *m_skew;
 };
 
 struct mb_ctx {
@@ -43,9 +71,12 @@ struct mb_ctx {
     int64_t status_every_ns; /* hub.status_interval */
     char who[WHO_MAX];       /* "modbus:BUS" */
 
-    modbus_t *mb;
-    bool connected;
+    struct mb_link link;
+    uint16_t tid;         /* tcp: the last transaction id */
     int64_t reconnect_at; /* monotonic ns; 0 = try at once */
+    int64_t free_at;      /* rtu: the line's silence after the last frame ends here */
+    size_t heap_at;       /* place in the pool's queue */
+    int64_t due;          /* drv_mb_bus_due when queued */
     struct hub_backoff reconnect;
     struct hub_log_limit link_limit;
     struct hub_log_limit emit_limit;
@@ -55,10 +86,19 @@ struct mb_ctx {
     atomic_size_t failing;                                 /* devices whose last poll failed */
     struct hub_metric *m_fail[DRV_MB_FAIL_CONNECTION + 1]; /* by kind */
 
-    atomic_int stopping;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
+    atomic_int *stopping; /* the pool's (or solo_stop) */
+    /* drv_modbus_bus_run: the bus on a thread of its own */
+    atomic_int solo_stop;
+    pthread_mutex_t solo_lock;
+    pthread_cond_t solo_wake;
 };
+
+/* When the bus is next to be served: its most overdue device's due time,
+ * not before free_at. */
+int64_t drv_mb_bus_due(const struct mb_ctx *c);
+/* Poll the bus's most overdue device (the caller made sure one is due). */
+void drv_mb_bus_serve(struct mb_ctx *c);
+void drv_mb_bus_close(struct mb_ctx *c);
 
 /* A timeout in ns as libmodbus takes it (at least 1 us). */
 void drv_mb_timeout_split(int64_t ns, uint32_t *sec, uint32_t *usec);

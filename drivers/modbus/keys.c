@@ -17,7 +17,8 @@ static const char *const tables[] = {"holding", "input", NULL};  /* drv_modbus_t
 static const char *const types[] = {"uint16", "int16",   "uint32",
                                     "int32",  "float32", NULL};             /* drv_modbus_type */
 static const char *const orders[] = {"ABCD", "CDAB", "BADC", "DCBA", NULL}; /* drv_modbus_order */
-static const char *const debugs[] = {"off", "frames", NULL};                /* drv_modbus_debug */
+static const char *const on_off[] = {"off", "on", NULL};
+static const char *const debugs[] = {"off", "frames", NULL}; /* drv_modbus_debug */
 
 #define MS 1000000LL
 
@@ -45,6 +46,11 @@ const struct hub_cfg_key drv_modbus_bus_keys[] = {
     HUB_CFG_KEY("stop_bits", HUB_CFG_INT, "1", false, BUS(stop_bits), 0, 1, 2, NULL, "rtu: 1 or 2"),
     HUB_CFG_KEY("pause", HUB_CFG_DURATION, "5ms", false, BUS(pause_ns), 0, 0, DRV_MB_PAUSE_MAX_NS,
                 NULL, "rtu: silence kept on the line between two requests"),
+    HUB_CFG_KEY("retries", HUB_CFG_INT, "0", false, BUS(retries), 0, 0, 5, NULL,
+                "times a request that timed out or got a bad reply is sent again at once"),
+    HUB_CFG_KEY("rs485", HUB_CFG_ENUM, "off", false, BUS(rs485), 0, 0, 0, on_off,
+                "rtu: on switches the serial port to the kernel's RS-485 mode (TIOCSRS485), "
+                "for boards whose transceiver direction is driven by the UART"),
     HUB_CFG_KEY(
         "debug", HUB_CFG_ENUM, "off", false, BUS(debug), 0, 0, 0, debugs,
         "frames: log every request and reply on this bus in hex (stderr), for commissioning"),
@@ -101,6 +107,8 @@ const struct hub_cfg_key drv_modbus_register_keys[] = {
     HUB_CFG_KEY("unit", HUB_CFG_STRING, NULL, false, REG(unit),
                 sizeof(((struct drv_modbus_register *)0)->unit), 0, 0, NULL,
                 "unit of measure, for documentation (e.g. degC)"),
+    HUB_CFG_KEY("bit", HUB_CFG_INT, "-1", false, REG(bit), 0, -1, 15, NULL,
+                "bool from a register: its bit 0..15 (0 = least significant)"),
     HUB_CFG_END,
 };
 
@@ -193,13 +201,20 @@ void drv_modbus_check(const void *cfgp, struct drv_check *ck)
         for (; bi < buses->n && !b; bi++)
             if (strcmp(HUB_CFG_ITEM(buses, bi, struct drv_modbus_bus)->name, d->bus) == 0)
                 b = HUB_CFG_ITEM(buses, bi, struct drv_modbus_bus);
-        if (!b && buses->n)
+        if (!b && buses->n >= DRV_MB_MAX_BUSES)
+            drv_check_error(ck, d, "bus",
+                            "unknown bus \"%s\" (only the first %d buses are read: at most %d "
+                            "in buses)",
+                            d->bus, DRV_MB_MAX_BUSES, DRV_MB_MAX_BUSES);
+        else if (!b && buses->n)
             drv_check_error(ck, d, "bus", "unknown bus \"%s\" (defined: %s)", d->bus, names);
         else if (!b)
             drv_check_error(ck, d, "bus", "unknown bus \"%s\" (no buses are defined)", d->bus);
         else if (per_bus && ++per_bus[bi - 1] > DRV_MB_MAX_DEVICES)
-            drv_check_error(ck, d, "bus", "too many devices on bus \"%s\" (at most %d)", d->bus,
-                            DRV_MB_MAX_DEVICES);
+            drv_check_error(ck, d, "bus",
+                            "too many devices on bus \"%s\" (at most %d devices per bus, one "
+                            "per unit id)",
+                            d->bus, DRV_MB_MAX_DEVICES);
         check_device(d, i, b, ck);
     }
     free(per_bus);

@@ -4,19 +4,92 @@
  * init groups the devices by bus and builds each bus (bus.c) with its
  * transport chosen by the bus's type: modbus_new_tcp_pi or modbus_new_rtu.
  * A bus without devices is not polled (logged). */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <modbus.h>
 
+#include "drivers/modbus/bus_priv.h"
 #include "drivers/modbus/modbus_priv.h"
+#include "hub/clock.h"
 #include "hub/log.h"
 
+/* The pool: buses not being served wait in a min-heap by due time. One
+ * worker (the timer) sleeps until the earliest is due; the others sleep
+ * until there is work. A worker takes the due bus out of the heap, serves
+ * it (one device's poll), and puts it back with its new due time. */
 struct mb_driver {
-    void **bus; /* one per polled bus */
+    struct mb_ctx **bus; /* every polled bus */
     size_t nbus;
+    size_t workers;
+
+    pthread_mutex_t lock;
+    pthread_cond_t timer_cv; /* the timer waits here, until the top is due */
+    pthread_cond_t idle_cv;  /* the others */
+    bool timer_taken;
+    int64_t timer_until;
+    struct mb_ctx **heap;
+    size_t nheap;
+    atomic_int stopping;
 };
+
+static bool before(const struct mb_ctx *a, const struct mb_ctx *b)
+{
+    return a->due < b->due;
+}
+
+static void heap_set(struct mb_driver *m, size_t i, struct mb_ctx *c)
+{
+    m->heap[i] = c;
+    c->heap_at = i;
+}
+
+static void heap_up(struct mb_driver *m, size_t i)
+{
+    struct mb_ctx *c = m->heap[i];
+    while (i > 0 && before(c, m->heap[(i - 1) / 2])) {
+        heap_set(m, i, m->heap[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    heap_set(m, i, c);
+}
+
+static void heap_down(struct mb_driver *m, size_t i)
+{
+    struct mb_ctx *c = m->heap[i];
+    for (;;) {
+        size_t k = 2 * i + 1;
+        if (k >= m->nheap)
+            break;
+        if (k + 1 < m->nheap && before(m->heap[k + 1], m->heap[k]))
+            k++;
+        if (!before(m->heap[k], c))
+            break;
+        heap_set(m, i, m->heap[k]);
+        i = k;
+    }
+    heap_set(m, i, c);
+}
+
+static void heap_push(struct mb_driver *m, struct mb_ctx *c)
+{
+    c->due = drv_mb_bus_due(c); /* fixed while queued: only serving changes it */
+    heap_set(m, m->nheap++, c);
+    heap_up(m, m->nheap - 1);
+}
+
+static struct mb_ctx *heap_pop(struct mb_driver *m)
+{
+    struct mb_ctx *top = m->heap[0];
+    if (--m->nheap > 0) {
+        heap_set(m, 0, m->heap[m->nheap]);
+        heap_down(m, 0);
+    }
+    return top;
+}
 
 static void mb_exit(void *ctx)
 {
@@ -26,7 +99,26 @@ static void mb_exit(void *ctx)
     for (size_t i = 0; i < m->nbus; i++)
         drv_modbus_bus_free(m->bus[i]);
     free(m->bus);
+    free(m->heap);
+    pthread_cond_destroy(&m->idle_cv);
+    hub_cond_destroy(&m->lock, &m->timer_cv);
     free(m);
+}
+
+/* First polls spread evenly over each device's interval, across every bus:
+ * a thousand endpoints do not all connect in the same millisecond (a
+ * server's listen backlog would refuse some), and the load is even. */
+static void spread_first_polls(struct mb_driver *m)
+{
+    size_t total = 0, k = 0;
+    for (size_t i = 0; i < m->nbus; i++)
+        total += m->bus[i]->ndevs;
+    int64_t start = hub_mono_ns();
+    for (size_t i = 0; i < m->nbus; i++)
+        for (size_t j = 0; j < m->bus[i]->ndevs; j++, k++) {
+            struct mb_dev *d = &m->bus[i]->devs[j];
+            d->next_due = start + (int64_t)((double)d->cfg.interval_ns * (double)k / (double)total);
+        }
 }
 
 static int mb_init(const void *cfgp, const struct drv_env *env, void **out, char *err,
@@ -37,40 +129,87 @@ static int mb_init(const void *cfgp, const struct drv_env *env, void **out, char
     const struct hub_cfg_list *devs = &cfg->sect[DRV_MB_SECT_DEVICES];
     struct drv_modbus_input_cfg *in = NULL;
     struct mb_driver *m = calloc(1, sizeof(*m));
+    size_t *count = NULL, **members = NULL;
 
     *out = NULL;
-    if (!m || (buses->n && !(m->bus = calloc(buses->n, sizeof(*m->bus)))) ||
+    if (!m || hub_cond_init(&m->lock, &m->timer_cv) != 0) {
+        free(m);
+        snprintf(err, errlen, "modbus: out of memory");
+        return -1;
+    }
+    pthread_cond_init(&m->idle_cv, NULL);
+    atomic_init(&m->stopping, 0);
+    if ((buses->n && (!(m->bus = calloc(buses->n, sizeof(*m->bus))) ||
+                      !(m->heap = calloc(buses->n, sizeof(*m->heap))) ||
+                      !(count = calloc(buses->n, sizeof(*count))) ||
+                      !(members = calloc(buses->n, sizeof(*members))))) ||
         !(in = malloc(sizeof(*in)))) {
         snprintf(err, errlen, "modbus: out of memory");
         goto fail;
     }
+    /* devices by bus, in one pass over each (thousands of both) */
+    for (size_t d = 0; d < devs->n; d++) {
+        const struct drv_modbus_device *dev = HUB_CFG_ITEM(devs, d, struct drv_modbus_device);
+        size_t b = 0;
+        while (b < buses->n &&
+               strcmp(dev->bus, HUB_CFG_ITEM(buses, b, struct drv_modbus_bus)->name))
+            b++;
+        if (b == buses->n) {
+            snprintf(err, errlen, "device %s: unknown bus %s", dev->name, dev->bus);
+            goto fail;
+        }
+        if (count[b] == DRV_MB_MAX_DEVICES) {
+            snprintf(err, errlen, "bus %s: more than %d devices", dev->bus, DRV_MB_MAX_DEVICES);
+            goto fail;
+        }
+        if (!members[b] && !(members[b] = malloc(DRV_MB_MAX_DEVICES * sizeof(**members)))) {
+            snprintf(err, errlen, "modbus: out of memory");
+            goto fail;
+        }
+        members[b][count[b]++] = d;
+    }
+    size_t nrtu = 0;
     for (size_t b = 0; b < buses->n; b++) {
         const struct drv_modbus_bus *bus = HUB_CFG_ITEM(buses, b, struct drv_modbus_bus);
-        memset(in, 0, sizeof(*in));
-        in->bus = bus;
-        for (size_t d = 0; d < devs->n; d++) {
-            const struct drv_modbus_device *dev = HUB_CFG_ITEM(devs, d, struct drv_modbus_device);
-            if (strcmp(dev->bus, bus->name) != 0)
-                continue;
-            if (in->ndevices == DRV_MB_MAX_DEVICES) {
-                snprintf(err, errlen, "bus %s: more than %d devices", bus->name,
-                         DRV_MB_MAX_DEVICES);
-                goto fail;
-            }
-            in->devices[in->ndevices++] = dev;
-        }
-        if (in->ndevices == 0) {
+        if (count[b] == 0) {
             hub_warn("modbus", "bus %s has no devices; not polling it", bus->name);
             continue;
         }
-        if (drv_modbus_bus_new(in, env, &m->bus[m->nbus], err, errlen) != 0)
+        memset(in, 0, sizeof(*in));
+        in->bus = bus;
+        for (size_t k = 0; k < count[b]; k++)
+            in->devices[in->ndevices++] =
+                HUB_CFG_ITEM(devs, members[b][k], struct drv_modbus_device);
+        void *bctx = NULL;
+        if (drv_modbus_bus_new(in, env, &bctx, err, errlen) != 0)
             goto fail;
-        m->nbus++;
+        struct mb_ctx *c = bctx;
+        c->stopping = &m->stopping;
+        m->bus[m->nbus++] = c;
+        if (bus->type == DRV_MB_BUS_RTU)
+            nrtu++;
     }
+    m->workers = nrtu + DRV_MB_POOL_TCP_WORKERS;
+    if (m->workers > m->nbus)
+        m->workers = m->nbus;
+    spread_first_polls(m);
+    for (size_t i = 0; i < m->nbus; i++)
+        heap_push(m, m->bus[i]);
+    if (m->nbus)
+        hub_info("modbus", "%zu bus(es), %zu device(s), served by %zu worker(s)", m->nbus,
+                 (size_t)devs->n, m->workers);
+    for (size_t b = 0; b < buses->n; b++)
+        free(members[b]);
+    free(members);
+    free(count);
     free(in);
     *out = m;
     return 0;
 fail:
+    for (size_t b = 0; members && b < buses->n; b++)
+        free(members[b]);
+    free(members);
+    free(count);
     free(in);
     mb_exit(m);
     return -1;
@@ -78,21 +217,57 @@ fail:
 
 static size_t mb_runners(void *ctx)
 {
-    return ((struct mb_driver *)ctx)->nbus;
+    return ((struct mb_driver *)ctx)->workers;
 }
 
 static void mb_run(void *ctx, size_t i)
 {
     struct mb_driver *m = ctx;
-    if (i < m->nbus)
-        drv_modbus_bus_run(m->bus[i]);
+    (void)i;
+    pthread_mutex_lock(&m->lock);
+    while (!atomic_load(&m->stopping)) {
+        if (m->nheap == 0) {
+            pthread_cond_wait(&m->idle_cv, &m->lock);
+            continue;
+        }
+        int64_t due = m->heap[0]->due;
+        if (due > hub_mono_ns()) {
+            if (m->timer_taken) {
+                pthread_cond_wait(&m->idle_cv, &m->lock);
+                continue;
+            }
+            m->timer_taken = true;
+            m->timer_until = due;
+            hub_cond_wait_until(&m->timer_cv, &m->lock, due);
+            m->timer_taken = false;
+            continue;
+        }
+        struct mb_ctx *c = heap_pop(m);
+        /* someone else watches the clock for the next one */
+        if (m->nheap > 0)
+            pthread_cond_signal(m->timer_taken ? &m->timer_cv : &m->idle_cv);
+        pthread_mutex_unlock(&m->lock);
+
+        drv_mb_bus_serve(c);
+
+        pthread_mutex_lock(&m->lock);
+        heap_push(m, c);
+        if (!m->timer_taken)
+            pthread_cond_signal(&m->idle_cv);
+        else if (c->heap_at == 0 && c->due < m->timer_until)
+            pthread_cond_signal(&m->timer_cv);
+    }
+    pthread_mutex_unlock(&m->lock);
 }
 
 static void mb_stop(void *ctx)
 {
     struct mb_driver *m = ctx;
-    for (size_t i = 0; i < m->nbus; i++)
-        drv_modbus_bus_stop(m->bus[i]);
+    pthread_mutex_lock(&m->lock);
+    atomic_store(&m->stopping, 1);
+    pthread_cond_broadcast(&m->timer_cv);
+    pthread_cond_broadcast(&m->idle_cv);
+    pthread_mutex_unlock(&m->lock);
 }
 
 static void mb_stats(void *ctx, struct drv_stats *st)
@@ -101,6 +276,11 @@ static void mb_stats(void *ctx, struct drv_stats *st)
     for (size_t i = 0; i < m->nbus; i++)
         drv_modbus_bus_stats(m->bus[i], st);
 }
+
+/* One line per command; each command lives in its own file. */
+const struct drv_command drv_modbus_commands[] = {
+    {NULL, NULL, NULL},
+};
 
 static void mb_version(char *buf, size_t len)
 {
@@ -122,5 +302,6 @@ const struct drv_ops drv_modbus_ops = {
     .run = mb_run,
     .stop = mb_stop,
     .stats = mb_stats,
+    .commands = drv_modbus_commands,
     .exit = mb_exit,
 };

@@ -29,24 +29,54 @@
 #include "hub/config_map.h"
 #include "hub/reading.h"
 
-enum drv_modbus_table { DRV_MB_HOLDING = 0, DRV_MB_INPUT = 1 };
+/* The four Modbus tables: registers (16-bit words) and bits. */
+enum drv_modbus_table {
+    DRV_MB_HOLDING = 0, /* function 3 */
+    DRV_MB_INPUT = 1,   /* function 4 */
+    DRV_MB_COIL = 2,    /* function 1 */
+    DRV_MB_DISCRETE = 3 /* function 2: discrete inputs */
+};
+/* A field's type on the wire. bool: a coil or discrete input, or bit N
+ * (key `bit`) of a holding or input register. string: `length` registers of
+ * ASCII, two characters per register, trailing NULs and spaces cut. */
 enum drv_modbus_type {
     DRV_MB_UINT16 = 0,
     DRV_MB_INT16,
     DRV_MB_UINT32,
     DRV_MB_INT32,
     DRV_MB_FLOAT32,
+    DRV_MB_UINT64,
+    DRV_MB_INT64,
+    DRV_MB_FLOAT64,
+    DRV_MB_BOOL,
+    DRV_MB_STRING,
 };
-/* Byte order of a 32-bit value over two registers, A the most significant
- * byte: ABCD big-endian (Modbus default), CDAB word-swapped, BADC
- * byte-swapped, DCBA little-endian. */
+/* Byte order of a multi-register value, A the most significant byte, read
+ * for every width (2 or 4 registers) as: ABCD big-endian (Modbus default:
+ * registers most significant first, high byte first in each), CDAB
+ * word-swapped (registers least significant first), BADC byte-swapped (the
+ * two bytes of each register swapped), DCBA little-endian (both). A 16-bit
+ * value takes only the byte swap; a string takes only the byte swap. */
 enum drv_modbus_order { DRV_MB_ABCD = 0, DRV_MB_CDAB, DRV_MB_BADC, DRV_MB_DCBA };
+/* The field's type in the store, fixed by the map so that the store never
+ * sees a field change type: auto is float for float32/float64 or when scale
+ * or offset is set, int for signed integers, uint for unsigned, bool and
+ * string for those. float, int and uint force it (an int or uint after a
+ * scale is rounded to nearest; a value out of its range is no value). */
+enum drv_modbus_store {
+    DRV_MB_STORE_AUTO = 0,
+    DRV_MB_STORE_FLOAT,
+    DRV_MB_STORE_INT,
+    DRV_MB_STORE_UINT
+};
 
-#define DRV_MB_MAX_REGS_PER_READ 125 /* MODBUS_MAX_READ_REGISTERS */
-#define DRV_MB_MAX_REGISTERS 64      /* per device */
-#define DRV_MB_MAX_DEVICES 64        /* per bus */
-#define DRV_MB_MAX_BUSES 256         /* section buses */
-#define DRV_MB_MAX_ALL_DEVICES 4096  /* section devices */
+#define DRV_MB_MAX_REGS_PER_READ 125  /* MODBUS_MAX_READ_REGISTERS */
+#define DRV_MB_MAX_BITS_PER_READ 2000 /* MODBUS_MAX_READ_BITS */
+#define DRV_MB_MAX_REGISTERS 64       /* fields per device (HUB_READING_MAX_FIELDS) */
+#define DRV_MB_MAX_DEVICES 248        /* per bus: unit ids 0..247 */
+#define DRV_MB_MAX_BUSES 4096         /* section buses */
+#define DRV_MB_MAX_ALL_DEVICES 8192   /* section devices */
+#define DRV_MB_MAX_STRING_REGS 64     /* a string field: 128 characters */
 
 /* Bounds of a device's interval and a bus's timeout and pause: the
  * scheduler's arithmetic stays far from overflow, libmodbus takes the
@@ -58,12 +88,17 @@ enum drv_modbus_order { DRV_MB_ABCD = 0, DRV_MB_CDAB, DRV_MB_BADC, DRV_MB_DCBA }
 
 struct drv_modbus_register {
     char field[64];
-    int table;       /* enum drv_modbus_table */
-    int64_t address; /* 0..65535 */
-    int type;        /* enum drv_modbus_type */
-    int order;       /* enum drv_modbus_order */
-    double scale;    /* 1 = none */
-    char unit[32];   /* documentation only */
+    int table;             /* enum drv_modbus_table */
+    int64_t address;       /* 0..65535 */
+    int type;              /* enum drv_modbus_type */
+    int order;             /* enum drv_modbus_order */
+    double scale;          /* 1 = none */
+    char unit[32];         /* UCUM/SenML unit, for the data dictionary */
+    int64_t bit;           /* bool from a register: bit 0..15 (0 = least significant); -1 = none */
+    int64_t length;        /* string: registers (1..DRV_MB_MAX_STRING_REGS) */
+    double offset;         /* value = raw * scale + offset; 0 = none */
+    int store;             /* enum drv_modbus_store */
+    char description[128]; /* for the data dictionary */
 };
 
 struct drv_modbus_device {
@@ -72,9 +107,11 @@ struct drv_modbus_device {
     int64_t unit; /* slave id 0..247 */
     int64_t interval_ns;
     char measurement[64];
-    char profile[64]; /* register map from the profile library (not in this build) */
+    char profile[64]; /* register map from the profile library */
     struct hub_cfg_tags tags;
-    union { /* the list the loader fills (key registers), seen as typed */
+    int64_t max_gap;       /* unused registers a request may read through to merge */
+    int64_t max_registers; /* per request (1..125), for slaves that accept less */
+    union {                /* the list the loader fills (key registers), seen as typed */
         struct hub_cfg_list registers;
         struct {
             struct drv_modbus_register *regs;
@@ -97,6 +134,8 @@ struct drv_modbus_bus {
     int64_t data_bits;
     int64_t stop_bits;
     int64_t pause_ns; /* rtu: silence between frames */
+    int64_t retries;  /* a request that timed out or got a bad reply is sent again */
+    int rs485;        /* rtu: 0 off, 1 on (the kernel's RS-485 mode) */
     int debug;        /* enum drv_modbus_debug */
 };
 

@@ -20,24 +20,31 @@
  * base * 2^(failures - 2), where base is the larger of the interval and
  * DRV_MB_DEV_BACKOFF_COST times what the failed poll cost (a timeout), so a
  * dead slave takes at most 1/DRV_MB_DEV_BACKOFF_COST of the bus at first and
- * less each time; the wait is capped at the larger of DRV_MB_DEV_BACKOFF_MAX
- * intervals and DRV_MB_DEV_BACKOFF_CAP_NS. A poll that failed because the
+ * less each time; the wait is capped at the larger of one interval and
+ * DRV_MB_DEV_BACKOFF_CAP_NS, so a slave that comes back is read again within
+ * 5 s (a dead one then costs the line one timeout per 5 s). A poll that failed because the
  * link is down does not grow this backoff: the device is polled again when
  * the bus next tries to reconnect (or at its next interval, if later). */
 #define DRV_MB_DEV_BACKOFF_COST 10
-#define DRV_MB_DEV_BACKOFF_MAX 16
-#define DRV_MB_DEV_BACKOFF_CAP_NS (30LL * 1000000000LL)
+#define DRV_MB_DEV_BACKOFF_CAP_NS (5LL * 1000000000LL)
 
-/* Reconnect backoff of a TCP bus (hub_backoff). */
+/* Reconnect backoff of a bus (hub_backoff): capped at 5 s, so that a slave
+ * that comes back is polled again within 5 s (or its interval, if longer). */
 #define DRV_MB_RECONNECT_BASE_NS (1000LL * 1000000LL)
-#define DRV_MB_RECONNECT_MAX_NS (30000LL * 1000000LL)
+#define DRV_MB_RECONNECT_MAX_NS (5000LL * 1000000LL)
+
+/* "Slave device busy" (exception 6) is asked again, up to this many times,
+ * after the bus's pause (at least DRV_MB_BUSY_PAUSE_NS). */
+#define DRV_MB_BUSY_RETRIES 3
+#define DRV_MB_BUSY_PAUSE_NS (20LL * 1000000LL)
+
+/* The worker pool: at most this many threads serve the TCP buses, plus one
+ * per serial line; never more than there are buses. */
+#define DRV_MB_POOL_TCP_WORKERS 16
 
 /* A status point `cityhub_device` is emitted at least every
  * hub.status_interval (drv_env.status_interval_ns); this when none is given. */
 #define DRV_MB_STATUS_EVERY_NS (60LL * 1000000000LL)
-
-/* Longest slice the scheduler sleeps before looking at the stop flag. */
-#define DRV_MB_SLEEP_SLICE_NS (100LL * 1000000LL)
 
 /* What went wrong with a request, from libmodbus's errno. */
 enum drv_mb_fail {
@@ -63,9 +70,31 @@ uint32_t drv_modbus_u32(const uint16_t *regs, int order);
  * two bytes swapped for BADC and DCBA. */
 uint16_t drv_modbus_u16(uint16_t reg, int order);
 
+/* A device's effective configuration (profile.c): in with its profile
+ * (if any) applied — the profile's registers, then the device's own
+ * registers overriding those of the same field and adding the others; the
+ * profile's measurement, max_gap and max_registers unless the device sets
+ * them. out->regs is the caller's (drv_modbus_device_release). Returns 0, or
+ * -1 with a message naming the device (unknown profile, too many fields). */
+int drv_modbus_device_resolve(const struct drv_modbus_device *in, struct drv_modbus_device *out,
+                              char *err, size_t errlen);
+void drv_modbus_device_release(struct drv_modbus_device *d);
+
+/* Poll one device once, now, on its own connection to its bus (for `cityhub
+ * poll`): dev as resolved (drv_modbus_device_resolve). Returns 0 with the
+ * reading in *out (the caller frees it), or -1 with the error in err, as the
+ * daemon would log it ("timeout reading holding 0..9", "exception 2
+ * (illegal data address) ..."). */
+int drv_modbus_poll_once(const struct drv_modbus_bus *bus, const struct drv_modbus_device *dev,
+                         hub_reading_t **out, char *err, size_t errlen);
+
+/* The driver's commands (drv_modbus_ops.commands), each in its own file. */
+extern const struct drv_command drv_modbus_commands[];
+
 /* One bus (bus.c): built from its config (the registers are copied: cfg may
- * go once this returns), run by one thread until stop, then freed. new
- * returns 0, or -1 with a message. */
+ * go once this returns), served by the driver's pool (or, for tests, by
+ * drv_modbus_bus_run on a thread of its own until drv_modbus_bus_stop),
+ * then freed. new returns 0, or -1 with a message. */
 int drv_modbus_bus_new(const struct drv_modbus_input_cfg *cfg, const struct drv_env *env,
                        void **out, char *err, size_t errlen);
 void drv_modbus_bus_run(void *bus);
@@ -74,14 +103,5 @@ void drv_modbus_bus_free(void *bus);
 /* Adds the bus's devices and failing devices to st. */
 void drv_modbus_bus_stats(void *bus, struct drv_stats *st);
 const char *drv_modbus_bus_name(void *bus);
-
-/* `debug: frames` (debug.c). libmodbus prints its frame dump with printf on
- * stdout; setup makes stdout a pipe once per process, begin/end bracket the
- * libmodbus calls of a bus whose debug is on (one bus at a time) and log
- * what was printed as lines "[modbus:BUS] frames: ..." on stderr. begin and
- * end do nothing for a bus whose debug is off. */
-int drv_mb_debug_setup(char *err, size_t errlen);
-void drv_mb_debug_begin(int debug);
-void drv_mb_debug_end(int debug, const char *who);
 
 #endif

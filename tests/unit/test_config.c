@@ -625,12 +625,50 @@ static void test_tags_errors(void **state)
 static void test_limits(void **state)
 {
     (void)state;
-    char *text = malloc(64 * 1024);
+    size_t cap = 1024 * 1024;
+    char *text = malloc(cap);
     assert_non_null(text);
     size_t off = (size_t)sprintf(text, "hub: {name: gw}\nbuses:\n");
     for (int i = 0; i <= DRV_MB_MAX_BUSES; i++)
         off += (size_t)sprintf(text + off, "  - {name: b%d, type: tcp, host: h}\n", i);
-    expect_errors(text, "test.yaml:259:5: too many buses (257; at most 256)\n", 1);
+    expect_errors(text, "test.yaml:4099:5: too many buses (4097; at most 4096)\n", 1);
+    /* a device on a bus past the limit is not told the bus is unknown */
+    off += (size_t)sprintf(text + off, "devices:\n  - {name: d, bus: b4096, registers: [{field: x, "
+                                       "address: 0}]}\n");
+    expect_errors(text,
+                  "test.yaml:4099:5: too many buses (4097; at most 4096)\n"
+                  "test.yaml:4101:20: unknown bus \"b4096\" (only the first 4096 buses are read: "
+                  "at most 4096 in buses)\n",
+                  2);
+
+    /* 1,100 Modbus TCP endpoints, one device each, load fine */
+    off = (size_t)sprintf(text, "hub: {name: gw}\nbuses:\n");
+    for (int i = 0; i < 1100; i++)
+        off += (size_t)sprintf(text + off, "  - {name: b%d, type: tcp, host: 127.0.%d.%d}\n", i,
+                               (i + 1) / 256, (i + 1) % 256);
+    off += (size_t)sprintf(text + off, "devices:\n");
+    for (int i = 0; i < 1100; i++)
+        off += (size_t)sprintf(
+            text + off, "  - {name: d%d, bus: b%d, registers: [{field: x, address: 0}]}\n", i, i);
+    unsigned nerr = 0;
+    struct ch_config *c = ch_config_load_buffer("test.yaml", text, off, stderr, &nerr);
+    assert_non_null(c);
+    assert_int_equal(ch_config_section(c, "buses")->n, 1100);
+    assert_int_equal(ch_config_section(c, "devices")->n, 1100);
+    ch_config_free(c);
+
+    off = (size_t)sprintf(text, HEAD "devices:\n");
+    for (int i = 0; i <= DRV_MB_MAX_DEVICES; i++)
+        off += (size_t)sprintf(text + off,
+                               "  - {name: d%d, bus: lan, unit: %d, registers: [{field: x, "
+                               "address: 0}]}\n",
+                               i, i % 248);
+    char want[256];
+    snprintf(want, sizeof(want),
+             "test.yaml:%d:23: too many devices on bus \"lan\" (at most 248 devices per bus, one "
+             "per unit id)\n",
+             5 + DRV_MB_MAX_DEVICES);
+    expect_errors(text, want, 1);
 
     off = (size_t)sprintf(text, HEAD "devices:\n  - name: d\n    bus: lan\n    registers:\n");
     for (int i = 0; i <= DRV_MB_MAX_REGISTERS; i++)
@@ -691,29 +729,34 @@ static void test_too_many_errors(void **state)
     free(text);
 }
 
-/* 256 devices, each aliasing the same 64 registers: ~117k nodes to walk. */
+/* 4,000 devices, each aliasing the same 64 registers of 8 keys: ~4.4
+ * million nodes to walk, past the cap. */
 static void test_alias_bomb(void **state)
 {
     (void)state;
-    char *text = malloc(256 * 1024);
+    char *text = malloc(1024 * 1024);
     char *errs = NULL;
     unsigned n = 0;
     assert_non_null(text);
     size_t off = (size_t)sprintf(text, "hub: {name: gw}\nbuses:\n");
-    for (int b = 0; b < 4; b++)
+    for (int b = 0; b < 17; b++)
         off += (size_t)sprintf(text + off, "  - {name: b%d, type: tcp, host: h}\n", b);
     off += (size_t)sprintf(text + off, "regs: &r\n");
     for (int i = 0; i < 64; i++)
-        off += (size_t)sprintf(text + off, "  - {field: f%d, address: %d, type: uint16}\n", i, i);
+        off += (size_t)sprintf(text + off,
+                               "  - {field: f%d, address: %d, type: uint16, table: input, order: "
+                               "ABCD, scale: 1, unit: V, bit: -1}\n",
+                               i, i);
     off += (size_t)sprintf(text + off, "devices:\n");
-    for (int d = 0; d < 256; d++)
-        off += (size_t)sprintf(text + off, "  - {name: d%d, bus: b%d, registers: *r}\n", d, d / 64);
+    for (int d = 0; d < 4000; d++)
+        off += (size_t)sprintf(text + off, "  - {name: d%d, bus: b%d, unit: %d, registers: *r}\n",
+                               d, d / 240, d % 240 + 1);
     assert_null(load(text, &errs, &n));
     /* "regs" is an unknown key (reported), then the walk stops at the cap. */
     assert_int_equal(n, 2);
-    assert_non_null(strstr(errs, "test.yaml:7:1: unknown key \"regs\" at the top level\n"));
+    assert_non_null(strstr(errs, "test.yaml:20:1: unknown key \"regs\" at the top level\n"));
     assert_non_null(
-        strstr(errs, ": more than 100000 YAML nodes to read (is an alias repeated too often?)\n"));
+        strstr(errs, ": more than 4000000 YAML nodes to read (is an alias repeated too often?)\n"));
     free(errs);
     free(text);
 }

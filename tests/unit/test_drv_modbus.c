@@ -486,7 +486,8 @@ struct server {
     atomic_int stop;
     atomic_int requests;
     atomic_int late_ms;
-    atomic_int flap; /* requests to unit 6: every other one gets exception 6 */
+    atomic_int flap; /* requests to unit 6: every other one gets exception 4 (busy, 6, would be
+                        asked again) */
     pthread_t thread;
 };
 
@@ -532,7 +533,7 @@ static void *server_main(void *arg)
             if (unit == 9)
                 continue;
             if (unit == 6 && atomic_fetch_add(&s->flap, 1) % 2 == 0) {
-                modbus_reply_exception(s->ctx, q, MODBUS_EXCEPTION_SLAVE_OR_SERVER_BUSY);
+                modbus_reply_exception(s->ctx, q, MODBUS_EXCEPTION_SLAVE_OR_SERVER_FAILURE);
                 continue;
             }
             if (unit == 8) {
