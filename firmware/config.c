@@ -532,6 +532,7 @@ void ch_config_free(struct ch_config *c)
         hub_cfg_free(c->outputs[i].ops->config_map, c->outputs[i].cfg);
         free(c->outputs[i].cfg);
     }
+    hub_cfg_free(ch_hub_keys, &c->hub);
     free(c);
 }
 

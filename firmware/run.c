@@ -467,6 +467,10 @@ int ch_cmd_run(const char *path, const char *log_level)
         .sink = &sink, .metrics = d.metrics, .status_interval_ns = h->status_interval_ns};
     if (start_outputs(&d, &env) != 0 || start_inputs(&d, &env) != 0 || start_threads(&d) != 0)
         goto out;
+    /* Reading the config built and dropped a YAML tree as large as the
+     * file: give those pages back rather than keep them for the years the
+     * hub runs. */
+    malloc_trim(0);
     hub_info("cityhub", "running: %zu input driver%s (%zu thread%s), %zu output%s", d.nins,
              d.nins == 1 ? "" : "s", d.nrunners, d.nrunners == 1 ? "" : "s", d.nouts,
              d.nouts == 1 ? "" : "s");

@@ -24,9 +24,10 @@ typedef struct hub_accept hub_accept_t;
 
 struct hub_accept_opts {
     hub_journal_t *journal;
-    const char *gateway;             /* tag "gateway" */
-    const struct hub_cfg_tags *tags; /* the hub's tags; may be NULL */
-    hub_metrics_t *metrics;          /* may be NULL: nothing counted */
+    const char *gateway; /* tag "gateway" */
+    const struct hub_cfg_tags
+        *tags; /* the hub's tags, kept by reference (they outlive the accept); may be NULL */
+    hub_metrics_t *metrics; /* may be NULL: nothing counted */
 };
 
 /* Returns HUB_OK, HUB_EINVAL (no journal or gateway) or HUB_ENOMEM. The

@@ -467,16 +467,31 @@ int hub_cfg_tags_add(struct hub_cfg_tags *t, const char *key, const char *value,
         snprintf(err, errlen, "too many tags (at most %d)", HUB_CFG_TAGS_MAX);
         return -1;
     }
+    struct hub_cfg_tag *grown = realloc(t->tag, (t->n + 1) * sizeof(*grown));
+    if (!grown) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    t->tag = grown;
     memcpy(t->tag[t->n].key, key, kn + 1);
     memcpy(t->tag[t->n].value, value, vn + 1);
     t->n++;
     return 0;
 }
 
+void hub_cfg_tags_free(struct hub_cfg_tags *t)
+{
+    free(t->tag);
+    t->tag = NULL;
+    t->n = 0;
+}
+
 void hub_cfg_free(const struct hub_cfg_key *table, void *base)
 {
     for (const struct hub_cfg_key *k = table; base && k && k->name; k++) {
-        if (k->type == HUB_CFG_OBJECT && k->child) {
+        if (k->type == HUB_CFG_TAGS) {
+            hub_cfg_tags_free((struct hub_cfg_tags *)((char *)base + k->offset));
+        } else if (k->type == HUB_CFG_OBJECT && k->child) {
             hub_cfg_free(k->child, (char *)base + k->offset);
         } else if (k->type == HUB_CFG_LIST) {
             struct hub_cfg_list *l = (struct hub_cfg_list *)((char *)base + k->offset);

@@ -78,12 +78,17 @@ struct hub_cfg_key {
 #define HUB_CFG_TAG_KEY_MAX 64
 #define HUB_CFG_TAG_VALUE_MAX 128
 
+struct hub_cfg_tag {
+    char key[HUB_CFG_TAG_KEY_MAX];
+    char value[HUB_CFG_TAG_VALUE_MAX];
+};
+/* A mapping of tags: n pairs in tag[0..n), allocated as they are added
+ * (hub_cfg_tags_add), so that a thousand devices without tags cost nothing.
+ * Freed by hub_cfg_free (loader-made) or hub_cfg_tags_free. A struct copy
+ * shares the pairs: only the original is freed. */
 struct hub_cfg_tags {
     size_t n;
-    struct {
-        char key[HUB_CFG_TAG_KEY_MAX];
-        char value[HUB_CFG_TAG_VALUE_MAX];
-    } tag[HUB_CFG_TAGS_MAX];
+    struct hub_cfg_tag *tag;
 };
 
 /* A key of the common kinds, in table order (designated, so that the later
@@ -112,13 +117,16 @@ int hub_cfg_defaults(const struct hub_cfg_key *table, void *base);
  * location, e.g. "bad duration \"10x\" for interval: use 250ms, 10s, 5m") in err. */
 int hub_cfg_set(const struct hub_cfg_key *k, void *base, const char *text, char *err,
                 size_t errlen);
-/* Free what the loader allocated under base (LIST elements, recursively).
+/* Free what the loader allocated under base (LIST elements, recursively,
+ * and TAGS pairs).
  * The struct itself is the caller's. */
 void hub_cfg_free(const struct hub_cfg_key *table, void *base);
 /* Elements of a LIST key's storage as a typed pointer: HUB_CFG_ITEM(&l, i, T). */
 #define HUB_CFG_ITEM(list, i, T) (&((T *)(list)->items)[i])
-/* Add one pair; -1 with a message if full, empty, too long or duplicate. */
+/* Add one pair; -1 with a message if full, empty, too long, duplicate or
+ * out of memory. */
 int hub_cfg_tags_add(struct hub_cfg_tags *t, const char *key, const char *value, char *err,
                      size_t errlen);
+void hub_cfg_tags_free(struct hub_cfg_tags *t);
 
 #endif

@@ -3,6 +3,7 @@
  * or modbus_new_rtu), stopping it, freeing it, and its stats. */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,88 @@
 #include "hub/clock.h"
 
 /* ---- the bus's life ------------------------------------------------------ */
+
+/* Register maps shared between devices: a thousand meters of one type have
+ * one map between them, not a thousand copies. Each distinct map is kept
+ * once, counted, and freed with its last device. */
+struct shared_map {
+    struct shared_map *next;
+    uint64_t hash;
+    size_t n, refs;
+    struct drv_modbus_register regs[];
+};
+
+static pthread_mutex_t maps_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct shared_map *maps;
+
+static uint64_t map_hash(const struct drv_modbus_register *r, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)r;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n * sizeof(*r); i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+/* d's registers (its own copy) become a shared map. Returns 0 or -1. */
+static int share_map(struct drv_modbus_device *d)
+{
+    uint64_t h = map_hash(d->regs, d->nregs);
+    size_t bytes = d->nregs * sizeof(*d->regs);
+    pthread_mutex_lock(&maps_lock);
+    struct shared_map *m = maps;
+    while (m && !(m->hash == h && m->n == d->nregs && memcmp(m->regs, d->regs, bytes) == 0))
+        m = m->next;
+    if (!m && (m = malloc(sizeof(*m) + bytes))) {
+        m->hash = h;
+        m->n = d->nregs;
+        m->refs = 0;
+        memcpy(m->regs, d->regs, bytes);
+        m->next = maps;
+        maps = m;
+    }
+    if (m)
+        m->refs++;
+    pthread_mutex_unlock(&maps_lock);
+    if (!m)
+        return -1;
+    drv_modbus_device_release(d);
+    d->regs = m->regs;
+    d->nregs = m->n;
+    return 0;
+}
+
+static void unshare_map(struct drv_modbus_device *d)
+{
+    if (!d->regs)
+        return;
+    pthread_mutex_lock(&maps_lock);
+    for (struct shared_map **pp = &maps; *pp; pp = &(*pp)->next) {
+        struct shared_map *m = *pp;
+        if (m->regs != d->regs)
+            continue;
+        if (--m->refs == 0) {
+            *pp = m->next;
+            free(m);
+        }
+        break;
+    }
+    pthread_mutex_unlock(&maps_lock);
+    d->regs = NULL;
+    d->nregs = 0;
+}
+
+/* The device's tags as our own (the config's may go once bus_new returns). */
+static int copy_tags(struct hub_cfg_tags *t, char *err, size_t errlen)
+{
+    struct hub_cfg_tags src = *t;
+    t->n = 0;
+    t->tag = NULL;
+    for (size_t i = 0; i < src.n; i++)
+        if (hub_cfg_tags_add(t, src.tag[i].key, src.tag[i].value, err, errlen) != 0)
+            return -1;
+    return 0;
+}
 
 /* Where each block of d's plan keeps its values: registers in words, bits
  * in bits, block after block. */
@@ -85,8 +168,15 @@ int drv_modbus_bus_new(const struct drv_modbus_input_cfg *cfg, const struct drv_
             snprintf(err, errlen, "bus %s: device %zu missing", c->bus.name, i + 1);
             goto fail;
         }
-        if (drv_modbus_device_resolve(cfg->devices[i], &d->cfg, err, errlen) != 0)
+        if (drv_modbus_device_resolve(cfg->devices[i], &d->cfg, err, errlen) != 0) {
+            d->cfg.tags = (struct hub_cfg_tags){0}; /* still the config's */
             goto fail;
+        }
+        if (copy_tags(&d->cfg.tags, err, errlen) != 0)
+            goto fail;
+        if (d->cfg.nregs && share_map(&d->cfg) != 0)
+            goto nomem;
+        d->shared_map = true;
         if (drv_modbus_check_device(&d->cfg, err, errlen) != 0)
             goto fail;
         if (d->cfg.interval_ns < 10 * HUB_NS_PER_MS ||
@@ -175,7 +265,11 @@ void drv_modbus_bus_free(void *ctx)
     if (c->link.mb)
         modbus_free(c->link.mb);
     for (size_t i = 0; c->devs && i < c->ndevs; i++) {
-        drv_modbus_device_release(&c->devs[i].cfg);
+        hub_cfg_tags_free(&c->devs[i].cfg.tags);
+        if (c->devs[i].shared_map)
+            unshare_map(&c->devs[i].cfg);
+        else
+            drv_modbus_device_release(&c->devs[i].cfg);
         free(c->devs[i].slot);
         free(c->devs[i].words);
         free(c->devs[i].bits);

@@ -43,7 +43,8 @@ int mb_link_transact(struct mb_link *l, const struct drv_mb_req *q, uint8_t *buf
                      int64_t deadline, char *msg, size_t msglen);
 
 struct mb_dev {
-    struct drv_modbus_device cfg; /* regs: our own copy */
+    struct drv_modbus_device cfg; /* regs: a map shared with like devices (bus_new.c) */
+    bool shared_map;
     struct drv_modbus_block plan[DRV_MB_MAX_REGISTERS];
     int nblocks;
     size_t *slot;      /* per block: its first value in words (registers) or bits */
@@ -77,6 +78,7 @@ struct mb_ctx {
     int64_t free_at;      /* rtu: the line's silence after the last frame ends here */
     size_t heap_at;       /* place in the pool's queue */
     int64_t due;          /* drv_mb_bus_due when queued */
+    int64_t cost_ns;      /* how long its last serving took */
     struct hub_backoff reconnect;
     struct hub_log_limit link_limit;
     struct hub_log_limit emit_limit;

@@ -105,9 +105,11 @@ static void mb_exit(void *ctx)
     free(m);
 }
 
-/* First polls spread evenly over each device's interval, across every bus:
- * a thousand endpoints do not all connect in the same millisecond (a
- * server's listen backlog would refuse some), and the load is even. */
+/* First polls spread evenly over each device's interval, across every bus,
+ * on a grid of DRV_MB_SPREAD_TICK_NS: a thousand endpoints do not all
+ * connect in the same millisecond (a server's listen backlog would refuse
+ * some), the load is even, and the buses due on one tick are served one
+ * after the other by one worker, without a thread switch per poll. */
 static void spread_first_polls(struct mb_driver *m)
 {
     size_t total = 0, k = 0;
@@ -117,7 +119,8 @@ static void spread_first_polls(struct mb_driver *m)
     for (size_t i = 0; i < m->nbus; i++)
         for (size_t j = 0; j < m->bus[i]->ndevs; j++, k++) {
             struct mb_dev *d = &m->bus[i]->devs[j];
-            d->next_due = start + (int64_t)((double)d->cfg.interval_ns * (double)k / (double)total);
+            int64_t off = (int64_t)((double)d->cfg.interval_ns * (double)k / (double)total);
+            d->next_due = start + off / DRV_MB_SPREAD_TICK_NS * DRV_MB_SPREAD_TICK_NS;
         }
 }
 
@@ -230,8 +233,9 @@ static void mb_run(void *ctx, size_t i)
             pthread_cond_wait(&m->idle_cv, &m->lock);
             continue;
         }
+        int64_t now = hub_mono_ns();
         int64_t due = m->heap[0]->due;
-        if (due > hub_mono_ns()) {
+        if (due > now) {
             if (m->timer_taken) {
                 pthread_cond_wait(&m->idle_cv, &m->lock);
                 continue;
@@ -243,19 +247,29 @@ static void mb_run(void *ctx, size_t i)
             continue;
         }
         struct mb_ctx *c = heap_pop(m);
-        /* someone else watches the clock for the next one */
-        if (m->nheap > 0)
-            pthread_cond_signal(m->timer_taken ? &m->timer_cv : &m->idle_cv);
+        /* While c is served, another worker watches the clock if c may
+         * take long (its last serving's cost is unknown or slow: a
+         * timeout), or if the next bus would be more than DRV_MB_LATE_NS
+         * late by the time c is done (more work than one worker keeps up
+         * with). Otherwise this worker comes back and takes the next bus
+         * itself: no thread switch per poll. */
+        bool unsure = c->cost_ns == 0 || c->cost_ns > DRV_MB_SLOW_NS;
+        if (m->nheap > 0 && !m->timer_taken &&
+            (unsure || m->heap[0]->due + DRV_MB_LATE_NS < now + c->cost_ns))
+            pthread_cond_signal(&m->idle_cv);
         pthread_mutex_unlock(&m->lock);
 
+        int64_t t0 = hub_mono_ns();
         drv_mb_bus_serve(c);
+        c->cost_ns = hub_mono_ns() - t0;
+        if (c->cost_ns == 0)
+            c->cost_ns = 1;
 
         pthread_mutex_lock(&m->lock);
         heap_push(m, c);
-        if (!m->timer_taken)
-            pthread_cond_signal(&m->idle_cv);
-        else if (c->heap_at == 0 && c->due < m->timer_until)
-            pthread_cond_signal(&m->timer_cv);
+        if (m->timer_taken && c->heap_at == 0 && c->due < m->timer_until)
+            pthread_cond_signal(&m->timer_cv); /* the clock's watcher waits too long */
+        /* the loop goes on: this worker watches the clock if no one does */
     }
     pthread_mutex_unlock(&m->lock);
 }

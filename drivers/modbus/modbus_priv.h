@@ -41,6 +41,14 @@
 /* The worker pool: at most this many threads serve the TCP buses, plus one
  * per serial line; never more than there are buses. */
 #define DRV_MB_POOL_TCP_WORKERS 16
+/* A bus whose last serving took longer than this (a timeout, a slow line)
+ * is slow: while a worker serves it, another always watches the clock. */
+#define DRV_MB_SLOW_NS (20LL * 1000000LL)
+/* A bus may wait this long past its due time for a busy worker to come
+ * back; later, another worker is woken to take it. */
+#define DRV_MB_LATE_NS (10LL * 1000000LL)
+/* The grid the first polls are spread on. */
+#define DRV_MB_SPREAD_TICK_NS (20LL * 1000000LL)
 
 /* A status point `cityhub_device` is emitted at least every
  * hub.status_interval (drv_env.status_interval_ns); this when none is given. */

@@ -184,3 +184,37 @@ influx_count() {
     influx_query "$1" "$2" | sed -n 's/.*"values":\[\[[0-9]*,\([0-9]*\)\]\].*/\1/p' | head -1 |
         grep . || echo 0
 }
+
+# ---- cityhub-sim: several simulators, many endpoints ---------------------------
+#   start_sim_named NAME ARGS...   -> SIM_PORT, SIM_PID, SIM_LOG ($T/sim-NAME.log)
+#   start_sim_endpoints N ARGS...  -> start_sim --endpoints N ARGS... (127.0.0.1 up)
+#   sim_endpoint_addr K            -> the address of endpoint K (0-based): 127.0.0.1 + K
+
+# start_sim_named NAME ARGS...: like start_sim, with its output and log in
+# $T/sim-NAME.log, so that several simulators can run in one test.
+start_sim_named() {
+    local name=$1 host=${SIM_HOST:-127.0.0.1} listen
+    shift
+    SIM_PORT=$("$FREEPORT")
+    SIM_LOG=$T/sim-$name.log
+    case "$host" in *:*) listen="[$host]:$SIM_PORT" ;; *) listen="$host:$SIM_PORT" ;; esac
+    "$SIM" --listen "$listen" "$@" >"$SIM_LOG" 2>&1 &
+    SIM_PID=$!
+    track_pid "$SIM_PID"
+    wait_for grep -q "^listening on" "$SIM_LOG" ||
+        { cat "$SIM_LOG" >&2; fail "cityhub-sim $name did not listen on $SIM_PORT"; }
+}
+
+# start_sim_endpoints N ARGS...: cityhub-sim on N loopback addresses 127.0.0.1,
+# 127.0.0.2, ... (sim_endpoint_addr), all on SIM_PORT, log in $T/sim.log.
+start_sim_endpoints() {
+    local n=$1
+    shift
+    SIM_HOST=127.0.0.1 start_sim --endpoints "$n" "$@"
+}
+
+# sim_endpoint_addr K: 127.0.0.1 + K as a dotted quad (K = 299 -> 127.0.1.44).
+sim_endpoint_addr() {
+    local v=$((0x7f000001 + $1))
+    echo "$(((v >> 24) & 255)).$(((v >> 16) & 255)).$(((v >> 8) & 255)).$((v & 255))"
+}

@@ -6,8 +6,11 @@
  * test: fixed values for exact assertions, plus a request counter.
  * load: units 1 to 247 with 32 holding registers that change at every
  * request, by a formula (for benchmarks; exact values can still be checked).
+ * types: units 1 and 2 with every integer, float and string type in every
+ * byte order at fixed addresses, for decoding tests.
  * docs/simulator.md is the exact register map; keep the two in step. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -47,22 +50,32 @@ static uint16_t swap16(uint16_t v)
     return (uint16_t)((v >> 8) | (v << 8));
 }
 
+/* words[0..n-1], most significant first, into regs in the order. */
+static void put_words(uint16_t *regs, const uint16_t *words, unsigned n, const char *order)
+{
+    int reverse = strcmp(order, "CDAB") == 0 || strcmp(order, "DCBA") == 0;
+    int swap = strcmp(order, "BADC") == 0 || strcmp(order, "DCBA") == 0;
+    for (unsigned i = 0; i < n; i++) {
+        uint16_t w = words[reverse ? n - 1 - i : i];
+        regs[i] = swap ? swap16(w) : w;
+    }
+}
+
+void sim_put16(uint16_t *regs, uint16_t v, const char *order)
+{
+    put_words(regs, &v, 1, order);
+}
+
 void sim_put32(uint16_t *regs, uint32_t v, const char *order)
 {
-    uint16_t hi = (uint16_t)(v >> 16), lo = (uint16_t)v;
-    if (strcmp(order, "CDAB") == 0) {
-        regs[0] = lo;
-        regs[1] = hi;
-    } else if (strcmp(order, "BADC") == 0) {
-        regs[0] = swap16(hi);
-        regs[1] = swap16(lo);
-    } else if (strcmp(order, "DCBA") == 0) {
-        regs[0] = swap16(lo);
-        regs[1] = swap16(hi);
-    } else { /* ABCD */
-        regs[0] = hi;
-        regs[1] = lo;
-    }
+    uint16_t w[2] = {(uint16_t)(v >> 16), (uint16_t)v};
+    put_words(regs, w, 2, order);
+}
+
+void sim_put64(uint16_t *regs, uint64_t v, const char *order)
+{
+    uint16_t w[4] = {(uint16_t)(v >> 48), (uint16_t)(v >> 32), (uint16_t)(v >> 16), (uint16_t)v};
+    put_words(regs, w, 4, order);
 }
 
 void sim_put_float(uint16_t *regs, float f, const char *order)
@@ -70,6 +83,24 @@ void sim_put_float(uint16_t *regs, float f, const char *order)
     uint32_t v;
     memcpy(&v, &f, sizeof(v));
     sim_put32(regs, v, order);
+}
+
+void sim_put_double(uint16_t *regs, double d, const char *order)
+{
+    uint64_t v;
+    memcpy(&v, &d, sizeof(v));
+    sim_put64(regs, v, order);
+}
+
+void sim_put_string(uint16_t *regs, unsigned nregs, const char *str, const char *order)
+{
+    int swap = strcmp(order, "BADC") == 0 || strcmp(order, "DCBA") == 0;
+    size_t len = strlen(str);
+    for (unsigned i = 0; i < nregs; i++) {
+        uint8_t first = 2 * i < len ? (uint8_t)str[2 * i] : 0;
+        uint8_t second = 2 * i + 1 < len ? (uint8_t)str[2 * i + 1] : 0;
+        regs[i] = swap ? (uint16_t)(second << 8 | first) : (uint16_t)(first << 8 | second);
+    }
 }
 
 /* ---- helpers for plausible values ----------------------------------------- */
@@ -148,6 +179,7 @@ static void traffic_update(struct sim_unit *u, struct sim_rng *rng, double now)
     in[0] = (uint16_t)((uint64_t)u->state[T_TOTAL] & 0xFFFF);
     in[1] = u16_round(u->state[T_SPEED] * 10);
     sim_put_float(&in[2], (float)u->state[T_OCC], "ABCD");
+    u->map->tab_input_bits[0] = sim_uniform(rng) * 100.0 < u->state[T_OCC]; /* vehicle_present */
 }
 
 /* ---- demo: unit 2, air-quality station ------------------------------------ */
@@ -179,6 +211,8 @@ static void air_update(struct sim_unit *u, struct sim_rng *rng, double now)
     sim_put_float(&hr[0], (float)u->state[A_TEMP], "CDAB");
     hr[2] = u16_round(u->state[A_HUM] * 10);
     hr[3] = u16_round(u->state[A_PRES] * 10);
+    u->map->tab_input_bits[0] = u->state[A_PM25] > 50.0; /* pm2_5_alarm */
+    u->map->tab_input_bits[1] = u->state[A_NO2] > 40.0;  /* no2_alarm */
 }
 
 /* ---- demo: unit 3, energy meter ------------------------------------------- */
@@ -210,6 +244,20 @@ static void energy_update(struct sim_unit *u, struct sim_rng *rng, double now)
     sim_put32(&hr[4], (uint32_t)(int32_t)lround(power), "ABCD");
     sim_put32(&hr[6], (uint32_t)fmod(u->state[E_ENERGY], 4294967296.0), "CDAB");
     sim_put_float(&hr[8], (float)u->state[E_FREQ], "DCBA");
+    u->map->tab_input_bits[0] = power < 0; /* exporting */
+    u->map->tab_input_bits[1] = 1;         /* grid_ok */
+}
+
+/* ---- bit patterns ---------------------------------------------------------- */
+
+/* Coil / discrete input k = bit k of the pattern (test and types profiles). */
+#define COIL_PATTERN 0xC3A5u
+#define DISCRETE_PATTERN 0x5A3Cu
+
+static void put_bits(uint8_t *bits, unsigned n, unsigned pattern)
+{
+    for (unsigned k = 0; k < n; k++)
+        bits[k] = (uint8_t)((pattern >> (k % 16)) & 1);
 }
 
 /* ---- test: units 1 to 8 ---------------------------------------------------- */
@@ -233,6 +281,8 @@ static void test_fill(struct sim_unit *u)
     sim_put32(&hr[10], 0x40490FDBu, "BADC");
     sim_put32(&hr[12], 0x40490FDBu, "DCBA");
     hr[20] = 235;
+    put_bits(u->map->tab_bits, 16, COIL_PATTERN);
+    put_bits(u->map->tab_input_bits, 16, DISCRETE_PATTERN);
 }
 
 /* ---- load: units 1 to 247 -------------------------------------------------- */
@@ -240,7 +290,8 @@ static void test_fill(struct sim_unit *u)
 #define LOAD_REGS 32
 
 /* After the unit's n-th request: register 0 = n, register k = n*k + 100*unit
- * + k, all mod 65536. */
+ * + k, all mod 65536; discrete input k = bit 0 of register k, coil k = bit 1
+ * of register k. */
 static void load_update(struct sim_unit *u, struct sim_rng *rng, double now)
 {
     (void)rng;
@@ -250,19 +301,72 @@ static void load_update(struct sim_unit *u, struct sim_rng *rng, double now)
     hr[0] = (uint16_t)n;
     for (unsigned k = 1; k < LOAD_REGS; k++)
         hr[k] = (uint16_t)(n * k + 100u * (unsigned)u->id + k);
+    for (unsigned k = 0; k < LOAD_REGS; k++) {
+        u->map->tab_input_bits[k] = (uint8_t)(hr[k] & 1);
+        u->map->tab_bits[k] = (uint8_t)((hr[k] >> 1) & 1);
+    }
+}
+
+/* ---- types: units 1 and 2, every type in every byte order ----------------- */
+
+#define TYPES_REGS 1000
+
+static const char *const orders[4] = {"ABCD", "CDAB", "BADC", "DCBA"};
+
+/* The same layout in holding and input registers; docs/simulator.md has the
+ * table (address, type, order, value, raw registers). */
+static void types_fill_regs(uint16_t *r)
+{
+    for (int o = 0; o < 4; o++) {
+        const char *ord = orders[o];
+        sim_put16(&r[100 + o], (uint16_t)(int16_t)-12345, ord);
+        sim_put16(&r[110 + o], 54321, ord);
+        sim_put32(&r[200 + 2 * o], (uint32_t)(int32_t)-123456789, ord);
+        sim_put32(&r[210 + 2 * o], 3000000000u, ord);
+        sim_put_float(&r[220 + 2 * o], 228.94186f, ord);
+        sim_put64(&r[300 + 4 * o], (uint64_t)(int64_t)-1234567890123456789LL, ord);
+        sim_put64(&r[320 + 4 * o], 12345678901234567890ULL, ord);
+        sim_put_double(&r[340 + 4 * o], 3.141592653589793, ord);
+        sim_put_string(&r[400 + 8 * o], 8, "CITYHUB-SIM-0001", ord);
+        sim_put_string(&r[440 + 8 * o], 8, "CITYHUB", ord);
+    }
+    /* extremes, ABCD only */
+    sim_put16(&r[500], 0x8000, "ABCD");                /* int16 -32768 */
+    sim_put16(&r[501], 0xFFFF, "ABCD");                /* uint16 65535 */
+    sim_put32(&r[502], 0x80000000u, "ABCD");           /* int32 min */
+    sim_put32(&r[504], 0xFFFFFFFFu, "ABCD");           /* uint32 max */
+    sim_put64(&r[506], 0x8000000000000000ULL, "ABCD"); /* int64 min */
+    sim_put64(&r[510], 0xFFFFFFFFFFFFFFFFULL, "ABCD"); /* uint64 max */
+    sim_put_float(&r[514], -1.5f, "ABCD");             /* float32 -1.5 */
+    sim_put_double(&r[516], -0.1, "ABCD");             /* float64 -0.1 */
+    sim_put32(&r[520], 0x7FC00000u, "ABCD");           /* float32 NaN */
+    sim_put32(&r[522], 0x7F800000u, "ABCD");           /* float32 +inf */
+    sim_put64(&r[524], 0x7FF8000000000000ULL, "ABCD"); /* float64 NaN */
+    /* bits of a register */
+    r[900] = 0xA5C3;
+    r[901] = 0x8001;
+}
+
+static void types_fill(struct sim_unit *u)
+{
+    types_fill_regs(u->map->tab_registers);
+    types_fill_regs(u->map->tab_input_registers);
+    put_bits(u->map->tab_bits, 16, COIL_PATTERN);
+    put_bits(u->map->tab_input_bits, 16, DISCRETE_PATTERN);
 }
 
 /* ---- building ------------------------------------------------------------- */
 
-static struct sim_unit *unit_new(int id, int start_hr, int nb_hr, int start_in, int nb_in,
-                                 sim_update_fn update)
+static struct sim_unit *unit_new(int id, int nb_coils, int nb_discrete, int start_hr, int nb_hr,
+                                 int start_in, int nb_in, sim_update_fn update)
 {
     struct sim_unit *u = calloc(1, sizeof(*u));
     if (!u)
         return NULL;
     u->id = id;
     u->update = update;
-    u->map = modbus_mapping_new_start_address(0, 0, 0, 0, (unsigned)start_hr, (unsigned)nb_hr,
+    u->map = modbus_mapping_new_start_address(0, (unsigned)nb_coils, 0, (unsigned)nb_discrete,
+                                              (unsigned)start_hr, (unsigned)nb_hr,
                                               (unsigned)start_in, (unsigned)nb_in);
     if (!u->map) {
         free(u);
@@ -271,24 +375,43 @@ static struct sim_unit *unit_new(int id, int start_hr, int nb_hr, int start_in, 
     return u;
 }
 
-int sim_profile_build(const char *name, struct sim_unit *units[SIM_MAX_UNIT + 1],
-                      struct sim_rng *rng)
+static void set_ident(struct sim_unit *units[SIM_MAX_UNIT + 1], const char *profile)
 {
-    memset(units, 0, sizeof(units[0]) * (SIM_MAX_UNIT + 1));
+    for (int id = 0; id <= SIM_MAX_UNIT; id++) {
+        struct sim_unit *u = units[id];
+        if (!u)
+            continue;
+        snprintf(u->vendor, sizeof(u->vendor), "cityhub-sim");
+        snprintf(u->product, sizeof(u->product), "%s", profile);
+        snprintf(u->version, sizeof(u->version), "1.0");
+    }
+}
+
+static int build(const char *name, struct sim_unit *units[SIM_MAX_UNIT + 1], struct sim_rng *rng)
+{
     if (strcmp(name, "test") == 0) {
         for (int id = 1; id <= 8; id++) {
-            units[id] = unit_new(id, 0, 21, 0, 1, test_update);
+            units[id] = unit_new(id, 16, 16, 0, 21, 0, 1, test_update);
             if (!units[id])
-                goto fail;
+                return -1;
             test_fill(units[id]);
+        }
+        return 0;
+    }
+    if (strcmp(name, "types") == 0) {
+        for (int id = 1; id <= 2; id++) {
+            units[id] = unit_new(id, 16, 16, 0, TYPES_REGS, 0, TYPES_REGS, NULL);
+            if (!units[id])
+                return -1;
+            types_fill(units[id]);
         }
         return 0;
     }
     if (strcmp(name, "load") == 0) {
         for (int id = 1; id <= SIM_MAX_UNIT; id++) {
-            units[id] = unit_new(id, 0, LOAD_REGS, 0, 0, load_update);
+            units[id] = unit_new(id, LOAD_REGS, LOAD_REGS, 0, LOAD_REGS, 0, 0, load_update);
             if (!units[id])
-                goto fail;
+                return -1;
             load_update(units[id], rng, 0);
         }
         return 0;
@@ -296,16 +419,16 @@ int sim_profile_build(const char *name, struct sim_unit *units[SIM_MAX_UNIT + 1]
     if (strcmp(name, "demo") != 0)
         return -1;
 
-    struct sim_unit *u = units[1] = unit_new(1, 0, 0, 0, 4, traffic_update);
+    struct sim_unit *u = units[1] = unit_new(1, 8, 8, 0, 0, 0, 4, traffic_update);
     if (!u)
-        goto fail;
+        return -1;
     u->state[T_TOTAL] = 20000.0 + (double)(sim_rand(rng) % 20000);
     u->state[T_SPEED] = 45;
     u->state[T_OCC] = 10;
 
-    u = units[2] = unit_new(2, 10, 4, 0, 3, air_update);
+    u = units[2] = unit_new(2, 8, 8, 10, 4, 0, 3, air_update);
     if (!u)
-        goto fail;
+        return -1;
     u->state[A_PM25] = 30;
     u->state[A_PM10] = 55;
     u->state[A_NO2] = 25;
@@ -313,9 +436,9 @@ int sim_profile_build(const char *name, struct sim_unit *units[SIM_MAX_UNIT + 1]
     u->state[A_HUM] = 78;
     u->state[A_PRES] = 1009;
 
-    u = units[3] = unit_new(3, 0, 10, 0, 0, energy_update);
+    u = units[3] = unit_new(3, 8, 8, 0, 10, 0, 0, energy_update);
     if (!u)
-        goto fail;
+        return -1;
     u->state[E_VOLT] = 230;
     u->state[E_FREQ] = 50;
     u->state[E_LOAD] = 900;
@@ -330,10 +453,18 @@ int sim_profile_build(const char *name, struct sim_unit *units[SIM_MAX_UNIT + 1]
         units[id]->last_s = now;
     }
     return 0;
+}
 
-fail:
-    sim_profile_free(units);
-    return -1;
+int sim_profile_build(const char *name, struct sim_unit *units[SIM_MAX_UNIT + 1],
+                      struct sim_rng *rng)
+{
+    memset(units, 0, sizeof(units[0]) * (SIM_MAX_UNIT + 1));
+    if (build(name, units, rng) != 0) {
+        sim_profile_free(units);
+        return -1;
+    }
+    set_ident(units, name);
+    return 0;
 }
 
 void sim_profile_free(struct sim_unit *units[SIM_MAX_UNIT + 1])

@@ -1,139 +1,91 @@
 /* tests/sim/sim.c — cityhub-sim, simulated Modbus TCP and RTU slaves for the
  * demo, the integration tests and the benchmarks (docs/simulator.md).
  *
- *   cityhub-sim --listen HOST:PORT | --rtu DEVICE [--baud N] [--parity N|E|O]
- *               [--data-bits N] [--stop-bits N]
- *               [--profile demo|test|load] [--seed N] [--log FILE]
+ *   cityhub-sim --listen HOST:PORT [--endpoints N] [--backlog N]
+ *             | --rtu DEVICE [--baud N] [--parity N|E|O] [--data-bits N] [--stop-bits N]
+ *               [--profile demo|test|load|types] [--seed N] [--log FILE] [--quiet]
+ *               [--ident-unit N:VENDOR:PRODUCT:VERSION] [--no-ident-unit N]
  *               [--dead-unit N] [--exception-unit N[:CODE]] [--short-unit N]
- *               [--garbage-unit N] [--bad-crc-unit N] [--fault-every K]
- *               [--delay-ms N]
+ *               [--garbage-unit N] [--bad-crc-unit N] [--wrong-unit-reply N]
+ *               [--bad-protocol-unit N] [--drip-unit N[:MS]] [--close-unit N]
+ *               [--busy-unit N[:K]] [--slow-unit N:MS] [--fault-every K] [--delay-ms N]
  *
- * One libmodbus TCP context serves every client from a select loop (after
- * libmodbus's tests/bandwidth-server-many-up.c). The unit id of a request
- * (byte 6 of the MBAP header) picks the unit and its own modbus_mapping_t; a
- * request for a unit that does not exist is answered with exception 0x0B
- * (gateway target device failed to respond), as a Modbus gateway would.
+ * This file is the command line; server.c the event loops, reply.c the
+ * replies and the fault switches, profiles.c the units.
  *
- * Replies are made by libmodbus (modbus_reply / modbus_reply_exception)
- * into a socketpair, so the fault switches can hold them back (--delay-ms)
- * or damage them before they go out on the client's socket.
- *
- * --rtu serves the same units on a serial line (a tty, e.g. one end of a
- * socat pty pair) with a libmodbus RTU context: libmodbus opens and sets up
- * the tty (modbus_connect) and builds every reply with its CRC. The frames
- * are cut here, not by modbus_receive: libmodbus's RTU server takes one slave
- * id per context, returns 0 for a frame addressed to any other id and then
- * swallows the *next* frame as that slave's answer — right on a multi-drop
- * line with other slaves, wrong here where one process is every slave and an
- * absent slave answers nothing. So a request ends when it has the length its
- * function code implies, or at a silence of 3.5 characters; a frame with a bad
- * CRC is ignored; unit 0 (broadcast) and unit ids the profile lacks get no
- * answer, as on a real line. One request at a time, in order. */
+ * A request for a unit that does not exist is answered over TCP with
+ * exception 0x0B (gateway target device failed to respond), as a Modbus
+ * gateway would; over RTU it gets no answer, as on a real line. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/select.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/time.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "tests/sim/sim.h"
+#include <arpa/inet.h>
 
-#define MAX_CLIENTS 128
-#define MAX_PENDING 1024
-#define REPLY_MAX (MODBUS_TCP_MAX_ADU_LENGTH + 8)
-#define RTU_BUF (2 * MODBUS_RTU_MAX_ADU_LENGTH + 16)
+#include "tests/sim/sim_priv.h"
 
-struct pending {
-    int fd;
-    int64_t due_ns; /* monotonic */
-    size_t len;
-    uint8_t data[REPLY_MAX];
-};
-
-struct sim {
-    modbus_t *ctx;
-    int rtu;        /* serving Modbus RTU on tty, not TCP */
-    int tty;        /* rtu: the serial line (owned by ctx) */
-    int64_t gap_ns; /* rtu: the silence that ends a frame (3.5 characters) */
-    int listen_fd;
-    int clients[MAX_CLIENTS];
-    size_t nclients;
-    int pair[2]; /* replies are written to pair[0] and read back from pair[1] */
-    struct sim_unit *units[SIM_MAX_UNIT + 1];
-    struct sim_rng rng;
-    FILE *log;
-    uint64_t requests; /* every request, any unit */
-    uint64_t fault_every;
-    int64_t delay_ns;
-    struct pending *pending; /* FIFO ring */
-    size_t pend_head, pend_len;
-};
-
-static volatile sig_atomic_t g_stop;
+volatile sig_atomic_t sim_stop;
 
 static void on_signal(int sig)
 {
     (void)sig;
-    g_stop = 1;
-}
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void logf_(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_(struct sim *s, const char *fmt, ...)
-{
-    struct timespec ts;
-    struct tm tm;
-    char when[32];
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(when, sizeof(when), "%H:%M:%S", &tm);
-    fprintf(s->log, "%s.%03ld sim: ", when, ts.tv_nsec / 1000000L);
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(s->log, fmt, ap);
-    va_end(ap);
-    fputc('\n', s->log);
-    fflush(s->log);
+    sim_stop = 1;
 }
 
 /* ---- usage ----------------------------------------------------------------- */
 
 static void usage(FILE *f)
 {
-    fputs("usage: cityhub-sim --listen HOST:PORT [options]\n"
+    fputs("usage: cityhub-sim --listen HOST:PORT [--endpoints N] [--backlog N] [options]\n"
           "       cityhub-sim --rtu DEVICE [--baud N] [--parity N|E|O] [--data-bits N]\n"
           "                   [--stop-bits N] [options]\n"
           "  --listen HOST:PORT     address to serve Modbus TCP on; IPv6 as [::1]:1502;\n"
           "                         port 0 picks a free one (printed on stdout)\n"
+          "  --endpoints N          listen on N consecutive IPv4 addresses from HOST up\n"
+          "                         (127.0.0.1, 127.0.0.2, ...), same port, same units\n"
+          "                         (default 1)\n"
+          "  --backlog N            listen() backlog of each endpoint (default 128)\n"
           "  --rtu DEVICE           serve Modbus RTU on the serial device (a tty, e.g. one\n"
           "                         end of a socat pty pair) instead; --baud (default\n"
           "                         9600), --parity N|E|O (N), --data-bits 7|8 (8),\n"
           "                         --stop-bits 1|2 (1). Absent units stay silent.\n"
-          "  --profile demo|test|load  register map (default demo), see docs/simulator.md\n"
+          "  --profile demo|test|load|types  register map (default demo), see\n"
+          "                         docs/simulator.md\n"
           "  --seed N               random seed of the demo values (default: time)\n"
-          "  --log FILE             log requests and faults to FILE (default stderr)\n"
+          "  --log FILE             log requests and faults to FILE (default stderr);\n"
+          "                         --log /dev/null formats nothing\n"
+          "  --quiet                log only faults, errors, start and stop: no line per\n"
+          "                         answered request or connection\n"
+          "device identification (function 0x2B / MEI 0x0E, basic objects 0-2):\n"
+          "  --ident-unit N:VENDOR:PRODUCT:VERSION  unit N's strings (default\n"
+          "                         cityhub-sim, the profile name, 1.0; 80 chars at most)\n"
+          "  --no-ident-unit N      answer unit N's 0x2B with exception 1 (illegal function)\n"
           "fault switches (combine freely; unit switches may repeat):\n"
           "  --dead-unit N          never answer unit N (the client times out)\n"
           "  --exception-unit N[:CODE]  answer unit N with exception CODE (default 2)\n"
+          "  --busy-unit N[:K]      answer unit N with exception 6 (busy) K times (default\n"
+          "                         2), then normally once, and so on\n"
           "  --short-unit N         answer unit N one register short (byte count and MBAP\n"
           "                         length consistent, so the frame is whole but short)\n"
           "  --garbage-unit N       answer unit N with a wrong function code, then a wrong\n"
           "                         byte count, alternately\n"
           "  --bad-crc-unit N       rtu: answer unit N with a reply whose CRC is wrong\n"
+          "  --wrong-unit-reply N   the reply to unit N carries unit id N+1 (mod 248)\n"
+          "  --bad-protocol-unit N  tcp: the reply to unit N has MBAP protocol id 1\n"
+          "  --slow-unit N:MS       send unit N's replies MS ms late (others at once)\n"
+          "  --drip-unit N[:MS]     send unit N's replies a byte at a time, MS ms apart\n"
+          "                         (default 300)\n"
+          "  --close-unit N         tcp: send the first half of unit N's reply, then close\n"
+          "                         the connection\n"
           "  --fault-every K        damage every K-th request to any unit (short, wrong\n"
           "                         function, wrong byte count in turn)\n"
           "  --delay-ms N           send every reply N ms late (other clients are served\n"
@@ -143,20 +95,30 @@ static void usage(FILE *f)
           "\n"
           "profile demo (floats IEEE-754 single; order as in docs/simulator.md):\n"
           "  unit 1 traffic  input 0 vehicles_total uint16 (wraps), 1 speed_avg km/h*10,\n"
-          "                  2-3 occupancy %% float32 ABCD\n"
+          "                  2-3 occupancy % float32 ABCD; discrete 0 vehicle_present\n"
           "  unit 2 air      input 0 pm2_5 ug/m3*10, 1 pm10 ug/m3*10, 2 no2 ppb (uint16);\n"
           "                  holding 10-11 temperature degC float32 CDAB,\n"
-          "                  12 humidity %%*10, 13 pressure hPa*10 (uint16)\n"
+          "                  12 humidity %*10, 13 pressure hPa*10 (uint16);\n"
+          "                  discrete 0 pm2_5 > 50, 1 no2 > 40\n"
           "  unit 3 energy   holding 0-1 voltage V float32 ABCD, 2-3 current A float32 ABCD,\n"
           "                  4-5 active_power W int32 ABCD, 6-7 energy_total Wh uint32 CDAB,\n"
-          "                  8-9 frequency Hz float32 DCBA\n"
+          "                  8-9 frequency Hz float32 DCBA; discrete 0 exporting, 1 grid_ok\n"
+          "  every demo unit: coils 0-7 (0, writable) and discrete inputs 0-7\n"
           "profile test (units 1 to 8 alike):\n"
           "  holding 0 0x1234; 1 int16 -2; 2-3 uint32 0x89ABCDEF ABCD; 4-5 int32 -123456 ABCD;\n"
           "  6-7 / 8-9 / 10-11 / 12-13 float32 3.14159274 in ABCD / CDAB / BADC / DCBA;\n"
-          "  20 uint16 235; input 0 request counter of the unit (uint16, wraps)\n"
+          "  20 uint16 235; input 0 request counter of the unit (uint16, wraps);\n"
+          "  coils 0-15 = bits of 0xC3A5, discrete inputs 0-15 = bits of 0x5A3C\n"
           "profile load (units 1 to 247 alike, for benchmarks):\n"
           "  holding 0-31 uint16, after the unit's n-th request: register 0 = n,\n"
-          "  register k = n*k + 100*unit + k (mod 65536)\n",
+          "  register k = n*k + 100*unit + k (mod 65536); coil k = bit 1 and discrete\n"
+          "  input k = bit 0 of register k (k = 0..31)\n"
+          "profile types (units 1 and 2 alike, fixed values, holding = input 0-999):\n"
+          "  int16 100-103, uint16 110-113, int32 200-207, uint32 210-217,\n"
+          "  float32 220-227, int64 300-315, uint64 320-335, float64 340-355,\n"
+          "  string CITYHUB-SIM-0001 400-431, string CITYHUB 440-471 (each in ABCD, CDAB,\n"
+          "  BADC, DCBA), extremes 500-527, 900 = 0xA5C3, 901 = 0x8001;\n"
+          "  coils 0-15 = bits of 0xC3A5, discrete inputs 0-15 = bits of 0x5A3C\n",
           f);
 }
 
@@ -200,432 +162,6 @@ static int split_listen(const char *arg, char *host, size_t hostlen, char *port,
     return host[0] ? 0 : -1;
 }
 
-/* ---- replies ----------------------------------------------------------------- */
-
-/* Take back what libmodbus wrote into the socketpair. Returns its length. */
-static size_t drain_pair(struct sim *s, uint8_t *buf, size_t cap)
-{
-    size_t len = 0;
-    for (;;) {
-        uint8_t tmp[REPLY_MAX];
-        ssize_t n = recv(s->pair[1], tmp, sizeof(tmp), MSG_DONTWAIT);
-        if (n <= 0)
-            break;
-        if (len + (size_t)n <= cap) {
-            memcpy(buf + len, tmp, (size_t)n);
-            len += (size_t)n;
-        }
-    }
-    return len;
-}
-
-/* The ADU's frame: TCP has a 7-byte MBAP header (unit id last) and no
- * checksum; RTU has the unit id alone in front and a CRC-16 behind. */
-static size_t hdr_len(const struct sim *s)
-{
-    return s->rtu ? 1 : 7;
-}
-
-static size_t tail_len(const struct sim *s)
-{
-    return s->rtu ? 2 : 0;
-}
-
-/* Modbus CRC-16 (polynomial 0xA001 reflected, init 0xFFFF); on the wire the
- * low byte goes first. */
-static uint16_t crc16(const uint8_t *p, size_t n)
-{
-    uint16_t crc = 0xFFFF;
-    for (size_t i = 0; i < n; i++) {
-        crc ^= p[i];
-        for (int b = 0; b < 8; b++)
-            crc = (crc & 1) ? (uint16_t)((crc >> 1) ^ 0xA001) : (uint16_t)(crc >> 1);
-    }
-    return crc;
-}
-
-/* Make the frame's own length or check fields agree with its body of
- * body bytes (header included, CRC excluded); returns the new total. */
-static size_t seal(const struct sim *s, uint8_t *adu, size_t body)
-{
-    if (s->rtu) {
-        uint16_t crc = crc16(adu, body);
-        adu[body] = (uint8_t)crc;
-        adu[body + 1] = (uint8_t)(crc >> 8);
-        return body + 2;
-    }
-    size_t l = body - 6;
-    adu[4] = (uint8_t)(l >> 8);
-    adu[5] = (uint8_t)l;
-    return body;
-}
-
-enum fault { F_NONE, F_SHORT, F_WRONG_FC, F_WRONG_COUNT, F_BAD_CRC };
-
-/* Damage a reply. Read replies (function 3/4) get a real damage, with
- * lengths and CRC consistent with it; others (exceptions, writes) just lose
- * their last byte. F_BAD_CRC (RTU) flips the CRC of any reply. */
-static void damage(const struct sim *s, uint8_t *adu, size_t *len, enum fault f)
-{
-    size_t h = hdr_len(s), t = tail_len(s);
-    if (*len < h + 1 + t)
-        return;
-    if (f == F_BAD_CRC) {
-        if (s->rtu)
-            adu[*len - 1] ^= 0xFF;
-        return;
-    }
-    size_t body = *len - t;
-    int is_read = body >= h + 2 && (adu[h] == 3 || adu[h] == 4) && adu[h + 1] + h + 2 == body;
-    if (!is_read) {
-        if (*len > h + 1)
-            (*len)--;
-        if (!s->rtu)
-            seal(s, adu, *len);
-        return;
-    }
-    switch (f) {
-    case F_SHORT: /* one register less, counts consistent */
-        if (adu[h + 1] >= 2) {
-            adu[h + 1] = (uint8_t)(adu[h + 1] - 2);
-            body -= 2;
-        }
-        break;
-    case F_WRONG_FC: /* holding <-> input */
-        adu[h] = adu[h] == 3 ? 4 : 3;
-        break;
-    case F_WRONG_COUNT: /* two stray bytes, counted */
-        adu[h + 1] = (uint8_t)(adu[h + 1] + 2);
-        adu[body++] = 0xDE;
-        adu[body++] = 0xAD;
-        break;
-    default:
-        break;
-    }
-    *len = seal(s, adu, body);
-}
-
-static void send_now(struct sim *s, int fd, const uint8_t *p, size_t len)
-{
-    ssize_t n = s->rtu ? write(fd, p, len) : send(fd, p, len, MSG_NOSIGNAL);
-    if (n != (ssize_t)len)
-        logf_(s, "fd %d: send: %s", fd, n < 0 ? strerror(errno) : "short write");
-}
-
-static void queue_reply(struct sim *s, int fd, const uint8_t *p, size_t len)
-{
-    if (s->delay_ns <= 0 || s->pend_len == MAX_PENDING) {
-        if (s->delay_ns > 0)
-            logf_(s, "fd %d: %d replies pending, sending at once", fd, MAX_PENDING);
-        send_now(s, fd, p, len);
-        return;
-    }
-    struct pending *q = &s->pending[(s->pend_head + s->pend_len) % MAX_PENDING];
-    q->fd = fd;
-    q->due_ns = mono_ns() + s->delay_ns;
-    q->len = len;
-    memcpy(q->data, p, len);
-    s->pend_len++;
-}
-
-/* Send the delayed replies that are due; returns ns until the next one, or
- * -1 if none is left. The delay is the same for all, so the ring is in due
- * order. */
-static int64_t flush_pending(struct sim *s)
-{
-    int64_t now = mono_ns();
-    while (s->pend_len > 0) {
-        struct pending *q = &s->pending[s->pend_head];
-        if (q->due_ns > now)
-            return q->due_ns - now;
-        if (q->fd >= 0)
-            send_now(s, q->fd, q->data, q->len);
-        s->pend_head = (s->pend_head + 1) % MAX_PENDING;
-        s->pend_len--;
-    }
-    return -1;
-}
-
-static void forget_fd(struct sim *s, int fd)
-{
-    for (size_t i = 0; i < s->pend_len; i++) {
-        struct pending *q = &s->pending[(s->pend_head + i) % MAX_PENDING];
-        if (q->fd == fd)
-            q->fd = -1;
-    }
-}
-
-/* Answer one request (a whole ADU, TCP or RTU) that arrived on fd. */
-static void handle(struct sim *s, int fd, const uint8_t *req, int req_len)
-{
-    uint8_t adu[REPLY_MAX];
-    size_t len, h = hdr_len(s);
-    int unit = req[h - 1], fc = req[h];
-    int full = (size_t)req_len >= h + 5 + tail_len(s);
-    unsigned addr = full ? (unsigned)(req[h + 1] << 8 | req[h + 2]) : 0;
-    unsigned count = full ? (unsigned)(req[h + 3] << 8 | req[h + 4]) : 0;
-    struct sim_unit *u = unit <= SIM_MAX_UNIT ? s->units[unit] : NULL;
-    enum fault f = F_NONE;
-
-    s->requests++;
-    modbus_set_socket(s->ctx, s->pair[0]);
-    if (!u && s->rtu) {
-        /* on a serial line an absent slave is silent */
-        logf_(s, "unit %d fc %d addr %u count %u -> no answer (no such unit)", unit, fc, addr,
-              count);
-        return;
-    }
-    if (!u) {
-        modbus_reply_exception(s->ctx, req, MODBUS_EXCEPTION_GATEWAY_TARGET);
-        len = drain_pair(s, adu, sizeof(adu) - 2);
-        logf_(s, "unit %d fc %d addr %u count %u -> exception 11 (no such unit)", unit, fc, addr,
-              count);
-        goto out;
-    }
-    u->requests++;
-    if (u->dead) {
-        logf_(s, "unit %d fc %d addr %u count %u -> no answer (dead unit)", unit, fc, addr, count);
-        return;
-    }
-    if (u->update) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        double now = (double)ts.tv_sec + ts.tv_nsec / 1e9;
-        u->update(u, &s->rng, now);
-        u->last_s = now;
-    }
-    if (u->exception) {
-        modbus_reply_exception(s->ctx, req, (unsigned)u->exception);
-        len = drain_pair(s, adu, sizeof(adu) - 2);
-        logf_(s, "unit %d fc %d addr %u count %u -> exception %d (switch)", unit, fc, addr, count,
-              u->exception);
-        goto out;
-    }
-    modbus_reply(s->ctx, req, req_len, u->map);
-    len = drain_pair(s, adu, sizeof(adu) - 2);
-    if (u->shorten)
-        f = F_SHORT;
-    else if (u->garbage)
-        f = (u->requests % 2) ? F_WRONG_FC : F_WRONG_COUNT;
-    else if (u->bad_crc)
-        f = F_BAD_CRC;
-    else if (s->fault_every && s->requests % s->fault_every == 0)
-        f = (enum fault)(F_SHORT + (s->requests / s->fault_every) % 3);
-    if (f != F_NONE && len > 0)
-        damage(s, adu, &len, f);
-    logf_(s, "unit %d fc %d addr %u count %u -> %s%s", unit, fc, addr, count,
-          len > h && (adu[h] & 0x80) ? "exception" : "ok",
-          f == F_NONE       ? ""
-          : f == F_SHORT    ? " (damaged: short)"
-          : f == F_WRONG_FC ? " (damaged: wrong function)"
-          : f == F_BAD_CRC  ? " (damaged: bad CRC)"
-                            : " (damaged: wrong byte count)");
-out:
-    if (len > 0)
-        queue_reply(s, fd, adu, len);
-}
-
-/* ---- the loop ------------------------------------------------------------------ */
-
-static void drop_client(struct sim *s, size_t i)
-{
-    logf_(s, "fd %d: client gone", s->clients[i]);
-    forget_fd(s, s->clients[i]);
-    close(s->clients[i]);
-    s->clients[i] = s->clients[--s->nclients];
-}
-
-static int serve(struct sim *s)
-{
-    uint8_t req[MODBUS_TCP_MAX_ADU_LENGTH];
-    sigset_t block, orig;
-    sigemptyset(&block);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGINT);
-    sigprocmask(SIG_BLOCK, &block, &orig);
-
-    while (!g_stop) {
-        fd_set rd;
-        FD_ZERO(&rd);
-        FD_SET(s->listen_fd, &rd);
-        int maxfd = s->listen_fd;
-        for (size_t i = 0; i < s->nclients; i++) {
-            FD_SET(s->clients[i], &rd);
-            if (s->clients[i] > maxfd)
-                maxfd = s->clients[i];
-        }
-        int64_t wait = flush_pending(s);
-        struct timespec ts = {1, 0};
-        if (wait >= 0 && wait < 1000000000LL) {
-            ts.tv_sec = 0;
-            ts.tv_nsec = (long)wait;
-        }
-        int n = pselect(maxfd + 1, &rd, NULL, NULL, &ts, &orig);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            logf_(s, "select: %s", strerror(errno));
-            return -1;
-        }
-        if (n == 0)
-            continue;
-        if (FD_ISSET(s->listen_fd, &rd)) {
-            struct sockaddr_storage ss;
-            socklen_t sl = sizeof(ss);
-            int fd = accept(s->listen_fd, (struct sockaddr *)&ss, &sl);
-            if (fd >= 0 && (s->nclients == MAX_CLIENTS || fd >= FD_SETSIZE)) {
-                logf_(s, "fd %d: refused, %d clients already", fd, MAX_CLIENTS);
-                close(fd);
-            } else if (fd >= 0) {
-                s->clients[s->nclients++] = fd;
-                logf_(s, "fd %d: new client", fd);
-            }
-        }
-        for (size_t i = 0; i < s->nclients;) {
-            int fd = s->clients[i];
-            if (!FD_ISSET(fd, &rd)) {
-                i++;
-                continue;
-            }
-            modbus_set_socket(s->ctx, fd);
-            int rc = modbus_receive(s->ctx, req);
-            if (rc < 0) {
-                drop_client(s, i); /* closed, or not Modbus: hang up */
-                continue;
-            }
-            if (rc >= 8)
-                handle(s, fd, req, rc);
-            i++;
-        }
-    }
-    sigprocmask(SIG_SETMASK, &orig, NULL);
-    return 0;
-}
-
-/* ---- the serial line ------------------------------------------------------------ */
-
-/* The length of the RTU request starting at b (n bytes so far) as its
- * function code implies: > 0 when known, 0 when more bytes are needed to
- * know it, -1 for a function whose length we do not know (the frame then
- * ends at the silence). */
-static long rtu_request_len(const uint8_t *b, size_t n)
-{
-    if (n < 2)
-        return 0;
-    switch (b[1]) {
-    case 1:
-    case 2:
-    case 3:
-    case 4:
-    case 5:
-    case 6: /* address, count/value */
-        return 8;
-    case 7:
-    case 11:
-    case 12:
-    case 17: /* no data */
-        return 4;
-    case 15:
-    case 16: /* address, count, byte count, data */
-        return n < 7 ? 0 : 9 + (long)b[6];
-    case 22: /* mask write */
-        return 10;
-    case 23: /* read/write multiple */
-        return n < 11 ? 0 : 13 + (long)b[10];
-    default:
-        return -1;
-    }
-}
-
-/* One whole frame from the line: check it as a slave does and answer. */
-static void rtu_frame(struct sim *s, const uint8_t *f, size_t n)
-{
-    if (n < 4) {
-        logf_(s, "rtu: %zu stray byte(s) ignored", n);
-        return;
-    }
-    uint16_t crc = crc16(f, n - 2);
-    if (f[n - 2] != (uint8_t)crc || f[n - 1] != (uint8_t)(crc >> 8)) {
-        logf_(s, "rtu: frame of %zu bytes (unit %d fc %d) with a bad CRC ignored", n, f[0], f[1]);
-        return;
-    }
-    if (f[0] == MODBUS_BROADCAST_ADDRESS) {
-        logf_(s, "unit 0 fc %d -> no answer (broadcast, ignored)", f[1]);
-        return;
-    }
-    handle(s, s->tty, f, (int)n);
-}
-
-static int serve_rtu(struct sim *s)
-{
-    uint8_t buf[RTU_BUF];
-    size_t len = 0;
-    int64_t last = 0; /* monotonic ns of the last byte received */
-    sigset_t block, orig;
-    sigemptyset(&block);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGINT);
-    sigprocmask(SIG_BLOCK, &block, &orig);
-
-    int rc = 0;
-    while (!g_stop) {
-        int64_t wait = flush_pending(s);
-        if (len > 0) { /* a frame is open: it ends at the silence */
-            int64_t left = last + s->gap_ns - mono_ns();
-            if (left <= 0) {
-                rtu_frame(s, buf, len);
-                len = 0;
-                continue;
-            }
-            if (wait < 0 || left < wait)
-                wait = left;
-        }
-        struct timespec ts = {1, 0};
-        if (wait >= 0 && wait < 1000000000LL) {
-            ts.tv_sec = 0;
-            ts.tv_nsec = (long)wait;
-        }
-        fd_set rd;
-        FD_ZERO(&rd);
-        FD_SET(s->tty, &rd);
-        int n = pselect(s->tty + 1, &rd, NULL, NULL, &ts, &orig);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            logf_(s, "select: %s", strerror(errno));
-            rc = -1;
-            break;
-        }
-        if (n == 0)
-            continue;
-        ssize_t r = read(s->tty, buf + len, sizeof(buf) - len);
-        if (r < 0 && (errno == EAGAIN || errno == EINTR))
-            continue;
-        if (r <= 0) { /* EIO: the other end of a pty is gone; 0: hung up */
-            logf_(s, "rtu: read: %s", r < 0 ? strerror(errno) : "hung up");
-            rc = -1;
-            break;
-        }
-        len += (size_t)r;
-        last = mono_ns();
-        /* answer the whole requests at the front at once, not a silence later */
-        for (;;) {
-            long want = rtu_request_len(buf, len);
-            if (want <= 0 || (size_t)want > len)
-                break;
-            rtu_frame(s, buf, (size_t)want);
-            memmove(buf, buf + want, len - (size_t)want);
-            len -= (size_t)want;
-        }
-        if (len == sizeof(buf)) {
-            logf_(s, "rtu: %zu bytes without a silence, dropped", len);
-            len = 0;
-        }
-    }
-    sigprocmask(SIG_SETMASK, &orig, NULL);
-    return rc;
-}
-
 /* The silence that ends an RTU frame: 3.5 characters of 1 start bit, the
  * data bits, a parity bit and the stop bits; 1.75 ms above 19200 baud (the
  * Modbus serial line spec), and never under 2 ms here, which a busy machine
@@ -649,7 +185,31 @@ static int known_baud(long b)
     return 0;
 }
 
-/* ---- main ---------------------------------------------------------------------- */
+/* The soft limit of open files up to the hard one: a client or an endpoint
+ * each take a descriptor. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == rl.rlim_max)
+        return;
+    rlim_t want = rl.rlim_max;
+    rl.rlim_cur = want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        return;
+    for (rlim_t v = 1u << 20; v > 1024; v /= 2) { /* an infinite hard limit */
+        rl.rlim_cur = v;
+        if (v <= want && setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            return;
+    }
+}
+
+/* Is path the null device? Then the log formats nothing. */
+static int is_dev_null(const char *path)
+{
+    struct stat a, b;
+    return stat(path, &a) == 0 && stat("/dev/null", &b) == 0 && S_ISCHR(a.st_mode) &&
+           a.st_rdev == b.st_rdev;
+}
 
 enum {
     OPT_LISTEN = 256,
@@ -661,11 +221,22 @@ enum {
     OPT_PROFILE,
     OPT_SEED,
     OPT_LOG,
+    OPT_QUIET,
+    OPT_ENDPOINTS,
+    OPT_BACKLOG,
     OPT_DEAD,
     OPT_EXC,
     OPT_SHORT,
     OPT_GARBAGE,
     OPT_BAD_CRC,
+    OPT_WRONG_UNIT,
+    OPT_BAD_PROTOCOL,
+    OPT_DRIP,
+    OPT_CLOSE,
+    OPT_BUSY,
+    OPT_SLOW,
+    OPT_IDENT,
+    OPT_NO_IDENT,
     OPT_EVERY,
     OPT_DELAY,
     OPT_HELP
@@ -674,8 +245,138 @@ enum {
 struct unit_switch {
     int kind;
     int unit;
-    int code;
+    long arg;
+    char *ident; /* --ident-unit: "VENDOR\0PRODUCT\0VERSION" */
+    char *product, *version;
 };
+
+/* "N", "N:ARG" or "N:VENDOR:PRODUCT:VERSION" for a switch of kind. Returns 0,
+ * or -1 after a message. */
+static int parse_unit_switch(int kind, const char *optarg_, struct unit_switch *sw)
+{
+    const char *colon = strchr(optarg_, ':');
+    char unit[16];
+    size_t ul = colon ? (size_t)(colon - optarg_) : strlen(optarg_);
+    long v;
+    memset(sw, 0, sizeof(*sw));
+    sw->kind = kind;
+    if (ul < sizeof(unit)) {
+        memcpy(unit, optarg_, ul);
+        unit[ul] = '\0';
+    }
+    if (ul >= sizeof(unit) || parse_int(unit, 0, SIM_MAX_UNIT, &v) != 0) {
+        fprintf(stderr, "cityhub-sim: bad unit %s (0..%d)\n", optarg_, SIM_MAX_UNIT);
+        return -1;
+    }
+    sw->unit = (int)v;
+    const char *rest = colon ? colon + 1 : NULL;
+    long lo = 0, hi = 0, def = 0;
+    switch (kind) {
+    case OPT_EXC:
+        lo = 1, hi = MODBUS_EXCEPTION_MAX - 1, def = 2;
+        break;
+    case OPT_DRIP:
+        lo = 1, hi = 60000, def = 300;
+        break;
+    case OPT_BUSY:
+        lo = 1, hi = 1000000, def = 2;
+        break;
+    case OPT_SLOW:
+        lo = 0, hi = 600000, def = -1; /* required */
+        break;
+    case OPT_IDENT: {
+        const char *p2 = rest ? strchr(rest, ':') : NULL;
+        const char *p3 = p2 ? strchr(p2 + 1, ':') : NULL;
+        if (!p3 || (size_t)(p2 - rest) > SIM_IDENT_MAX || (size_t)(p3 - p2 - 1) > SIM_IDENT_MAX ||
+            strlen(p3 + 1) > SIM_IDENT_MAX) {
+            fprintf(stderr,
+                    "cityhub-sim: bad --ident-unit %s (N:VENDOR:PRODUCT:VERSION, each at "
+                    "most %d characters)\n",
+                    optarg_, SIM_IDENT_MAX);
+            return -1;
+        }
+        sw->ident = strdup(rest);
+        if (!sw->ident)
+            return -1;
+        sw->product = sw->ident + (p2 - rest);
+        sw->version = sw->ident + (p3 - rest);
+        *sw->product++ = '\0';
+        *sw->version++ = '\0';
+        return 0;
+    }
+    default: /* no argument */
+        if (rest) {
+            fprintf(stderr, "cityhub-sim: bad unit switch %s\n", optarg_);
+            return -1;
+        }
+        return 0;
+    }
+    if (!rest) {
+        if (def < 0) {
+            fprintf(stderr, "cityhub-sim: bad unit switch %s (N:MS)\n", optarg_);
+            return -1;
+        }
+        sw->arg = def;
+        return 0;
+    }
+    if (parse_int(rest, lo, hi, &sw->arg) != 0) {
+        fprintf(stderr, "cityhub-sim: bad unit switch %s (%ld..%ld after the colon)\n", optarg_, lo,
+                hi);
+        return -1;
+    }
+    return 0;
+}
+
+static void apply_switch(struct sim_unit *u, const struct unit_switch *sw)
+{
+    switch (sw->kind) {
+    case OPT_DEAD:
+        u->dead = 1;
+        break;
+    case OPT_EXC:
+        u->exception = (int)sw->arg;
+        break;
+    case OPT_SHORT:
+        u->shorten = 1;
+        break;
+    case OPT_GARBAGE:
+        u->garbage = 1;
+        break;
+    case OPT_BAD_CRC:
+        u->bad_crc = 1;
+        break;
+    case OPT_WRONG_UNIT:
+        u->wrong_unit = 1;
+        break;
+    case OPT_BAD_PROTOCOL:
+        u->bad_protocol = 1;
+        break;
+    case OPT_DRIP:
+        u->drip_ns = sw->arg * 1000000LL;
+        break;
+    case OPT_CLOSE:
+        u->close_half = 1;
+        break;
+    case OPT_BUSY:
+        u->busy = (unsigned)sw->arg;
+        break;
+    case OPT_SLOW:
+        u->slow_ns = sw->arg * 1000000LL;
+        break;
+    case OPT_IDENT:
+        snprintf(u->vendor, sizeof(u->vendor), "%s", sw->ident);
+        snprintf(u->product, sizeof(u->product), "%s", sw->product);
+        snprintf(u->version, sizeof(u->version), "%s", sw->version);
+        break;
+    case OPT_NO_IDENT:
+        u->no_ident = 1;
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- main ---------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
 {
@@ -689,29 +390,42 @@ int main(int argc, char **argv)
         {"profile", required_argument, NULL, OPT_PROFILE},
         {"seed", required_argument, NULL, OPT_SEED},
         {"log", required_argument, NULL, OPT_LOG},
+        {"quiet", no_argument, NULL, OPT_QUIET},
+        {"endpoints", required_argument, NULL, OPT_ENDPOINTS},
+        {"backlog", required_argument, NULL, OPT_BACKLOG},
         {"dead-unit", required_argument, NULL, OPT_DEAD},
         {"exception-unit", required_argument, NULL, OPT_EXC},
         {"short-unit", required_argument, NULL, OPT_SHORT},
         {"garbage-unit", required_argument, NULL, OPT_GARBAGE},
         {"bad-crc-unit", required_argument, NULL, OPT_BAD_CRC},
+        {"wrong-unit-reply", required_argument, NULL, OPT_WRONG_UNIT},
+        {"bad-protocol-unit", required_argument, NULL, OPT_BAD_PROTOCOL},
+        {"drip-unit", required_argument, NULL, OPT_DRIP},
+        {"close-unit", required_argument, NULL, OPT_CLOSE},
+        {"busy-unit", required_argument, NULL, OPT_BUSY},
+        {"slow-unit", required_argument, NULL, OPT_SLOW},
+        {"ident-unit", required_argument, NULL, OPT_IDENT},
+        {"no-ident-unit", required_argument, NULL, OPT_NO_IDENT},
         {"fault-every", required_argument, NULL, OPT_EVERY},
         {"delay-ms", required_argument, NULL, OPT_DELAY},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
     struct sim s;
-    struct unit_switch sw[64];
+    struct unit_switch *sw = NULL;
     size_t nsw = 0;
     const char *listen_arg = NULL, *rtu_dev = NULL, *profile = "demo", *log_path = NULL;
-    long baud = 9600, data_bits = 8, stop_bits = 1;
-    int parity = 'N', serial_opts = 0, crc_switch = 0;
+    long baud = 9600, data_bits = 8, stop_bits = 1, endpoints = 1;
+    int parity = 'N', serial_opts = 0, crc_switch = 0, tcp_opts = 0, tcp_switch = 0;
     uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-    int rc = 1;
+    int rc = 2;
     long v;
 
     memset(&s, 0, sizeof(s));
-    s.listen_fd = -1;
     s.tty = -1;
+    s.epfd = -1;
+    s.spare_fd = -1;
+    s.backlog = 128;
     s.pair[0] = s.pair[1] = -1;
     s.log = stderr;
 
@@ -728,14 +442,14 @@ int main(int argc, char **argv)
             if (parse_int(optarg, 50, 4000000L, &baud) != 0 || !known_baud(baud)) {
                 fprintf(stderr, "cityhub-sim: bad --baud %s (a standard rate, e.g. 9600)\n",
                         optarg);
-                return 2;
+                goto out;
             }
             serial_opts = 1;
             break;
         case OPT_PARITY:
             if (strlen(optarg) != 1 || !strchr("NEO", optarg[0])) {
                 fprintf(stderr, "cityhub-sim: bad --parity %s (N, E or O)\n", optarg);
-                return 2;
+                goto out;
             }
             parity = optarg[0];
             serial_opts = 1;
@@ -743,14 +457,14 @@ int main(int argc, char **argv)
         case OPT_DATA_BITS:
             if (parse_int(optarg, 7, 8, &data_bits) != 0) {
                 fprintf(stderr, "cityhub-sim: bad --data-bits %s (7 or 8)\n", optarg);
-                return 2;
+                goto out;
             }
             serial_opts = 1;
             break;
         case OPT_STOP_BITS:
             if (parse_int(optarg, 1, 2, &stop_bits) != 0) {
                 fprintf(stderr, "cityhub-sim: bad --stop-bits %s (1 or 2)\n", optarg);
-                return 2;
+                goto out;
             }
             serial_opts = 1;
             break;
@@ -760,13 +474,31 @@ int main(int argc, char **argv)
         case OPT_LOG:
             log_path = optarg;
             break;
+        case OPT_QUIET:
+            s.quiet = 1;
+            break;
+        case OPT_ENDPOINTS:
+            if (parse_int(optarg, 1, 100000, &endpoints) != 0) {
+                fprintf(stderr, "cityhub-sim: bad --endpoints %s (1..100000)\n", optarg);
+                goto out;
+            }
+            tcp_opts = 1;
+            break;
+        case OPT_BACKLOG:
+            if (parse_int(optarg, 1, 65535, &v) != 0) {
+                fprintf(stderr, "cityhub-sim: bad --backlog %s (1..65535)\n", optarg);
+                goto out;
+            }
+            s.backlog = (int)v;
+            tcp_opts = 1;
+            break;
         case OPT_SEED: {
             char *end;
             errno = 0;
             seed = strtoull(optarg, &end, 10);
             if (errno || end == optarg || *end) {
                 fprintf(stderr, "cityhub-sim: bad --seed %s\n", optarg);
-                return 2;
+                goto out;
             }
             break;
         }
@@ -774,89 +506,102 @@ int main(int argc, char **argv)
         case OPT_EXC:
         case OPT_SHORT:
         case OPT_GARBAGE:
-        case OPT_BAD_CRC: {
-            char arg[32];
-            snprintf(arg, sizeof(arg), "%s", optarg);
-            char *colon = strchr(arg, ':');
-            long code = 2;
-            if (colon) {
-                *colon = '\0';
-                if (c != OPT_EXC || parse_int(colon + 1, 1, MODBUS_EXCEPTION_MAX - 1, &code) != 0) {
-                    fprintf(stderr, "cityhub-sim: bad unit switch %s\n", optarg);
-                    return 2;
-                }
+        case OPT_BAD_CRC:
+        case OPT_WRONG_UNIT:
+        case OPT_BAD_PROTOCOL:
+        case OPT_DRIP:
+        case OPT_CLOSE:
+        case OPT_BUSY:
+        case OPT_SLOW:
+        case OPT_IDENT:
+        case OPT_NO_IDENT: {
+            struct unit_switch *n = realloc(sw, (nsw + 1) * sizeof(*sw));
+            if (!n) {
+                fprintf(stderr, "cityhub-sim: %s\n", strerror(errno));
+                goto out;
             }
-            if (parse_int(arg, 0, SIM_MAX_UNIT, &v) != 0 || nsw == sizeof(sw) / sizeof(sw[0])) {
-                fprintf(stderr, "cityhub-sim: bad unit %s (0..%d)\n", optarg, SIM_MAX_UNIT);
-                return 2;
-            }
+            sw = n;
+            if (parse_unit_switch(c, optarg, &sw[nsw]) != 0)
+                goto out;
+            nsw++;
             if (c == OPT_BAD_CRC)
                 crc_switch = 1;
-            sw[nsw++] = (struct unit_switch){c, (int)v, (int)code};
+            if (c == OPT_BAD_PROTOCOL || c == OPT_CLOSE)
+                tcp_switch = 1;
             break;
         }
         case OPT_EVERY:
             if (parse_int(optarg, 1, 1000000000L, &v) != 0) {
                 fprintf(stderr, "cityhub-sim: bad --fault-every %s\n", optarg);
-                return 2;
+                goto out;
             }
             s.fault_every = (uint64_t)v;
             break;
         case OPT_DELAY:
             if (parse_int(optarg, 0, 600000L, &v) != 0) {
                 fprintf(stderr, "cityhub-sim: bad --delay-ms %s\n", optarg);
-                return 2;
+                goto out;
             }
             s.delay_ns = v * 1000000LL;
             break;
         case OPT_HELP:
             usage(stdout);
-            return 0;
+            rc = 0;
+            goto out;
         default:
             usage(stderr);
-            return 2;
+            goto out;
         }
     }
     if (!listen_arg == !rtu_dev || optind != argc) {
         if (listen_arg && rtu_dev)
             fprintf(stderr, "cityhub-sim: --listen or --rtu, not both\n");
         usage(stderr);
-        return 2;
+        goto out;
     }
     if (!rtu_dev && (serial_opts || crc_switch)) {
         fprintf(stderr, "cityhub-sim: --baud, --parity, --data-bits, --stop-bits and "
                         "--bad-crc-unit need --rtu\n");
-        return 2;
+        goto out;
+    }
+    if (rtu_dev && (tcp_opts || tcp_switch)) {
+        fprintf(stderr, "cityhub-sim: --endpoints, --backlog, --bad-protocol-unit and "
+                        "--close-unit need --listen\n");
+        goto out;
     }
     char host[256], port[16];
     if (listen_arg && split_listen(listen_arg, host, sizeof(host), port, sizeof(port)) != 0) {
         fprintf(stderr, "cityhub-sim: bad --listen %s: use HOST:PORT or [V6]:PORT\n", listen_arg);
-        return 2;
+        goto out;
+    }
+    if (listen_arg && endpoints > 1) {
+        struct in_addr a;
+        if (inet_pton(AF_INET, host, &a) != 1) {
+            fprintf(stderr, "cityhub-sim: --endpoints %ld needs an IPv4 address, not %s\n",
+                    endpoints, host);
+            goto out;
+        }
+        if ((uint64_t)ntohl(a.s_addr) + (uint64_t)endpoints - 1 > 0xFFFFFFFFu) {
+            fprintf(stderr, "cityhub-sim: --endpoints %ld from %s runs past 255.255.255.255\n",
+                    endpoints, host);
+            goto out;
+        }
     }
     s.rtu = rtu_dev != NULL;
     s.rng.s = seed ? seed : 1;
     if (sim_profile_build(profile, s.units, &s.rng) != 0) {
-        fprintf(stderr, "cityhub-sim: unknown profile %s (demo, test or load)\n", profile);
-        return 2;
+        fprintf(stderr, "cityhub-sim: unknown profile %s (demo, test, load or types)\n", profile);
+        goto out;
     }
     for (size_t i = 0; i < nsw; i++) {
         struct sim_unit *u = s.units[sw[i].unit];
         if (!u) {
             fprintf(stderr, "cityhub-sim: profile %s has no unit %d\n", profile, sw[i].unit);
-            rc = 2;
             goto out;
         }
-        if (sw[i].kind == OPT_DEAD)
-            u->dead = 1;
-        else if (sw[i].kind == OPT_EXC)
-            u->exception = sw[i].code;
-        else if (sw[i].kind == OPT_SHORT)
-            u->shorten = 1;
-        else if (sw[i].kind == OPT_BAD_CRC)
-            u->bad_crc = 1;
-        else
-            u->garbage = 1;
+        apply_switch(u, &sw[i]);
     }
+    rc = 1;
     if (log_path) {
         s.log = fopen(log_path, "a");
         if (!s.log) {
@@ -864,9 +609,11 @@ int main(int argc, char **argv)
             s.log = stderr;
             goto out;
         }
+        s.log_off = is_dev_null(log_path);
     }
-    s.pending = calloc(MAX_PENDING, sizeof(*s.pending));
-    if (!s.pending || socketpair(AF_UNIX, SOCK_STREAM, 0, s.pair) != 0) {
+    setvbuf(s.log, NULL, _IOFBF, 1 << 16); /* flushed when the loop sleeps */
+    raise_nofile();
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s.pair) != 0) {
         fprintf(stderr, "cityhub-sim: %s\n", strerror(errno));
         goto out;
     }
@@ -893,45 +640,41 @@ int main(int argc, char **argv)
         s.gap_ns = rtu_gap_ns(baud, parity, data_bits, stop_bits);
         printf("listening on %s (rtu %ld %ld%c%ld)\n", rtu_dev, baud, data_bits, parity, stop_bits);
         fflush(stdout);
-        logf_(&s,
-              "profile %s, seed %" PRIu64 ", serving rtu on %s, %ld %ld%c%ld, frame gap %.2f ms",
-              profile, seed, rtu_dev, baud, data_bits, parity, stop_bits, s.gap_ns / 1e6);
-        rc = serve_rtu(&s) == 0 ? 0 : 1;
-        logf_(&s, "stopping after %" PRIu64 " requests", s.requests);
+        sim_log(&s,
+                "profile %s, seed %" PRIu64 ", serving rtu on %s, %ld %ld%c%ld, frame gap %.2f ms",
+                profile, seed, rtu_dev, baud, data_bits, parity, stop_bits, s.gap_ns / 1e6);
+        rc = sim_serve_rtu(&s) == 0 ? 0 : 1;
+        sim_log(&s, "stopping after %" PRIu64 " requests", s.requests);
         goto out;
     }
 
+    /* libmodbus builds the replies (MBAP header included) into s.pair; its
+     * own listen and receive are not used */
     s.ctx = modbus_new_tcp_pi(host, port);
     if (!s.ctx) {
         fprintf(stderr, "cityhub-sim: %s\n", modbus_strerror(errno));
         goto out;
     }
-    s.listen_fd = modbus_tcp_pi_listen(s.ctx, 16);
-    if (s.listen_fd < 0) {
-        fprintf(stderr, "cityhub-sim: listen on %s: %s\n", listen_arg, modbus_strerror(errno));
-        goto out;
-    }
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
     int bound = 0;
-    if (getsockname(s.listen_fd, (struct sockaddr *)&ss, &sl) == 0)
-        bound = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-                                         : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (sim_listen(&s, host, port, endpoints, &bound) != 0)
+        goto out;
     if (strchr(host, ':'))
         printf("listening on [%s]:%d\n", host, bound);
     else
         printf("listening on %s:%d\n", host, bound);
     fflush(stdout);
-    logf_(&s, "profile %s, seed %" PRIu64 ", listening on %s port %d", profile, seed, host, bound);
+    if (endpoints > 1)
+        sim_log(&s, "profile %s, seed %" PRIu64 ", listening on %zu endpoints %s to %s, backlog %d",
+                profile, seed, s.neps, s.eps[0].name, s.eps[s.neps - 1].name, s.backlog);
+    else
+        sim_log(&s, "profile %s, seed %" PRIu64 ", listening on %s port %d", profile, seed, host,
+                bound);
 
-    rc = serve(&s) == 0 ? 0 : 1;
-    logf_(&s, "stopping after %" PRIu64 " requests", s.requests);
+    rc = sim_serve_tcp(&s) == 0 ? 0 : 1;
+    sim_log(&s, "stopping after %" PRIu64 " requests", s.requests);
 
 out:
-    while (s.nclients > 0)
-        drop_client(&s, s.nclients - 1);
-    if (s.listen_fd >= 0)
-        close(s.listen_fd);
+    sim_close_all(&s);
     if (s.ctx) {
         if (s.tty >= 0) { /* restores the line's settings and closes it */
             modbus_set_socket(s.ctx, s.tty);
@@ -944,9 +687,13 @@ out:
     for (int i = 0; i < 2; i++)
         if (s.pair[i] >= 0)
             close(s.pair[i]);
-    free(s.pending);
     sim_profile_free(s.units);
+    for (size_t i = 0; i < nsw; i++)
+        free(sw[i].ident);
+    free(sw);
     if (s.log && s.log != stderr)
         fclose(s.log);
+    else
+        fflush(stderr);
     return rc;
 }

@@ -379,11 +379,11 @@ static void test_check_device(void **state)
     assert_string_equal(err, "device dev: field far: address 65535 + 2 registers is past 65535");
     d->regs[2].address = 65534;
     assert_int_equal(drv_modbus_check_device(d, err, sizeof(err)), 0);
-    d->tags.n = 1;
-    snprintf(d->tags.tag[0].key, sizeof(d->tags.tag[0].key), "device");
-    snprintf(d->tags.tag[0].value, sizeof(d->tags.tag[0].value), "x");
+    char terr[128];
+    assert_int_equal(hub_cfg_tags_add(&d->tags, "device", "x", terr, sizeof(terr)), 0);
     assert_int_equal(drv_modbus_check_device(d, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "reserved"));
+    hub_cfg_tags_free(&d->tags);
     free(d);
 }
 
@@ -686,9 +686,8 @@ static void test_poll_ok(void **state)
     snprintf(d->name, sizeof(d->name), "sim-1");
     snprintf(d->measurement, sizeof(d->measurement), "lab");
     d->interval_ns = 50 * HUB_NS_PER_MS;
-    d->tags.n = 1;
-    snprintf(d->tags.tag[0].key, sizeof(d->tags.tag[0].key), "room");
-    snprintf(d->tags.tag[0].value, sizeof(d->tags.tag[0].value), "b12");
+    char terr[128];
+    assert_int_equal(hub_cfg_tags_add(&d->tags, "room", "b12", terr, sizeof(terr)), 0);
     d->regs[d->nregs++] = mkreg("u16", DRV_MB_HOLDING, 0, DRV_MB_UINT16, DRV_MB_ABCD, 1);
     d->regs[d->nregs++] = mkreg("i16", DRV_MB_HOLDING, 1, DRV_MB_INT16, DRV_MB_ABCD, 1);
     d->regs[d->nregs++] = mkreg("u32", DRV_MB_HOLDING, 2, DRV_MB_UINT32, DRV_MB_ABCD, 1);
@@ -704,6 +703,7 @@ static void test_poll_ok(void **state)
     char err[256];
     int64_t before = hub_time_ns();
     assert_int_equal(drv_modbus_bus_new(&cfg, ENV(&sink), &ctx, err, sizeof(err)), 0);
+    hub_cfg_tags_free(&d->tags);
     free(d); /* init copied it */
     run_until(ctx, &col, "lab", 3);
     drv_modbus_bus_free(ctx);

@@ -290,6 +290,10 @@ static void test_tags(void **state)
     assert_int_equal(hub_cfg_tags_add(&t, "one-more", "v", err, sizeof(err)), -1);
     assert_string_equal(err, "too many tags (at most 16)");
     assert_int_equal(t.n, HUB_CFG_TAGS_MAX);
+    assert_string_equal(t.tag[HUB_CFG_TAGS_MAX - 1].key, "t15");
+    hub_cfg_tags_free(&t);
+    assert_int_equal(t.n, 0);
+    assert_null(t.tag);
 }
 
 static void test_tags_and_lists_are_not_scalars(void **state)
