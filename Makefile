@@ -127,3 +127,40 @@ clean:
 	rm -rf build
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# ---- Modbus device profiles (drivers/modbus/profiles/*.yaml) ----------------
+# Built into the program: each file becomes a string in
+# $(O)/gen/modbus_profiles.c, compiled into libdrivers.a and read by
+# drivers/modbus/profile.c (built with DRV_MB_EMBEDDED_PROFILES; without it,
+# e.g. in tests/fuzz, only site profiles exist). `make install` also copies
+# them, and their pages, for reference.
+MB_PROFILES := $(sort $(wildcard drivers/modbus/profiles/*.yaml))
+
+$(O)/gen/modbus_profiles.c: $(MB_PROFILES) drivers/modbus/profiles
+	@mkdir -p $(dir $@)
+	@{ echo '/* generated from the files in drivers/modbus/profiles by the Makefile: do not edit */'; \
+	  echo '#include <stddef.h>'; \
+	  echo '#include "drivers/modbus/profile.h"'; \
+	  echo 'const struct drv_mb_embedded_profile drv_mb_embedded_profiles[] = {'; \
+	  for f in $(MB_PROFILES); do \
+	    echo "    {\"$$f\","; \
+	    sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/\r$$//' \
+	        -e 's/^/     "/' -e 's/$$/\\n"/' "$$f"; \
+	    echo '     ""},'; \
+	  done; \
+	  echo '    {NULL, NULL},'; \
+	  echo '};'; } >$@.tmp && mv $@.tmp $@
+	@echo "GEN $@ ($(words $(MB_PROFILES)) profiles)"
+
+$(O)/gen/modbus_profiles.o: $(O)/gen/modbus_profiles.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(O)/drivers/modbus/profile.o: CPPFLAGS += -DDRV_MB_EMBEDDED_PROFILES
+$(DRV_LIB): $(O)/gen/modbus_profiles.o
+
+install: install-profiles
+.PHONY: install-profiles
+install-profiles:
+	install -d $(DESTDIR)$(PREFIX)/share/cityhub/profiles $(DESTDIR)$(PREFIX)/share/doc/cityhub/profiles
+	install -m 0644 $(MB_PROFILES) $(DESTDIR)$(PREFIX)/share/cityhub/profiles/
+	install -m 0644 docs/profiles/*.md $(DESTDIR)$(PREFIX)/share/doc/cityhub/profiles/

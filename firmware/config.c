@@ -163,7 +163,7 @@ static void walk_value(struct loader *L, struct section *s, const struct hub_cfg
         default:
             break;
         }
-        const char *text = scalar_for(L, k->name, expected(k), vn);
+        const char *text = scalar_for(L, k->name, hub_cfg_expected(k), vn);
         if (text && text[0] == '\0' && k->required)
             report(L, vn, "%s must not be empty", k->name);
         else if (text && hub_cfg_set(k, s->base, text, err, sizeof(err)) != 0)

@@ -110,34 +110,6 @@ const char *got(const yaml_node_t *n, char *buf, size_t len)
     }
 }
 
-const char *expected(const struct hub_cfg_key *k)
-{
-    switch (k->type) {
-    case HUB_CFG_STRING:
-        return "a string";
-    case HUB_CFG_INT:
-        return "an integer";
-    case HUB_CFG_DOUBLE:
-        return "a number";
-    case HUB_CFG_BOOL:
-        return "true or false";
-    case HUB_CFG_DURATION:
-        return "a duration";
-    case HUB_CFG_SIZE:
-        return "a size";
-    case HUB_CFG_ENUM:
-        return "a value";
-    case HUB_CFG_TAGS:
-        return "a mapping";
-    case HUB_CFG_LIST:
-    case HUB_CFG_SECTION:
-        return "a list";
-    case HUB_CFG_OBJECT:
-        return "a mapping";
-    }
-    return "a value";
-}
-
 /* Levenshtein distance of two short strings (longer ones: "far"). */
 static size_t distance(const char *a, const char *b)
 {

@@ -88,7 +88,6 @@ yaml_node_t *get(struct loader *L, int idx);
 size_t line_of(const yaml_node_t *n);
 const char *text_of(const yaml_node_t *n);
 const char *got(const yaml_node_t *n, char *buf, size_t len);
-const char *expected(const struct hub_cfg_key *k);
 const char *scalar_for(struct loader *L, const char *keyname, const char *want, yaml_node_t *v);
 bool expect_list(struct loader *L, const char *what, yaml_node_t *v);
 

@@ -7,9 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hub/buf.h"
 #include "hub/clock.h"
 #include "hub/log.h"
+
+#define ACCEPT_STACK 2048 /* records up to this are encoded on the stack */
 
 enum { R_INVALID, R_FULL, R_IO, R_NOMEM, R_COUNT };
 static const char *const reasons[R_COUNT] = {"invalid", "full", "io", "nomem"};
@@ -78,13 +79,19 @@ int hub_accept_reading(hub_accept_t *a, hub_reading_t *r)
         hub_reading_free(r);
         return HUB_EINVAL;
     }
-    struct hub_buf b;
-    hub_buf_init(&b, HUB_READING_MAX_ENCODED);
+    /* The record is encoded on the stack (a heap block only for a reading
+     * larger than that), straight to its exact size. */
+    uint8_t small[ACCEPT_STACK];
+    uint8_t *rec = NULL;
     int rc = add_common_tags(a, r);
-    if (rc == HUB_OK)
-        rc = hub_reading_encode(r, &b);
-    if (rc == HUB_OK)
-        rc = hub_journal_append(a->journal, b.data, b.len, NULL);
+    if (rc == HUB_OK) {
+        size_t n = hub_reading_encoded_size(r);
+        rec = n <= sizeof(small) ? small : malloc(n);
+        if (!rec)
+            rc = HUB_ENOMEM;
+        else
+            rc = hub_journal_append(a->journal, rec, hub_reading_encode_to(r, rec, n), NULL);
+    }
     if (rc == HUB_OK) {
         atomic_fetch_add(&a->accepted, 1);
         hub_metric_inc(a->m_accepted, 1);
@@ -104,7 +111,8 @@ int hub_accept_reading(hub_accept_t *a, hub_reading_t *r)
                     "reading %s not accepted (%s): %s (%" PRIu64 " more since last report)",
                     hub_reading_measurement(r), reasons[why], hub_strerror(rc), held);
     }
-    hub_buf_free(&b);
+    if (rec != small)
+        free(rec);
     hub_reading_free(r);
     return rc;
 }

@@ -503,3 +503,31 @@ void hub_cfg_free(const struct hub_cfg_key *table, void *base)
         }
     }
 }
+
+const char *hub_cfg_expected(const struct hub_cfg_key *k)
+{
+    switch (k->type) {
+    case HUB_CFG_STRING:
+        return "a string";
+    case HUB_CFG_INT:
+        return "an integer";
+    case HUB_CFG_DOUBLE:
+        return "a number";
+    case HUB_CFG_BOOL:
+        return "true or false";
+    case HUB_CFG_DURATION:
+        return "a duration";
+    case HUB_CFG_SIZE:
+        return "a size";
+    case HUB_CFG_ENUM:
+        return "a value";
+    case HUB_CFG_TAGS:
+        return "a mapping";
+    case HUB_CFG_LIST:
+    case HUB_CFG_SECTION:
+        return "a list";
+    case HUB_CFG_OBJECT:
+        return "a mapping";
+    }
+    return "a value";
+}

@@ -128,5 +128,7 @@ void hub_cfg_free(const struct hub_cfg_key *table, void *base);
 int hub_cfg_tags_add(struct hub_cfg_tags *t, const char *key, const char *value, char *err,
                      size_t errlen);
 void hub_cfg_tags_free(struct hub_cfg_tags *t);
+/* What a key of k's type takes, for messages: "an integer", "a list"... */
+const char *hub_cfg_expected(const struct hub_cfg_key *k);
 
 #endif

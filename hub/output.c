@@ -11,7 +11,14 @@
  * Stop: hub_output_stop() sets a flag, signals the condvar a backoff waits on
  * and wakes journal waits. run() then stops waiting for new records, keeps
  * reading what is already stored and flushing it for up to stop_grace_ns,
- * and returns with the cursor at the end of what was delivered. */
+ * and returns with the cursor at the end of what was delivered.
+ *
+ * Memory: readings done with (delivered) are kept as spares and the next
+ * records are decoded into them (hub_reading_decode_into), up to twice the
+ * last batch given back (at least OUT_SPARE_MIN): a steady flow decodes
+ * without malloc, and a batch's memory is not handed back to the system only
+ * to fault in again with the next; what a backlog's large batches left goes
+ * back with the first small batch. */
 #include "hub/output.h"
 
 #include <errno.h>
@@ -31,6 +38,7 @@
 #define OUT_IDLE_WAIT_NS (200 * HUB_NS_PER_MS) /* longest journal wait: bounds a missed wake */
 #define OUT_READ_RETRY_NS (1 * HUB_NS_PER_S)   /* pause after a reader I/O error */
 #define OUT_MAX_WAIT_NS (3600 * HUB_NS_PER_S)  /* longest single condvar wait */
+#define OUT_SPARE_MIN 64                       /* spare readings kept whatever the batch */
 
 struct hub_output {
     hub_journal_t *j;
@@ -55,6 +63,8 @@ struct hub_output {
     hub_reading_t **batch; /* batch_size slots */
     uint64_t *seqs;        /* the journal seq of each reading in batch */
     size_t n;
+    hub_reading_t **spare; /* readings done with, to decode into (batch_size slots) */
+    size_t nspare;
     uint64_t committed; /* cursor: first seq not yet delivered */
     uint64_t next;      /* next seq to read */
     int64_t first_ns;   /* when the batch's first reading arrived (monotonic) */
@@ -84,9 +94,11 @@ int hub_output_new(hub_journal_t *j, const struct hub_output_opts *opts, hub_out
         return HUB_ENOMEM;
     o->batch = calloc(opts->batch_size, sizeof(*o->batch));
     o->seqs = calloc(opts->batch_size, sizeof(*o->seqs));
-    if (!o->batch || !o->seqs || hub_cond_init(&o->mu, &o->cond) != 0) {
+    o->spare = calloc(opts->batch_size, sizeof(*o->spare));
+    if (!o->batch || !o->seqs || !o->spare || hub_cond_init(&o->mu, &o->cond) != 0) {
         free(o->batch);
         free(o->seqs);
+        free(o->spare);
         free(o);
         return HUB_ENOMEM;
     }
@@ -178,12 +190,34 @@ static void count(hub_output_t *o, uint64_t corrupt, uint64_t dropped)
     pthread_mutex_unlock(&o->mu);
 }
 
+/* Done with the n readings at rs: keep them as spares, up to twice n (at
+ * least OUT_SPARE_MIN, at most batch_size); free the rest and any spares
+ * beyond that. */
+static void recycle(hub_output_t *o, hub_reading_t **rs, size_t n)
+{
+    size_t keep = 2 * n > OUT_SPARE_MIN ? 2 * n : OUT_SPARE_MIN;
+    if (keep > o->batch_size)
+        keep = o->batch_size;
+    for (size_t i = 0; i < n; i++) {
+        if (o->nspare < keep)
+            o->spare[o->nspare++] = rs[i];
+        else
+            hub_reading_free(rs[i]);
+        rs[i] = NULL;
+    }
+    while (o->nspare > keep)
+        hub_reading_free(o->spare[--o->nspare]);
+}
+
+static void free_spares(hub_output_t *o)
+{
+    while (o->nspare > 0)
+        hub_reading_free(o->spare[--o->nspare]);
+}
+
 static void free_batch(hub_output_t *o)
 {
-    for (size_t i = 0; i < o->n; i++) {
-        hub_reading_free(o->batch[i]);
-        o->batch[i] = NULL;
-    }
+    recycle(o, o->batch, o->n);
     o->n = 0;
     o->sealed = false;
 }
@@ -214,7 +248,8 @@ static int read_some(hub_output_t *o, bool *caught_up)
             count(o, 0, skipped);
             o->next = seq + 1;
             hub_reading_t *r = NULL;
-            int drc = hub_reading_decode(o->payload.data, o->payload.len, &r);
+            hub_reading_t *spare = o->nspare > 0 ? o->spare[--o->nspare] : NULL;
+            int drc = hub_reading_decode_into(spare, o->payload.data, o->payload.len, &r);
             if (drc) {
                 count(o, 1, 0);
                 uint64_t held;
@@ -273,8 +308,7 @@ static bool deliver_once(hub_output_t *o)
         /* A prefix went (the driver's request limit): keep the rest as the
          * start of the next batch, unsealed so that it fills up again. */
         size_t k = ans.done;
-        for (size_t i = 0; i < k; i++)
-            hub_reading_free(o->batch[i]);
+        recycle(o, o->batch, k);
         uint64_t first_left = o->seqs[k];
         memmove(o->batch, o->batch + k, (o->n - k) * sizeof(*o->batch));
         memmove(o->seqs, o->seqs + k, (o->n - k) * sizeof(*o->seqs));
@@ -405,6 +439,7 @@ int hub_output_run(hub_output_t *o)
                  " in the journal from seq %" PRIu64,
                  o->n, o->attempts, o->committed);
     free_batch(o);
+    free_spares(o);
     if (o->rd) {
         hub_journal_reader_free(o->rd);
         o->rd = NULL;
@@ -435,11 +470,13 @@ void hub_output_free(hub_output_t *o)
     if (!o)
         return;
     free_batch(o);
+    free_spares(o);
     if (o->rd)
         hub_journal_reader_free(o->rd);
     hub_buf_free(&o->payload);
     free(o->batch);
     free(o->seqs);
+    free(o->spare);
     hub_cond_destroy(&o->mu, &o->cond);
     free(o);
 }

@@ -1,10 +1,30 @@
 /* hub/reading.c — the reading model and its compact binary form.
  *
- * A reading owns one heap copy of every string (per-string allocation), and
- * two arrays that grow by doubling up to HUB_READING_MAX_TAGS/FIELDS. It also
- * tracks its exact encoded size, so an add that would make the reading larger
- * than HUB_READING_MAX_ENCODED is refused (HUB_EFULL) and every reading that
- * exists can be encoded.
+ * Memory: a reading is one heap block: the struct, then room for a few tags
+ * and fields (the arrays) and a text area from which every string the
+ * reading owns (measurement, keys, tag values, string field values) is
+ * carved, NUL-terminated. hub_reading_new sizes the block for a typical
+ * poll (INLINE_TAGS, INLINE_FIELDS, INLINE_TEXT); hub_reading_decode sizes
+ * it exactly. When an array outgrows the block it moves to a heap array of
+ * the maximum size; when the text area is used up, more text comes from
+ * chunks of CHUNK_MIN bytes (or the string's size) chained to the reading.
+ * A tag value that replaces another is a malloc of its own (bit in
+ * tag_heap), so replacing a tag again and again does not grow the reading.
+ * One malloc and one free for a reading of 20 fields, instead of one per
+ * string. hub_reading_decode_into decodes into the block of a reading that
+ * is no longer wanted, when it is large enough and not much too large (new
+ * blocks for it are rounded up to REUSE_ROUND, so that the next record of
+ * much the same size fits).
+ *
+ * Duplicate field keys are found with a small open-addressing hash table
+ * (slot: field index + 1) that is never more than half full, so an add costs
+ * O(1) key comparisons instead of one per field already there; decode uses
+ * the same table. Key lengths are kept (they are at most 255: one byte), so
+ * comparisons and the encoder need no strlen.
+ *
+ * The reading also tracks its exact encoded size, so an add that would make
+ * the reading larger than HUB_READING_MAX_ENCODED is refused (HUB_EFULL) and
+ * every reading that exists can be encoded.
  *
  * Binary form, version 1 (all integers little-endian):
  *
@@ -21,7 +41,12 @@
  *
  * Varints are LEB128 and must be minimal (no trailing 0x80..0x00 padding), so
  * every reading has exactly one encoding: decode(b) succeeding implies
- * encode(decode(b)) == b. */
+ * encode(decode(b)) == b.
+ *
+ * Decode checks everything the adds check (lengths against the input and the
+ * limits, names, NUL bytes, types, finite floats, sorted unique tags, unique
+ * field keys): journal records can be corrupt on disk, and a reading that
+ * decodes is one that could have been built. */
 #include "hub/reading.h"
 
 #include <math.h>
@@ -29,6 +54,19 @@
 #include <string.h>
 
 #define READING_VERSION 1
+
+#define INLINE_TAGS 8     /* tags in the block of hub_reading_new */
+#define INLINE_FIELDS 24  /* fields in the block of hub_reading_new */
+#define INLINE_TEXT 512   /* text bytes in the block of hub_reading_new */
+#define CHUNK_MIN 1024    /* smallest text chunk after the block's */
+#define SLOTS 128         /* field-key hash table: >= 2 * HUB_READING_MAX_FIELDS, power of 2 */
+#define ENCODE_STACK 1024 /* hub_reading_encode: readings up to this encode via the stack */
+#define REUSE_ROUND 256   /* hub_reading_decode_into: new blocks rounded up to this */
+#define REUSE_SLACK 1024  /* ... and a spare is used if at most 2x + this too large */
+
+struct chunk {
+    struct chunk *next; /* its text bytes follow */
+};
 
 struct hub_reading {
     char *measurement;
@@ -38,7 +76,25 @@ struct hub_reading {
     size_t nfields, field_cap;
     struct hub_tag *tags;     /* sorted by key, unique keys */
     struct hub_field *fields; /* insertion order, unique keys */
+    char *text, *text_end;    /* the free part of the current text area */
+    struct chunk *chunks;     /* text areas allocated after the block's */
+    uint32_t tag_heap;        /* bit i: tags[i].value is a malloc of its own */
+    bool tags_heap;           /* tags is a malloc of its own (else in the block) */
+    bool fields_heap;         /* fields likewise */
+    uint8_t mlen;
+    size_t area; /* bytes of the block after the struct */
+    uint8_t tag_klen[HUB_READING_MAX_TAGS];
+    uint8_t tag_vlen[HUB_READING_MAX_TAGS];
+    uint8_t field_klen[HUB_READING_MAX_FIELDS];
+    uint8_t slot[SLOTS]; /* field index + 1 at the key's hash (linear probing), 0 free */
+    /* the block's tags, fields and text follow */
 };
+
+_Static_assert(HUB_READING_MAX_NAME <= UINT8_MAX, "name lengths are kept in one byte");
+_Static_assert(HUB_READING_MAX_TAGS <= 32, "tag_heap has a bit per tag");
+_Static_assert(SLOTS >= 2 * HUB_READING_MAX_FIELDS && (SLOTS & (SLOTS - 1)) == 0,
+               "the hash table stays at most half full");
+_Static_assert(HUB_READING_MAX_FIELDS < 255, "slots hold index + 1 in a byte");
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -100,76 +156,234 @@ static size_t field_value_enc(const struct hub_field *f, size_t slen)
     return 0;
 }
 
-/* ---- construction ------------------------------------------------------- */
-
-static hub_reading_t *reading_new_n(const char *m, size_t mlen, int64_t time_ns)
+/* Byte-order comparison of two keys of known lengths. */
+static int key_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {
-    if (!m || !name_ok(mlen))
-        return NULL;
-    hub_reading_t *r = calloc(1, sizeof(*r));
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    if (c)
+        return c;
+    return alen < blen ? -1 : alen > blen ? 1 : 0;
+}
+
+static uint64_t load64(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static uint32_t load32(const char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static uint64_t mix(uint64_t h)
+{
+    h ^= h >> 32;
+    h *= 0xd6e8feb86659fd93ULL;
+    h ^= h >> 32;
+    return h;
+}
+
+/* A hash of a key of n >= 1 bytes: whole words, then the (overlapping) tail.
+ * Only spreads keys over the slots; equal hashes are compared in full. */
+static uint64_t key_hash(const char *k, size_t n)
+{
+    uint64_t h = (uint64_t)n * 0x9e3779b97f4a7c15ULL;
+    if (n >= 8) {
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8)
+            h = mix(h ^ load64(k + i));
+        if (i < n)
+            h = mix(h ^ load64(k + n - 8));
+    } else if (n >= 4) {
+        h = mix(h ^ ((uint64_t)load32(k) << 32 | load32(k + n - 4)));
+    } else {
+        h = mix(h ^ ((uint64_t)(uint8_t)k[0] << 16 | (uint64_t)(uint8_t)k[n / 2] << 8 |
+                     (uint8_t)k[n - 1]));
+    }
+    return h;
+}
+
+/* Look key up in a field table (slot, keys of fields[], their lengths).
+ * Returns true if it is there; else *free_slot is where it goes. */
+static bool slot_find(const uint8_t *slot, const struct hub_field *fields, const uint8_t *klen,
+                      const char *k, size_t n, size_t *free_slot)
+{
+    size_t i = (size_t)key_hash(k, n) & (SLOTS - 1);
+    for (; slot[i]; i = (i + 1) & (SLOTS - 1)) {
+        size_t j = slot[i] - 1u;
+        if (klen[j] == n && memcmp(fields[j].key, k, n) == 0)
+            return true;
+    }
+    *free_slot = i;
+    return false;
+}
+
+/* The type and value of f are acceptable (slen: a string value's length). */
+static bool field_value_ok(const struct hub_field *f, size_t slen)
+{
+    switch (f->type) {
+    case HUB_FIELD_INT:
+    case HUB_FIELD_UINT:
+    case HUB_FIELD_BOOL:
+        return true;
+    case HUB_FIELD_FLOAT:
+        return isfinite(f->v.f);
+    case HUB_FIELD_STRING:
+        return f->v.s && slen <= HUB_READING_MAX_STRING;
+    }
+    return false;
+}
+
+/* ---- memory ------------------------------------------------------------- */
+
+/* Lay out an empty reading in r's block (r->area bytes after the struct):
+ * tcap tags, fcap fields, the rest text. The measurement is not yet set. */
+static void block_init(hub_reading_t *r, size_t tcap, size_t fcap)
+{
+    r->measurement = NULL;
+    r->time_ns = 0;
+    r->enc_size = 0;
+    r->ntags = r->nfields = 0;
+    r->tag_cap = tcap;
+    r->field_cap = fcap;
+    r->tags = (struct hub_tag *)(r + 1);
+    r->fields = (struct hub_field *)(r->tags + tcap);
+    r->text = (char *)(r->fields + fcap);
+    r->text_end = (char *)(r + 1) + r->area;
+    r->chunks = NULL;
+    r->tag_heap = 0;
+    r->tags_heap = r->fields_heap = false;
+    r->mlen = 0;
+    memset(r->slot, 0, sizeof(r->slot));
+}
+
+static size_t arrays_size(size_t tcap, size_t fcap)
+{
+    return tcap * sizeof(struct hub_tag) + fcap * sizeof(struct hub_field);
+}
+
+/* A new reading in one block of area bytes after the struct, laid out for
+ * tcap tags and fcap fields. */
+static hub_reading_t *block_new(size_t area, size_t tcap, size_t fcap)
+{
+    hub_reading_t *r = malloc(sizeof(*r) + area);
     if (!r)
         return NULL;
-    r->measurement = dup_n(m, mlen);
-    if (!r->measurement) {
-        free(r);
-        return NULL;
+    r->area = area;
+    block_init(r, tcap, fcap);
+    return r;
+}
+
+/* Give back what r holds besides its block. */
+static void release_extras(hub_reading_t *r)
+{
+    for (uint32_t m = r->tag_heap; m; m &= m - 1)
+        free((char *)r->tags[__builtin_ctz(m)].value);
+    if (r->tags_heap)
+        free(r->tags);
+    if (r->fields_heap)
+        free(r->fields);
+    for (struct chunk *c = r->chunks, *next; c; c = next) {
+        next = c->next;
+        free(c);
     }
+}
+
+/* n bytes of text owned by r, or NULL if out of memory. */
+static char *text_alloc(hub_reading_t *r, size_t n)
+{
+    if ((size_t)(r->text_end - r->text) < n) {
+        size_t size = n > CHUNK_MIN ? n : CHUNK_MIN;
+        struct chunk *c = malloc(sizeof(*c) + size);
+        if (!c)
+            return NULL;
+        c->next = r->chunks;
+        r->chunks = c;
+        r->text = (char *)(c + 1);
+        r->text_end = r->text + size;
+    }
+    char *p = r->text;
+    r->text += n;
+    return p;
+}
+
+static char *text_dup(hub_reading_t *r, const char *s, size_t n)
+{
+    char *p = text_alloc(r, n + 1);
+    if (!p)
+        return NULL;
+    memcpy(p, s, n);
+    p[n] = 0;
+    return p;
+}
+
+/* Make room for one more tag / field: past the block's room, the array moves
+ * to a heap array of the maximum size (it never moves again). */
+static int tags_room(hub_reading_t *r)
+{
+    if (r->ntags < r->tag_cap)
+        return HUB_OK;
+    struct hub_tag *t = malloc(HUB_READING_MAX_TAGS * sizeof(*t));
+    if (!t)
+        return HUB_ENOMEM;
+    if (r->ntags)
+        memcpy(t, r->tags, r->ntags * sizeof(*t));
+    if (r->tags_heap)
+        free(r->tags);
+    r->tags = t;
+    r->tag_cap = HUB_READING_MAX_TAGS;
+    r->tags_heap = true;
+    return HUB_OK;
+}
+
+static int fields_room(hub_reading_t *r)
+{
+    if (r->nfields < r->field_cap)
+        return HUB_OK;
+    struct hub_field *f = malloc(HUB_READING_MAX_FIELDS * sizeof(*f));
+    if (!f)
+        return HUB_ENOMEM;
+    if (r->nfields)
+        memcpy(f, r->fields, r->nfields * sizeof(*f));
+    if (r->fields_heap)
+        free(r->fields);
+    r->fields = f;
+    r->field_cap = HUB_READING_MAX_FIELDS;
+    r->fields_heap = true;
+    return HUB_OK;
+}
+
+/* ---- construction ------------------------------------------------------- */
+
+hub_reading_t *hub_reading_new(const char *measurement, int64_t time_ns)
+{
+    if (!measurement)
+        return NULL;
+    size_t mlen = strnlen(measurement, HUB_READING_MAX_NAME + 1);
+    if (!name_ok(mlen))
+        return NULL;
+    hub_reading_t *r = block_new(arrays_size(INLINE_TAGS, INLINE_FIELDS) + INLINE_TEXT, INLINE_TAGS,
+                                 INLINE_FIELDS);
+    if (!r)
+        return NULL;
+    r->measurement = text_dup(r, measurement, mlen); /* fits: INLINE_TEXT > 256 */
+    r->mlen = (uint8_t)mlen;
     r->time_ns = time_ns;
     /* version + measurement + time + ntags (1 byte: <= 32) + nfields (1 byte: <= 64) */
     r->enc_size = 1 + str_enc(mlen) + 8 + 1 + 1;
     return r;
 }
 
-hub_reading_t *hub_reading_new(const char *measurement, int64_t time_ns)
-{
-    if (!measurement)
-        return NULL;
-    return reading_new_n(measurement, strnlen(measurement, HUB_READING_MAX_NAME + 1), time_ns);
-}
-
 void hub_reading_free(hub_reading_t *r)
 {
     if (!r)
         return;
-    for (size_t i = 0; i < r->ntags; i++) {
-        free((char *)r->tags[i].key);
-        free((char *)r->tags[i].value);
-    }
-    for (size_t i = 0; i < r->nfields; i++) {
-        free((char *)r->fields[i].key);
-        if (r->fields[i].type == HUB_FIELD_STRING)
-            free((char *)r->fields[i].v.s);
-    }
-    free(r->tags);
-    free(r->fields);
-    free(r->measurement);
+    release_extras(r);
     free(r);
-}
-
-/* Grow an array of elem-sized items to hold one more, doubling up to max. */
-static int grow(void **arr, size_t *cap, size_t count, size_t elem, size_t max, size_t first)
-{
-    if (count < *cap)
-        return HUB_OK;
-    size_t ncap = *cap ? *cap * 2 : first;
-    if (ncap > max)
-        ncap = max;
-    void *p = realloc(*arr, ncap * elem);
-    if (!p)
-        return HUB_ENOMEM;
-    *arr = p;
-    *cap = ncap;
-    return HUB_OK;
-}
-
-/* Byte-order comparison of a key of klen bytes with a NUL-terminated one. */
-static int key_cmp(const char *k, size_t klen, const char *other)
-{
-    size_t olen = strlen(other);
-    int c = memcmp(k, other, klen < olen ? klen : olen);
-    if (c)
-        return c;
-    return klen < olen ? -1 : klen > olen ? 1 : 0;
 }
 
 static int add_tag_n(hub_reading_t *r, const char *k, size_t klen, const char *v, size_t vlen)
@@ -179,36 +393,42 @@ static int add_tag_n(hub_reading_t *r, const char *k, size_t klen, const char *v
     /* Find the insertion point (first key >= k); the array is sorted. */
     size_t pos = 0;
     int c = 1;
-    while (pos < r->ntags && (c = key_cmp(k, klen, r->tags[pos].key)) > 0)
+    while (pos < r->ntags && (c = key_cmp(k, klen, r->tags[pos].key, r->tag_klen[pos])) > 0)
         pos++;
     if (pos < r->ntags && c == 0) { /* same key: replace the value */
-        size_t old = strlen(r->tags[pos].value);
-        size_t size = r->enc_size - str_enc(old) + str_enc(vlen);
+        size_t size = r->enc_size - str_enc(r->tag_vlen[pos]) + str_enc(vlen);
         if (size > HUB_READING_MAX_ENCODED)
             return HUB_EFULL;
         char *nv = dup_n(v, vlen);
         if (!nv)
             return HUB_ENOMEM;
-        free((char *)r->tags[pos].value);
+        if (r->tag_heap & (1u << pos))
+            free((char *)r->tags[pos].value);
+        r->tag_heap |= 1u << pos;
         r->tags[pos].value = nv;
+        r->tag_vlen[pos] = (uint8_t)vlen;
         r->enc_size = size;
         return HUB_OK;
     }
     size_t size = r->enc_size + str_enc(klen) + str_enc(vlen);
     if (r->ntags >= HUB_READING_MAX_TAGS || size > HUB_READING_MAX_ENCODED)
         return HUB_EFULL;
-    if (grow((void **)&r->tags, &r->tag_cap, r->ntags, sizeof(*r->tags), HUB_READING_MAX_TAGS, 4))
+    if (tags_room(r))
         return HUB_ENOMEM;
-    char *nk = dup_n(k, klen);
-    char *nv = dup_n(v, vlen);
-    if (!nk || !nv) {
-        free(nk);
-        free(nv);
-        return HUB_ENOMEM;
-    }
-    memmove(&r->tags[pos + 1], &r->tags[pos], (r->ntags - pos) * sizeof(*r->tags));
+    char *nk = text_dup(r, k, klen);
+    char *nv = nk ? text_dup(r, v, vlen) : NULL;
+    if (!nv)
+        return HUB_ENOMEM; /* what text was taken stays with r, unused */
+    size_t after = r->ntags - pos;
+    memmove(&r->tags[pos + 1], &r->tags[pos], after * sizeof(*r->tags));
+    memmove(&r->tag_klen[pos + 1], &r->tag_klen[pos], after);
+    memmove(&r->tag_vlen[pos + 1], &r->tag_vlen[pos], after);
+    uint32_t low = (1u << pos) - 1; /* pos < 32 */
+    r->tag_heap = (r->tag_heap & low) | ((r->tag_heap & ~low) << 1);
     r->tags[pos].key = nk;
     r->tags[pos].value = nv;
+    r->tag_klen[pos] = (uint8_t)klen;
+    r->tag_vlen[pos] = (uint8_t)vlen;
     r->ntags++;
     r->enc_size = size;
     return HUB_OK;
@@ -226,45 +446,28 @@ int hub_reading_add_tag(hub_reading_t *r, const char *key, const char *value)
  * and f->v.s). Validates everything the header promises. */
 static int add_field_n(hub_reading_t *r, struct hub_field f, size_t klen, size_t slen)
 {
-    if (!r || !f.key || !name_ok(klen))
+    if (!r || !f.key || !name_ok(klen) || !field_value_ok(&f, slen))
         return HUB_EINVAL;
-    switch (f.type) {
-    case HUB_FIELD_INT:
-    case HUB_FIELD_UINT:
-    case HUB_FIELD_BOOL:
-        break;
-    case HUB_FIELD_FLOAT:
-        if (!isfinite(f.v.f))
-            return HUB_EINVAL;
-        break;
-    case HUB_FIELD_STRING:
-        if (!f.v.s || slen > HUB_READING_MAX_STRING)
-            return HUB_EINVAL;
-        break;
-    default:
-        return HUB_EINVAL;
-    }
-    for (size_t i = 0; i < r->nfields; i++)
-        if (key_cmp(f.key, klen, r->fields[i].key) == 0)
-            return HUB_EINVAL;
+    size_t at;
+    if (slot_find(r->slot, r->fields, r->field_klen, f.key, klen, &at))
+        return HUB_EINVAL; /* duplicate */
     size_t size = r->enc_size + str_enc(klen) + 1 + field_value_enc(&f, slen);
     if (r->nfields >= HUB_READING_MAX_FIELDS || size > HUB_READING_MAX_ENCODED)
         return HUB_EFULL;
-    if (grow((void **)&r->fields, &r->field_cap, r->nfields, sizeof(*r->fields),
-             HUB_READING_MAX_FIELDS, 8))
+    if (fields_room(r))
         return HUB_ENOMEM;
-    char *nk = dup_n(f.key, klen);
-    char *ns = NULL;
-    if (nk && f.type == HUB_FIELD_STRING)
-        ns = dup_n(f.v.s, slen);
-    if (!nk || (f.type == HUB_FIELD_STRING && !ns)) {
-        free(nk);
-        free(ns);
+    const char *nk = text_dup(r, f.key, klen);
+    if (!nk)
         return HUB_ENOMEM;
+    if (f.type == HUB_FIELD_STRING) {
+        const char *ns = text_dup(r, f.v.s, slen);
+        if (!ns)
+            return HUB_ENOMEM;
+        f.v.s = ns;
     }
     f.key = nk;
-    if (f.type == HUB_FIELD_STRING)
-        f.v.s = ns;
+    r->slot[at] = (uint8_t)(r->nfields + 1);
+    r->field_klen[r->nfields] = (uint8_t)klen;
     r->fields[r->nfields++] = f;
     r->enc_size = size;
     return HUB_OK;
@@ -359,85 +562,94 @@ const struct hub_field *hub_reading_field(const hub_reading_t *r, size_t i)
 
 /* ---- encode ------------------------------------------------------------- */
 
-static int add_varint(struct hub_buf *b, uint64_t v)
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
 {
-    uint8_t tmp[10];
-    size_t n = 0;
     while (v >= 0x80) {
-        tmp[n++] = (uint8_t)(v | 0x80);
+        *p++ = (uint8_t)(v | 0x80);
         v >>= 7;
     }
-    tmp[n++] = (uint8_t)v;
-    return hub_buf_add(b, tmp, n);
+    *p++ = (uint8_t)v;
+    return p;
 }
 
-static int add_u64le(struct hub_buf *b, uint64_t v)
+static uint8_t *put_u64le(uint8_t *p, uint64_t v)
 {
-    uint8_t tmp[8];
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(p, &v, sizeof(v));
+#else
     for (int i = 0; i < 8; i++)
-        tmp[i] = (uint8_t)(v >> (8 * i));
-    return hub_buf_add(b, tmp, sizeof(tmp));
+        p[i] = (uint8_t)(v >> (8 * i));
+#endif
+    return p + 8;
 }
 
-static int add_str(struct hub_buf *b, const char *s)
+static uint8_t *put_str(uint8_t *p, const char *s, size_t n)
 {
-    size_t n = strlen(s);
-    int rc = add_varint(b, n);
-    return rc ? rc : hub_buf_add(b, s, n);
+    p = put_varint(p, n);
+    memcpy(p, s, n);
+    return p + n;
 }
 
-static int add_field(struct hub_buf *b, const struct hub_field *f)
+size_t hub_reading_encoded_size(const hub_reading_t *r)
 {
-    int rc = add_str(b, f->key);
-    if (!rc)
-        rc = hub_buf_addc(b, (uint8_t)f->type);
-    if (rc)
-        return rc;
-    switch (f->type) {
-    case HUB_FIELD_INT:
-        return add_varint(b, zigzag(f->v.i));
-    case HUB_FIELD_UINT:
-        return add_varint(b, f->v.u);
-    case HUB_FIELD_FLOAT: {
-        uint64_t bits;
-        memcpy(&bits, &f->v.f, sizeof(bits));
-        return add_u64le(b, bits);
+    return r->enc_size;
+}
+
+size_t hub_reading_encode_to(const hub_reading_t *r, uint8_t *dst, size_t cap)
+{
+    if (cap < r->enc_size)
+        return 0;
+    uint8_t *p = dst;
+    *p++ = READING_VERSION;
+    p = put_str(p, r->measurement, r->mlen);
+    p = put_u64le(p, (uint64_t)r->time_ns);
+    *p++ = (uint8_t)r->ntags; /* < 0x80: one varint byte */
+    for (size_t i = 0; i < r->ntags; i++) {
+        p = put_str(p, r->tags[i].key, r->tag_klen[i]);
+        p = put_str(p, r->tags[i].value, r->tag_vlen[i]);
     }
-    case HUB_FIELD_BOOL:
-        return hub_buf_addc(b, f->v.b ? 1 : 0);
-    case HUB_FIELD_STRING:
-        return add_str(b, f->v.s);
+    *p++ = (uint8_t)r->nfields; /* < 0x80 */
+    for (size_t i = 0; i < r->nfields; i++) {
+        const struct hub_field *f = &r->fields[i];
+        p = put_str(p, f->key, r->field_klen[i]);
+        *p++ = (uint8_t)f->type;
+        switch (f->type) {
+        case HUB_FIELD_INT:
+            p = put_varint(p, zigzag(f->v.i));
+            break;
+        case HUB_FIELD_UINT:
+            p = put_varint(p, f->v.u);
+            break;
+        case HUB_FIELD_FLOAT: {
+            uint64_t bits;
+            memcpy(&bits, &f->v.f, sizeof(bits));
+            p = put_u64le(p, bits);
+            break;
+        }
+        case HUB_FIELD_BOOL:
+            *p++ = f->v.b ? 1 : 0;
+            break;
+        case HUB_FIELD_STRING:
+            p = put_str(p, f->v.s, strlen(f->v.s));
+            break;
+        }
     }
-    return HUB_EINVAL;
+    return (size_t)(p - dst); /* == r->enc_size */
 }
 
 int hub_reading_encode(const hub_reading_t *r, struct hub_buf *out)
 {
-    size_t start = out->len;
+    size_t n = r->enc_size;
     /* Fail early, before writing anything, when the whole cannot fit. */
-    if (r->enc_size > out->cap || start > out->cap - r->enc_size)
+    if (n > out->cap || out->len > out->cap - n)
         return HUB_EFULL;
-    int rc = hub_buf_addc(out, READING_VERSION);
-    if (!rc)
-        rc = add_str(out, r->measurement);
-    if (!rc)
-        rc = add_u64le(out, (uint64_t)r->time_ns);
-    if (!rc)
-        rc = add_varint(out, r->ntags);
-    for (size_t i = 0; !rc && i < r->ntags; i++) {
-        rc = add_str(out, r->tags[i].key);
-        if (!rc)
-            rc = add_str(out, r->tags[i].value);
-    }
-    if (!rc)
-        rc = add_varint(out, r->nfields);
-    for (size_t i = 0; !rc && i < r->nfields; i++)
-        rc = add_field(out, &r->fields[i]);
-    if (rc) { /* leave out as it was */
-        out->len = start;
-        if (out->data)
-            out->data[start] = 0;
-    }
+    uint8_t small[ENCODE_STACK];
+    uint8_t *tmp = n <= sizeof(small) ? small : malloc(n);
+    if (!tmp)
+        return HUB_ENOMEM;
+    int rc = hub_buf_add(out, tmp, hub_reading_encode_to(r, tmp, n)); /* all or nothing */
+    if (tmp != small)
+        free(tmp);
     return rc;
 }
 
@@ -451,6 +663,10 @@ struct rd {
 /* Minimal LEB128 of at most 64 bits. */
 static int get_varint(struct rd *d, uint64_t *v)
 {
+    if (d->off < d->n && d->p[d->off] < 0x80) { /* the common one-byte case */
+        *v = d->p[d->off++];
+        return HUB_OK;
+    }
     uint64_t x = 0;
     for (unsigned i = 0; i < 10; i++) {
         if (d->off >= d->n)
@@ -474,8 +690,12 @@ static int get_u64le(struct rd *d, uint64_t *v)
     if (d->n - d->off < 8)
         return HUB_EINVAL;
     uint64_t x = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(&x, d->p + d->off, sizeof(x));
+#else
     for (int i = 0; i < 8; i++)
         x |= (uint64_t)d->p[d->off + (size_t)i] << (8 * i);
+#endif
     d->off += 8;
     *v = x;
     return HUB_OK;
@@ -496,97 +716,175 @@ static int get_str(struct rd *d, size_t max, const char **s, size_t *len)
     return HUB_OK;
 }
 
-static int decode_fields(struct rd *d, hub_reading_t *r)
+/* A name: 1..HUB_READING_MAX_NAME bytes. */
+static int get_name(struct rd *d, const char **s, size_t *len)
+{
+    return get_str(d, HUB_READING_MAX_NAME, s, len) || *len == 0 ? HUB_EINVAL : HUB_OK;
+}
+
+/* What decode parsed, pointing into the input, before it is copied. */
+struct parsed {
+    const char *m;
+    size_t mlen;
+    int64_t time_ns;
+    size_t ntags, nfields;
+    size_t text; /* bytes of all strings, NULs included */
+    struct hub_tag tags[HUB_READING_MAX_TAGS];
+    uint8_t tag_klen[HUB_READING_MAX_TAGS], tag_vlen[HUB_READING_MAX_TAGS];
+    struct hub_field fields[HUB_READING_MAX_FIELDS];
+    uint8_t field_klen[HUB_READING_MAX_FIELDS];
+    uint16_t slen[HUB_READING_MAX_FIELDS]; /* a string value's length */
+    uint8_t slot[SLOTS];
+};
+
+_Static_assert(HUB_READING_MAX_STRING <= UINT16_MAX, "string lengths are kept in two bytes");
+
+static int parse_fields(struct rd *d, struct parsed *ps)
 {
     uint64_t count;
     if (get_varint(d, &count) || count > HUB_READING_MAX_FIELDS)
         return HUB_EINVAL;
-    for (uint64_t i = 0; i < count; i++) {
-        struct hub_field f = {0};
+    memset(ps->slot, 0, sizeof(ps->slot));
+    for (size_t i = 0; i < count; i++) {
+        struct hub_field *f = &ps->fields[i];
         size_t klen, slen = 0;
         uint64_t u;
-        if (get_str(d, HUB_READING_MAX_NAME, &f.key, &klen) || d->off >= d->n)
+        if (get_name(d, &f->key, &klen) || d->off >= d->n)
             return HUB_EINVAL;
         uint8_t type = d->p[d->off++];
         switch (type) {
         case HUB_FIELD_INT:
             if (get_varint(d, &u))
                 return HUB_EINVAL;
-            f.v.i = unzigzag(u);
+            f->v.i = unzigzag(u);
             break;
         case HUB_FIELD_UINT:
-            if (get_varint(d, &f.v.u))
+            if (get_varint(d, &f->v.u))
                 return HUB_EINVAL;
             break;
         case HUB_FIELD_FLOAT:
             if (get_u64le(d, &u))
                 return HUB_EINVAL;
-            memcpy(&f.v.f, &u, sizeof(u));
+            memcpy(&f->v.f, &u, sizeof(u));
+            if (!isfinite(f->v.f))
+                return HUB_EINVAL;
             break;
         case HUB_FIELD_BOOL:
             if (d->off >= d->n || d->p[d->off] > 1)
                 return HUB_EINVAL;
-            f.v.b = d->p[d->off++] == 1;
+            f->v.b = d->p[d->off++] == 1;
             break;
         case HUB_FIELD_STRING:
-            if (get_str(d, HUB_READING_MAX_STRING, &f.v.s, &slen))
+            if (get_str(d, HUB_READING_MAX_STRING, &f->v.s, &slen))
                 return HUB_EINVAL;
+            ps->text += slen + 1;
             break;
         default:
             return HUB_EINVAL;
         }
-        f.type = (enum hub_field_type)type;
-        /* add_field_n checks the name, finiteness and duplicates. */
-        int rc = add_field_n(r, f, klen, slen);
-        if (rc)
-            return rc == HUB_ENOMEM ? HUB_ENOMEM : HUB_EINVAL;
+        f->type = (enum hub_field_type)type;
+        size_t at;
+        if (slot_find(ps->slot, ps->fields, ps->field_klen, f->key, klen, &at))
+            return HUB_EINVAL; /* duplicate key */
+        ps->slot[at] = (uint8_t)(i + 1);
+        ps->field_klen[i] = (uint8_t)klen;
+        ps->slen[i] = (uint16_t)slen;
+        ps->text += klen + 1;
+        ps->nfields = i + 1;
     }
+    return HUB_OK;
+}
+
+static int parse(const uint8_t *p, size_t n, struct parsed *ps)
+{
+    struct rd d = {.p = p, .n = n, .off = 1};
+    uint64_t u, count;
+    if (get_name(&d, &ps->m, &ps->mlen) || get_u64le(&d, &u))
+        return HUB_EINVAL;
+    ps->time_ns = (int64_t)u;
+    ps->text = ps->mlen + 1;
+    ps->ntags = ps->nfields = 0;
+    if (get_varint(&d, &count) || count > HUB_READING_MAX_TAGS)
+        return HUB_EINVAL;
+    for (size_t i = 0; i < count; i++) {
+        const char *k, *v;
+        size_t klen, vlen;
+        if (get_name(&d, &k, &klen) || get_name(&d, &v, &vlen))
+            return HUB_EINVAL;
+        /* Strictly ascending keys: sorted and unique. */
+        if (i > 0 && key_cmp(k, klen, ps->tags[i - 1].key, ps->tag_klen[i - 1]) <= 0)
+            return HUB_EINVAL;
+        ps->tags[i].key = k;
+        ps->tags[i].value = v;
+        ps->tag_klen[i] = (uint8_t)klen;
+        ps->tag_vlen[i] = (uint8_t)vlen;
+        ps->text += klen + 1 + vlen + 1;
+        ps->ntags = i + 1;
+    }
+    if (parse_fields(&d, ps))
+        return HUB_EINVAL;
+    if (d.off != n) /* trailing bytes */
+        return HUB_EINVAL;
+    return HUB_OK;
+}
+
+/* Decode into spare's block when it suits (or a new block: exact size, or
+ * with room to spare for the next records when reuse is asked for). */
+static int decode(hub_reading_t *spare, bool reuse, const uint8_t *p, size_t n, hub_reading_t **out)
+{
+    *out = NULL;
+    struct parsed ps;
+    if (!p || n < 1 || n > HUB_READING_MAX_ENCODED || p[0] != READING_VERSION || parse(p, n, &ps)) {
+        hub_reading_free(spare);
+        return HUB_EINVAL;
+    }
+    size_t need = arrays_size(ps.ntags, ps.nfields) + ps.text;
+    hub_reading_t *r;
+    if (spare && spare->area >= need && spare->area <= 2 * need + REUSE_SLACK) {
+        release_extras(spare);
+        r = spare;
+        block_init(r, ps.ntags, ps.nfields);
+    } else {
+        hub_reading_free(spare);
+        size_t area = reuse ? (need + REUSE_ROUND - 1) / REUSE_ROUND * REUSE_ROUND : need;
+        r = block_new(area, ps.ntags, ps.nfields);
+        if (!r)
+            return HUB_ENOMEM;
+    }
+    /* Strings come from the block's text area, which has room for them all. */
+    r->measurement = text_dup(r, ps.m, ps.mlen);
+    r->mlen = (uint8_t)ps.mlen;
+    r->time_ns = ps.time_ns;
+    for (size_t i = 0; i < ps.ntags; i++) {
+        r->tags[i].key = text_dup(r, ps.tags[i].key, ps.tag_klen[i]);
+        r->tags[i].value = text_dup(r, ps.tags[i].value, ps.tag_vlen[i]);
+    }
+    memcpy(r->tag_klen, ps.tag_klen, ps.ntags);
+    memcpy(r->tag_vlen, ps.tag_vlen, ps.ntags);
+    r->ntags = ps.ntags;
+    for (size_t i = 0; i < ps.nfields; i++) {
+        struct hub_field f = ps.fields[i];
+        f.key = text_dup(r, f.key, ps.field_klen[i]);
+        if (f.type == HUB_FIELD_STRING)
+            f.v.s = text_dup(r, f.v.s, ps.slen[i]);
+        r->fields[i] = f;
+    }
+    memcpy(r->field_klen, ps.field_klen, ps.nfields);
+    memcpy(r->slot, ps.slot, sizeof(r->slot));
+    r->nfields = ps.nfields;
+    /* The encoding is canonical (minimal varints, counts < 0x80), so the
+     * reading's encoded size is exactly what was read. */
+    r->enc_size = n;
+    *out = r;
     return HUB_OK;
 }
 
 int hub_reading_decode(const uint8_t *p, size_t n, hub_reading_t **out)
 {
-    *out = NULL;
-    if (!p || n < 1 || n > HUB_READING_MAX_ENCODED || p[0] != READING_VERSION)
-        return HUB_EINVAL;
-    struct rd d = {.p = p, .n = n, .off = 1};
-    hub_reading_t *r = NULL;
-    const char *s, *v;
-    size_t slen, vlen;
-    uint64_t u, count;
-    int rc = HUB_EINVAL;
+    return decode(NULL, false, p, n, out);
+}
 
-    if (get_str(&d, HUB_READING_MAX_NAME, &s, &slen) || slen == 0 || get_u64le(&d, &u))
-        goto fail;
-    r = reading_new_n(s, slen, (int64_t)u);
-    if (!r) {
-        rc = HUB_ENOMEM;
-        goto fail;
-    }
-    if (get_varint(&d, &count) || count > HUB_READING_MAX_TAGS)
-        goto fail;
-    for (uint64_t i = 0; i < count; i++) {
-        if (get_str(&d, HUB_READING_MAX_NAME, &s, &slen) ||
-            get_str(&d, HUB_READING_MAX_NAME, &v, &vlen))
-            goto fail;
-        /* Strictly ascending keys: sorted and unique, so the add appends. */
-        if (r->ntags > 0 && key_cmp(s, slen, r->tags[r->ntags - 1].key) <= 0)
-            goto fail;
-        int arc = add_tag_n(r, s, slen, v, vlen);
-        if (arc) {
-            rc = arc == HUB_ENOMEM ? HUB_ENOMEM : HUB_EINVAL;
-            goto fail;
-        }
-    }
-    rc = decode_fields(&d, r);
-    if (rc)
-        goto fail;
-    rc = HUB_EINVAL;
-    if (d.off != n || r->enc_size != n) /* trailing bytes */
-        goto fail;
-    *out = r;
-    return HUB_OK;
-fail:
-    hub_reading_free(r);
-    return rc;
+int hub_reading_decode_into(hub_reading_t *spare, const uint8_t *p, size_t n, hub_reading_t **out)
+{
+    return decode(spare, true, p, n, out);
 }

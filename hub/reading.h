@@ -70,11 +70,29 @@ size_t hub_reading_field_count(const hub_reading_t *r);
 const struct hub_field *hub_reading_field(const hub_reading_t *r, size_t i);
 
 /* Append the reading's compact binary form (the journal's record payload) to
- * out. Returns HUB_OK or HUB_EFULL/HUB_ENOMEM from the buffer. */
+ * out. Returns HUB_OK or HUB_EFULL/HUB_ENOMEM from the buffer (out is then
+ * left as it was). */
 int hub_reading_encode(const hub_reading_t *r, struct hub_buf *out);
+
+/* The exact length of the reading's binary form (at most
+ * HUB_READING_MAX_ENCODED). */
+size_t hub_reading_encoded_size(const hub_reading_t *r);
+
+/* Write the binary form to dst, which has room for cap bytes. Returns its
+ * length, hub_reading_encoded_size(r); or 0, writing nothing, when cap is
+ * less than that. */
+size_t hub_reading_encode_to(const hub_reading_t *r, uint8_t *dst, size_t cap);
 
 /* Parse bytes made by hub_reading_encode. Returns HUB_OK and a new reading in
  * *out, or HUB_EINVAL for any malformed input (never reads past n). */
 int hub_reading_decode(const uint8_t *p, size_t n, hub_reading_t **out);
+
+/* hub_reading_decode, reusing the memory of spare: a reading no longer
+ * wanted (or NULL), which this takes whatever the outcome: it becomes *out
+ * when its memory suits the record, else it is freed. For a loop that frees
+ * readings and decodes others (hub/output.c): fewer mallocs, and memory that
+ * stays in use rather than going back to the system and faulting in again
+ * with every batch. */
+int hub_reading_decode_into(hub_reading_t *spare, const uint8_t *p, size_t n, hub_reading_t **out);
 
 #endif

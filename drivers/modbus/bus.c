@@ -84,6 +84,11 @@ static void emit_status(struct mb_ctx *c, struct mb_dev *d, bool ok)
         rc = hub_reading_add_string(r, "error", d->last_error[0] ? d->last_error : "unknown");
     if (rc == HUB_OK && d->have_latency)
         rc = hub_reading_add_float(r, "latency_ms", d->latency_ms);
+    if (rc == HUB_OK && d->polls)
+        rc = hub_reading_add_float(r, "skew_ms", (double)d->skew_ns / (double)HUB_NS_PER_MS);
+    if (rc == HUB_OK && d->polls)
+        rc =
+            hub_reading_add_float(r, "skew_max_ms", (double)d->skew_max_ns / (double)HUB_NS_PER_MS);
     if (rc != HUB_OK) {
         hub_err(d->who, "status point: %s", hub_strerror(rc));
         hub_reading_free(r);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "drivers/modbus/modbus_drv.h"
+#include "drivers/modbus/profile.h"
 #include "hub/accept.h"
 
 const char *const drv_modbus_bus_types[] = {"tcp", "rtu", NULL}; /* drv_modbus_bus_type */
@@ -71,12 +72,14 @@ const struct hub_cfg_key drv_modbus_device_keys[] = {
                 DRV_MB_INTERVAL_MAX_NS, NULL, "time between two polls"),
     HUB_CFG_KEY("measurement", HUB_CFG_STRING, "modbus", false, DEV(measurement),
                 sizeof(((struct drv_modbus_device *)0)->measurement), 0, 0, NULL,
-                "measurement of the device's readings, e.g. energy"),
+                "measurement of the device's readings, e.g. energy; with a profile, the "
+                "profile's unless the device names another"),
     HUB_CFG_KEY("tags", HUB_CFG_TAGS, NULL, false, DEV(tags), 0, 0, 0, NULL,
                 "tags added to every reading of the device"),
     HUB_CFG_KEY("profile", HUB_CFG_STRING, NULL, false, DEV(profile),
                 sizeof(((struct drv_modbus_device *)0)->profile), 0, 0, NULL,
-                "register map from the profile library (not in this build yet)"),
+                "register map from the profile library (cityhub profiles lists them); the "
+                "device's registers replace the profile's of the same field and add others"),
     /* required unless a profile is named: drv_modbus_check */
     {.name = "registers",
      .type = HUB_CFG_LIST,
@@ -147,9 +150,15 @@ static void check_device(const struct drv_modbus_device *d, size_t index,
 {
     char err[512];
     if (d->profile[0]) {
-        drv_check_error(ck, d, "profile",
-                        "register profiles are not available in this build yet; list registers "
-                        "inline");
+        /* the device as it will run (its profile applied), checked by the
+         * rules below; reports go to the device's own register or key at
+         * fault, or to its key "profile" for a register of the profile */
+        struct drv_mb_profile_check pc;
+        if (drv_mb_profile_check_begin(&pc, d, ck, err, sizeof(err)) != 0)
+            drv_check_error(ck, d, "profile", "%s", err);
+        else
+            check_device(&pc.res, index, b, &pc.ck);
+        drv_mb_profile_check_end(&pc);
         return;
     }
     if (d->nregs == 0) {

@@ -13,7 +13,9 @@
 #include <modbus.h>
 
 #include "drivers/modbus/bus_priv.h"
+#include "drivers/modbus/cmd_common.h"
 #include "drivers/modbus/modbus_priv.h"
+#include "drivers/modbus/profile.h"
 #include "hub/clock.h"
 #include "hub/log.h"
 
@@ -293,6 +295,14 @@ static void mb_stats(void *ctx, struct drv_stats *st)
 
 /* One line per command; each command lives in its own file. */
 const struct drv_command drv_modbus_commands[] = {
+    {"profiles", "[NAME]  Modbus device profiles: the list, or one's registers",
+     drv_modbus_cmd_profiles},
+    {"scan", "--rtu DEV|--tcp HOST  find the unit ids that answer, and what they are",
+     drv_modbus_cmd_scan},
+    {"read", "--rtu DEV|--tcp HOST --unit N ...  raw registers, decoded in every byte order",
+     drv_modbus_cmd_read},
+    {"poll", "-c FILE --device NAME --once  poll one configured device once, print its fields",
+     drv_modbus_cmd_poll},
     {NULL, NULL, NULL},
 };
 
@@ -317,5 +327,6 @@ const struct drv_ops drv_modbus_ops = {
     .stop = mb_stop,
     .stats = mb_stats,
     .commands = drv_modbus_commands,
+    .schema = drv_modbus_schema,
     .exit = mb_exit,
 };

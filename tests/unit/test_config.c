@@ -546,9 +546,10 @@ static void test_unsupported(void **state)
                   "devices:\n"
                   "  - name: meter-1\n"
                   "    bus: lan\n"
-                  "    profile: eastron-sdm120\n",
-                  "test.yaml:7:14: register profiles are not available in this build yet; list "
-                  "registers inline\n",
+                  "    profile: eastron-sdm999\n",
+                  "test.yaml:7:14: device meter-1: unknown profile \"eastron-sdm999\" (available: "
+                  "eastron-sdm120, eastron-sdm630, generic-air-quality, generic-traffic-counter, "
+                  "generic-water-level, generic-weather)\n",
                   1);
     expect_errors("hub:\n  name: gw\n  status: {listen: 127.0.0.1:8780}\n",
                   "test.yaml:3:3: hub.status is not supported by this build yet\n", 1);

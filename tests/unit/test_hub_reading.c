@@ -766,6 +766,433 @@ static void test_decode_rejects_malformed(void **state)
     assert_int_equal(decode_w(&w), HUB_EINVAL);
 }
 
+/* ---- memory layout and the new encoder entry points ----------------------- */
+
+/* hub_reading_encoded_size and hub_reading_encode_to agree with
+ * hub_reading_encode; a short destination gets nothing. */
+static void test_encode_to(void **state)
+{
+    (void)state;
+    hub_reading_t *rs[3] = {sample(), hub_reading_new("status", 3), hub_reading_new("m", -5)};
+    char *big = repeat('x', HUB_READING_MAX_STRING);
+    for (int i = 0; i < 10; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "s%d", i);
+        assert_int_equal(hub_reading_add_string(rs[2], k, big), HUB_OK);
+    }
+    free(big);
+    for (size_t i = 0; i < 3; i++) {
+        struct hub_buf b;
+        encode(rs[i], &b);
+        size_t n = hub_reading_encoded_size(rs[i]);
+        assert_int_equal(n, b.len);
+        uint8_t *dst = malloc(n + 1);
+        memset(dst, 0xa5, n + 1);
+        assert_int_equal(hub_reading_encode_to(rs[i], dst, n - 1), 0);
+        for (size_t j = 0; j <= n; j++)
+            assert_int_equal(dst[j], 0xa5); /* nothing written */
+        assert_int_equal(hub_reading_encode_to(rs[i], dst, n), n);
+        assert_memory_equal(dst, b.data, n);
+        assert_int_equal(dst[n], 0xa5); /* not past the end */
+        assert_int_equal(hub_reading_encode_to(rs[i], dst, n + 1), n);
+        free(dst);
+        hub_buf_free(&b);
+        hub_reading_free(rs[i]);
+    }
+}
+
+/* Every field key is found as a duplicate, whatever collides in the hash
+ * table: keys of every length, keys alike but for one byte anywhere. */
+static void test_duplicates_many_keys(void **state)
+{
+    (void)state;
+    char k[HUB_READING_MAX_NAME + 1];
+    /* lengths 1..64 of the same byte: every key a prefix of the next */
+    hub_reading_t *r = hub_reading_new("m", 0);
+    for (size_t n = 1; n <= HUB_READING_MAX_FIELDS; n++) {
+        memset(k, 'a', n);
+        k[n] = 0;
+        assert_int_equal(hub_reading_add_bool(r, k, true), HUB_OK);
+    }
+    for (size_t n = 1; n <= HUB_READING_MAX_FIELDS; n++) {
+        memset(k, 'a', n);
+        k[n] = 0;
+        assert_int_equal(hub_reading_add_int(r, k, 1), HUB_EINVAL);
+    }
+    assert_round_trip(r);
+    hub_reading_free(r);
+    /* 255-byte keys that differ in one byte, at every place */
+    for (size_t place = 0; place < HUB_READING_MAX_NAME; place += 37) {
+        r = hub_reading_new("m", 0);
+        memset(k, 'k', HUB_READING_MAX_NAME);
+        k[HUB_READING_MAX_NAME] = 0;
+        for (int i = 0; i < HUB_READING_MAX_FIELDS; i++) {
+            k[place] = (char)(' ' + i);
+            assert_int_equal(hub_reading_add_uint(r, k, (uint64_t)i), HUB_OK);
+        }
+        for (int i = 0; i < HUB_READING_MAX_FIELDS; i++) {
+            k[place] = (char)(' ' + i);
+            assert_int_equal(hub_reading_add_float(r, k, 1.0), HUB_EINVAL);
+            assert_string_equal(hub_reading_field(r, (size_t)i)->key, k);
+        }
+        k[place] = 'k';
+        assert_int_equal(hub_reading_add_bool(r, k, true), HUB_EFULL); /* new: full */
+        assert_round_trip(r);
+        hub_reading_free(r);
+    }
+    /* decode finds duplicates anywhere in a full record */
+    for (int dup = 1; dup < HUB_READING_MAX_FIELDS; dup += 7) {
+        struct w w;
+        w_head(&w);
+        w_varint(&w, 0), w_varint(&w, HUB_READING_MAX_FIELDS);
+        for (int i = 0; i < HUB_READING_MAX_FIELDS; i++) {
+            snprintf(k, sizeof(k), "field_%d", i == dup ? dup / 2 : i);
+            w_str(&w, k), w_byte(&w, HUB_FIELD_BOOL), w_byte(&w, 1);
+        }
+        assert_int_equal(decode_w(&w), HUB_EINVAL);
+    }
+}
+
+/* A reference reading: plain arrays, checked against the real one. */
+struct model {
+    char tk[HUB_READING_MAX_TAGS][HUB_READING_MAX_NAME + 1];
+    char tv[HUB_READING_MAX_TAGS][HUB_READING_MAX_NAME + 1];
+    size_t nt;
+    char fk[HUB_READING_MAX_FIELDS][HUB_READING_MAX_NAME + 1];
+    struct hub_field f[HUB_READING_MAX_FIELDS];
+    char *fs[HUB_READING_MAX_FIELDS];
+    size_t nf;
+    size_t enc;
+};
+
+static uint64_t rng = 0x853c49e6748fea9bULL;
+static uint64_t rnd(void)
+{
+    uint64_t z = (rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* A key from a small set (so that tags get replaced and fields repeat),
+ * now and then a long one. */
+static void rnd_key(char *k)
+{
+    uint64_t r = rnd();
+    if (r % 16 == 0) {
+        size_t n = 1 + (r >> 8) % HUB_READING_MAX_NAME;
+        memset(k, 'a' + (int)((r >> 20) % 3), n);
+        k[n] = 0;
+    } else {
+        snprintf(k, HUB_READING_MAX_NAME + 1, "%c%u", 'a' + (int)((r >> 8) % 5),
+                 (unsigned)((r >> 16) % 12));
+    }
+}
+
+static void model_check(const struct model *m, const hub_reading_t *r)
+{
+    assert_int_equal(hub_reading_tag_count(r), m->nt);
+    for (size_t i = 0; i < m->nt; i++) {
+        assert_string_equal(hub_reading_tag(r, i)->key, m->tk[i]);
+        assert_string_equal(hub_reading_tag(r, i)->value, m->tv[i]);
+        assert_string_equal(hub_reading_tag_value(r, m->tk[i]), m->tv[i]);
+    }
+    assert_int_equal(hub_reading_field_count(r), m->nf);
+    for (size_t i = 0; i < m->nf; i++)
+        assert_true(fields_equal(hub_reading_field(r, i), &m->f[i]));
+    assert_int_equal(hub_reading_encoded_size(r), m->enc);
+}
+
+static size_t vlen(uint64_t v)
+{
+    size_t n = 1;
+    for (; v >= 0x80; v >>= 7)
+        n++;
+    return n;
+}
+
+static void model_op(struct model *m, hub_reading_t *r)
+{
+    char k[HUB_READING_MAX_NAME + 1], v[HUB_READING_MAX_NAME + 1];
+    uint64_t op = rnd();
+    rnd_key(k);
+    size_t kl = strlen(k);
+    if (op % 3 == 0) { /* a tag */
+        rnd_key(v);
+        size_t vl = strlen(v);
+        int rc = hub_reading_add_tag(r, k, v);
+        size_t pos = 0;
+        while (pos < m->nt && strcmp(m->tk[pos], k) < 0)
+            pos++;
+        if (pos < m->nt && strcmp(m->tk[pos], k) == 0) {
+            assert_int_equal(rc, HUB_OK);
+            m->enc += vlen(vl) + vl - vlen(strlen(m->tv[pos])) - strlen(m->tv[pos]);
+            strcpy(m->tv[pos], v);
+        } else if (m->nt == HUB_READING_MAX_TAGS) {
+            assert_int_equal(rc, HUB_EFULL);
+        } else {
+            assert_int_equal(rc, HUB_OK);
+            memmove(m->tk[pos + 1], m->tk[pos], (m->nt - pos) * sizeof(m->tk[0]));
+            memmove(m->tv[pos + 1], m->tv[pos], (m->nt - pos) * sizeof(m->tv[0]));
+            strcpy(m->tk[pos], k);
+            strcpy(m->tv[pos], v);
+            m->nt++;
+            m->enc += vlen(kl) + kl + vlen(vl) + vl;
+        }
+        return;
+    }
+    bool dup = false;
+    for (size_t i = 0; i < m->nf; i++)
+        dup = dup || strcmp(m->fk[i], k) == 0;
+    struct hub_field f = {.type = (enum hub_field_type)(1 + (op >> 8) % 5)};
+    size_t venc = 0;
+    char *sv = NULL;
+    int rc = 0;
+    switch (f.type) {
+    case HUB_FIELD_INT:
+        f.v.i = (int64_t)rnd() >> (rnd() % 64);
+        rc = hub_reading_add_int(r, k, f.v.i);
+        venc = vlen(((uint64_t)f.v.i << 1) ^ (uint64_t)(f.v.i >> 63));
+        break;
+    case HUB_FIELD_UINT:
+        f.v.u = rnd() >> (rnd() % 64);
+        rc = hub_reading_add_uint(r, k, f.v.u);
+        venc = vlen(f.v.u);
+        break;
+    case HUB_FIELD_FLOAT:
+        f.v.f = (double)(int64_t)rnd() / 1e6;
+        rc = hub_reading_add_float(r, k, f.v.f);
+        venc = 8;
+        break;
+    case HUB_FIELD_BOOL:
+        f.v.b = rnd() & 1;
+        rc = hub_reading_add_bool(r, k, f.v.b);
+        venc = 1;
+        break;
+    case HUB_FIELD_STRING: {
+        size_t n = rnd() % 8 == 0 ? rnd() % (HUB_READING_MAX_STRING + 1) : rnd() % 20;
+        sv = repeat((char)('A' + rnd() % 26), n);
+        f.v.s = sv;
+        rc = hub_reading_add_string(r, k, sv);
+        venc = vlen(n) + n;
+        break;
+    }
+    }
+    size_t size = m->enc + vlen(kl) + kl + 1 + venc;
+    if (dup) {
+        assert_int_equal(rc, HUB_EINVAL);
+        free(sv);
+    } else if (m->nf == HUB_READING_MAX_FIELDS || size > HUB_READING_MAX_ENCODED) {
+        assert_int_equal(rc, HUB_EFULL);
+        free(sv);
+    } else {
+        assert_int_equal(rc, HUB_OK);
+        strcpy(m->fk[m->nf], k);
+        f.key = m->fk[m->nf];
+        m->fs[m->nf] = sv;
+        m->f[m->nf++] = f;
+        m->enc = size;
+    }
+}
+
+static void model_free(struct model *m)
+{
+    for (size_t i = 0; i < m->nf; i++)
+        free(m->fs[i]);
+}
+
+/* Random adds against the reference, on built readings and on decoded ones
+ * (whose block is exactly sized, so every add grows them), with round trips
+ * along the way. ASan checks the memory: replaced tag values, arrays moved
+ * out of the block, text chunks. */
+static void test_model_random(void **state)
+{
+    (void)state;
+    static struct model m;
+    for (int round = 0; round < 300; round++) {
+        memset(&m, 0, sizeof(m));
+        m.enc = 1 + 2 + 8 + 1 + 1;
+        hub_reading_t *r = hub_reading_new("m", round);
+        int ops = (int)(rnd() % 200);
+        for (int i = 0; i < ops; i++) {
+            model_op(&m, r);
+            if (rnd() % 32 == 0) {
+                /* continue on the decoded copy */
+                struct hub_buf b;
+                encode(r, &b);
+                hub_reading_t *d = NULL;
+                assert_int_equal(hub_reading_decode(b.data, b.len, &d), HUB_OK);
+                hub_buf_free(&b);
+                hub_reading_free(r);
+                r = d;
+            }
+        }
+        model_check(&m, r);
+        assert_round_trip(r);
+        hub_reading_free(r);
+        model_free(&m);
+    }
+}
+
+/* A decoded reading takes more tags, replaced tags and fields (its arrays
+ * leave the exact-size block); a tag replaced and then moved by inserts
+ * keeps its value. */
+static void test_decoded_grows(void **state)
+{
+    (void)state;
+    hub_reading_t *r = sample(), *d = NULL;
+    struct hub_buf b;
+    encode(r, &b);
+    assert_int_equal(hub_reading_decode(b.data, b.len, &d), HUB_OK);
+    hub_buf_free(&b);
+    assert_int_equal(hub_reading_add_tag(d, "site", "replaced once"), HUB_OK);
+    assert_int_equal(hub_reading_add_tag(d, "site", "replaced twice, longer than before"), HUB_OK);
+    assert_int_equal(hub_reading_add_tag(d, "a", "first"), HUB_OK);   /* moves "site" */
+    assert_int_equal(hub_reading_add_tag(d, "zz", "last"), HUB_OK);   /* after it */
+    assert_int_equal(hub_reading_add_tag(d, "dz", "middle"), HUB_OK); /* moves it again */
+    assert_string_equal(hub_reading_tag_value(d, "site"), "replaced twice, longer than before");
+    assert_int_equal(hub_reading_add_tag(d, "a", "first, replaced"), HUB_OK);
+    assert_int_equal(hub_reading_add_tag(d, "device", "aq-2"), HUB_OK);
+    for (int i = 0; i < 40; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "x%d", i);
+        assert_int_equal(hub_reading_add_uint(d, k, (uint64_t)i), HUB_OK);
+    }
+    assert_int_equal(hub_reading_add_int(d, "delta", 1), HUB_EINVAL); /* from the record */
+    assert_int_equal(hub_reading_add_int(d, "x7", 1), HUB_EINVAL);    /* added since */
+    for (int i = 0; i < 30; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "t%02d", i);
+        size_t before = hub_reading_tag_count(d);
+        assert_int_equal(hub_reading_add_tag(d, k, "v"),
+                         before < HUB_READING_MAX_TAGS ? HUB_OK : HUB_EFULL);
+    }
+    assert_int_equal(hub_reading_tag_count(d), HUB_READING_MAX_TAGS);
+    assert_string_equal(hub_reading_tag_value(d, "site"), "replaced twice, longer than before");
+    assert_string_equal(hub_reading_tag_value(d, "a"), "first, replaced");
+    assert_string_equal(hub_reading_tag_value(d, "device"), "aq-2");
+    assert_string_equal(hub_reading_tag_value(d, "district"), "đồng hới");
+    assert_int_equal(hub_reading_field_count(d), 45);
+    assert_round_trip(d);
+    hub_reading_free(d);
+    hub_reading_free(r);
+}
+
+/* hub_reading_decode_into: the same reading as hub_reading_decode, in the
+ * spare's memory when it suits; the spare is never leaked (ASan). */
+static void test_decode_into(void **state)
+{
+    (void)state;
+    hub_reading_t *r = sample(), *d = NULL, *want = NULL;
+    struct hub_buf b;
+    encode(r, &b);
+    assert_int_equal(hub_reading_decode(b.data, b.len, &want), HUB_OK);
+
+    /* no spare: a new reading */
+    assert_int_equal(hub_reading_decode_into(NULL, b.data, b.len, &d), HUB_OK);
+    assert_readings_equal(want, d);
+    /* the same record again, into the reading it gave: reused */
+    hub_reading_t *spare = d;
+    assert_int_equal(hub_reading_decode_into(spare, b.data, b.len, &d), HUB_OK);
+    assert_ptr_equal(d, spare);
+    assert_readings_equal(want, d);
+    assert_round_trip(d);
+
+    /* a spare that grew (replaced tag, fields past the block, text chunks) */
+    assert_int_equal(hub_reading_add_tag(d, "site", "another"), HUB_OK);
+    char *big = repeat('s', 3000);
+    for (int i = 0; i < 30; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "g%d", i);
+        assert_int_equal(hub_reading_add_string(d, k, i < 3 ? big : "x"), HUB_OK);
+    }
+    free(big);
+    spare = d;
+    assert_int_equal(hub_reading_decode_into(spare, b.data, b.len, &d), HUB_OK);
+    assert_ptr_equal(d, spare);
+    assert_readings_equal(want, d);
+    /* and the reused reading takes adds like any other */
+    assert_int_equal(hub_reading_add_int(d, "delta", 1), HUB_EINVAL);
+    assert_int_equal(hub_reading_add_int(d, "new", 1), HUB_OK);
+    assert_int_equal(hub_reading_add_tag(d, "a", "b"), HUB_OK);
+    assert_round_trip(d);
+    hub_reading_free(d);
+
+    /* too small: a record with long strings needs a new block */
+    hub_reading_t *large = hub_reading_new("m", 1);
+    big = repeat('L', 2000);
+    assert_int_equal(hub_reading_add_string(large, "s", big), HUB_OK);
+    assert_int_equal(hub_reading_add_tag(large, "t", "v"), HUB_OK);
+    struct hub_buf lb;
+    encode(large, &lb);
+    hub_reading_t *tiny_spare = NULL;
+    struct w w;
+    w_head(&w);
+    w_varint(&w, 0), w_varint(&w, 1), w_str(&w, "f"), w_byte(&w, HUB_FIELD_BOOL), w_byte(&w, 1);
+    assert_int_equal(hub_reading_decode(w.b, w.n, &tiny_spare), HUB_OK);
+    assert_int_equal(hub_reading_decode_into(tiny_spare, lb.data, lb.len, &d), HUB_OK);
+    assert_readings_equal(large, d);
+    /* too large: not kept for a tiny record (it would hold memory) */
+    hub_reading_t *big_spare = d;
+    assert_int_equal(hub_reading_decode_into(big_spare, w.b, w.n, &d), HUB_OK);
+    assert_ptr_not_equal(d, big_spare); /* freed, a new one */
+    assert_int_equal(hub_reading_field_count(d), 1);
+    assert_round_trip(d);
+    /* a built reading serves as a spare */
+    hub_reading_t *built = hub_reading_new("x", 0);
+    hub_reading_free(d);
+    assert_int_equal(hub_reading_decode_into(built, b.data, b.len, &d), HUB_OK);
+    assert_ptr_equal(d, built);
+    assert_readings_equal(want, d);
+
+    /* malformed: HUB_EINVAL, nothing out, the spare freed */
+    spare = d;
+    d = (hub_reading_t *)0x1;
+    assert_int_equal(hub_reading_decode_into(spare, b.data, b.len - 1, &d), HUB_EINVAL);
+    assert_null(d);
+    assert_int_equal(hub_reading_decode_into(NULL, NULL, 0, &d), HUB_EINVAL);
+    assert_null(d);
+
+    free(big);
+    hub_buf_free(&lb);
+    hub_reading_free(large);
+    hub_reading_free(want);
+    hub_buf_free(&b);
+    hub_reading_free(r);
+}
+
+/* A chain of random records, each decoded into the reading before it,
+ * gives what a plain decode gives. */
+static void test_decode_into_chain(void **state)
+{
+    (void)state;
+    static struct model m;
+    hub_reading_t *prev = NULL;
+    for (int round = 0; round < 400; round++) {
+        memset(&m, 0, sizeof(m));
+        m.enc = 1 + 2 + 8 + 1 + 1;
+        hub_reading_t *r = hub_reading_new("m", round);
+        int ops = (int)(rnd() % 120);
+        for (int i = 0; i < ops; i++)
+            model_op(&m, r);
+        struct hub_buf b;
+        encode(r, &b);
+        hub_reading_t *d = NULL, *want = NULL;
+        assert_int_equal(hub_reading_decode(b.data, b.len, &want), HUB_OK);
+        assert_int_equal(hub_reading_decode_into(prev, b.data, b.len, &d), HUB_OK);
+        assert_readings_equal(want, d);
+        model_check(&m, d);
+        if (rnd() % 4 == 0) /* now and then grow it before it is reused */
+            model_op(&m, d);
+        prev = d;
+        hub_reading_free(want);
+        hub_buf_free(&b);
+        hub_reading_free(r);
+        model_free(&m);
+    }
+    hub_reading_free(prev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -780,6 +1207,12 @@ int main(void)
         cmocka_unit_test(test_decode_rejects_truncations),
         cmocka_unit_test(test_decode_corruptions),
         cmocka_unit_test(test_decode_rejects_malformed),
+        cmocka_unit_test(test_encode_to),
+        cmocka_unit_test(test_duplicates_many_keys),
+        cmocka_unit_test(test_model_random),
+        cmocka_unit_test(test_decoded_grows),
+        cmocka_unit_test(test_decode_into),
+        cmocka_unit_test(test_decode_into_chain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
