@@ -328,7 +328,7 @@ static bool locate(const struct mb_dev *d, const struct drv_modbus_register *reg
                    const uint16_t **words, const uint8_t **bits)
 {
     int bit_table = reg->table == DRV_MB_COIL || reg->table == DRV_MB_DISCRETE;
-    unsigned w = bit_table ? 1u : drv_modbus_type_width((enum drv_modbus_type)reg->type);
+    unsigned w = drv_modbus_reg_width(reg);
     *words = NULL;
     *bits = NULL;
     for (int b = 0; b < d->nblocks; b++) {
@@ -373,7 +373,8 @@ static hub_reading_t *make_reading(struct mb_ctx *c, struct mb_dev *d, int64_t w
         const uint16_t *words;
         const uint8_t *bits;
         uint64_t bit = i < 64 ? 1ull << i : 0;
-        rc = locate(d, reg, &words, &bits) ? drv_modbus_decode(reg, words, r) : HUB_EINVAL;
+        rc = locate(d, reg, &words, &bits) ? drv_modbus_decode_field(reg, words, bits, r)
+                                           : HUB_EINVAL;
         if (rc == HUB_OK) {
             d->nan_logged &= ~bit;
             continue;

@@ -196,7 +196,8 @@ int drv_modbus_bus_new(const struct drv_modbus_input_cfg *cfg, const struct drv_
                      d->cfg.name);
             goto fail;
         }
-        d->nblocks = drv_modbus_plan(&d->cfg, DRV_MB_POLL_MAX_GAP, d->plan, DRV_MB_MAX_REGISTERS);
+        d->nblocks = drv_modbus_plan(&d->cfg, d->cfg.max_gap >= 0 ? (unsigned)d->cfg.max_gap : 0u,
+                                     d->plan, DRV_MB_MAX_REGISTERS);
         if (d->nblocks <= 0) {
             snprintf(err, errlen, "device %s: registers cannot be planned", d->cfg.name);
             goto fail;

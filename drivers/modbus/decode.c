@@ -14,7 +14,9 @@
  * bytes. */
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <modbus.h>
@@ -29,11 +31,31 @@ unsigned drv_modbus_type_width(enum drv_modbus_type t)
     case DRV_MB_INT32:
     case DRV_MB_FLOAT32:
         return 2;
+    case DRV_MB_UINT64:
+    case DRV_MB_INT64:
+    case DRV_MB_FLOAT64:
+        return 4;
     case DRV_MB_UINT16:
     case DRV_MB_INT16:
+    case DRV_MB_BOOL:
+    case DRV_MB_STRING:
     default:
         return 1;
     }
+}
+
+static int bit_table(int table)
+{
+    return table == DRV_MB_COIL || table == DRV_MB_DISCRETE;
+}
+
+unsigned drv_modbus_reg_width(const struct drv_modbus_register *reg)
+{
+    if (bit_table(reg->table))
+        return 1;
+    if (reg->type == DRV_MB_STRING)
+        return reg->length >= 1 ? (unsigned)reg->length : 1u;
+    return drv_modbus_type_width((enum drv_modbus_type)reg->type);
 }
 
 static uint16_t swap16(uint16_t v)
@@ -46,36 +68,34 @@ uint16_t drv_modbus_u16(uint16_t reg, int order)
     return (order == DRV_MB_BADC || order == DRV_MB_DCBA) ? swap16(reg) : reg;
 }
 
+/* The raw value of n registers (2 or 4) in the given order: ABCD most
+ * significant register first, CDAB least significant first; BADC and DCBA
+ * also swap the bytes of each register. */
+static uint64_t raw_n(const uint16_t *regs, unsigned n, int order)
+{
+    int reversed = order == DRV_MB_CDAB || order == DRV_MB_DCBA;
+    uint64_t v = 0;
+    for (unsigned i = 0; i < n; i++)
+        v = (v << 16) | drv_modbus_u16(regs[reversed ? n - 1 - i : i], order);
+    return v;
+}
+
 uint32_t drv_modbus_u32(const uint16_t *regs, int order)
 {
-    uint16_t hi, lo;
-    switch (order) {
-    case DRV_MB_CDAB:
-        hi = regs[1];
-        lo = regs[0];
-        break;
-    case DRV_MB_BADC:
-        hi = swap16(regs[0]);
-        lo = swap16(regs[1]);
-        break;
-    case DRV_MB_DCBA:
-        hi = swap16(regs[1]);
-        lo = swap16(regs[0]);
-        break;
-    case DRV_MB_ABCD:
-    default:
-        hi = regs[0];
-        lo = regs[1];
-        break;
-    }
-    return ((uint32_t)hi << 16) | lo;
+    return (uint32_t)raw_n(regs, 2, order);
+}
+
+uint64_t drv_modbus_u64(const uint16_t *regs, int order)
+{
+    return raw_n(regs, 4, order);
 }
 
 static int valid_register(const struct drv_modbus_register *reg)
 {
-    return reg->type >= DRV_MB_UINT16 && reg->type <= DRV_MB_FLOAT32 && reg->order >= DRV_MB_ABCD &&
+    return reg->type >= DRV_MB_UINT16 && reg->type <= DRV_MB_STRING && reg->order >= DRV_MB_ABCD &&
            reg->order <= DRV_MB_DCBA && reg->table >= DRV_MB_HOLDING &&
-           reg->table <= DRV_MB_INPUT && isfinite(reg->scale);
+           reg->table <= DRV_MB_DISCRETE && reg->store >= DRV_MB_STORE_AUTO &&
+           reg->store <= DRV_MB_STORE_UINT && isfinite(reg->scale) && isfinite(reg->offset);
 }
 
 /* raw * scale, except that a scale of 1/N for a whole N (0.1, 0.01, 0.001,
@@ -90,114 +110,250 @@ static double scale_value(double raw, double scale)
     return raw * scale;
 }
 
-int drv_modbus_decode(const struct drv_modbus_register *reg, const uint16_t *regs, hub_reading_t *r)
+/* A float32 as the double nearest its shortest decimal form, so that the
+ * store shows 228.94186, not 228.94186401367188: the sensor sent a float32
+ * and has no more digits than that. */
+double drv_modbus_float32_value(float f)
 {
-    if (!reg || !regs || !r || !valid_register(reg))
+    char buf[32];
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(buf, sizeof(buf), "%.*g", prec, (double)f);
+        if (strtof(buf, NULL) == f)
+            return strtod(buf, NULL);
+    }
+    return (double)f;
+}
+
+/* The field's type in the store (enum drv_modbus_store, resolved). */
+int drv_modbus_store_of(const struct drv_modbus_register *reg)
+{
+    if (bit_table(reg->table))
+        return DRV_MB_STORE_AUTO; /* boolean */
+    if (reg->store != DRV_MB_STORE_AUTO)
+        return reg->store;
+    switch (reg->type) {
+    case DRV_MB_FLOAT32:
+    case DRV_MB_FLOAT64:
+        return DRV_MB_STORE_FLOAT;
+    case DRV_MB_BOOL:
+    case DRV_MB_STRING:
+        return DRV_MB_STORE_AUTO; /* boolean, string */
+    default:
+        break;
+    }
+    if (reg->scale != 1.0 || reg->offset != 0.0)
+        return DRV_MB_STORE_FLOAT;
+    return (reg->type == DRV_MB_INT16 || reg->type == DRV_MB_INT32 || reg->type == DRV_MB_INT64)
+               ? DRV_MB_STORE_INT
+               : DRV_MB_STORE_UINT;
+}
+
+static int decode_string(const struct drv_modbus_register *reg, const uint16_t *regs,
+                         hub_reading_t *r)
+{
+    char s[2 * DRV_MB_MAX_STRING_REGS + 1];
+    size_t n = 0;
+    unsigned len = drv_modbus_reg_width(reg);
+    for (unsigned i = 0; i < len && i < DRV_MB_MAX_STRING_REGS; i++) {
+        uint16_t w = drv_modbus_u16(regs[i], reg->order);
+        s[n++] = (char)(w >> 8);
+        s[n++] = (char)(w & 0xFF);
+    }
+    s[n] = '\0';
+    n = strnlen(s, n); /* up to the first NUL */
+    while (n > 0 && s[n - 1] == ' ')
+        n--;
+    s[n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7E)
+            return HUB_EINVAL; /* not text: no value */
+    return hub_reading_add_string(r, reg->field, s);
+}
+
+int drv_modbus_decode_field(const struct drv_modbus_register *reg, const uint16_t *regs,
+                            const uint8_t *bits, hub_reading_t *r)
+{
+    if (!reg || !r || !valid_register(reg))
+        return HUB_EINVAL;
+    if (bit_table(reg->table)) {
+        if (!bits)
+            return HUB_EINVAL;
+        return hub_reading_add_bool(r, reg->field, bits[0] != 0);
+    }
+    if (!regs)
         return HUB_EINVAL;
 
-    int scaled = reg->scale != 1.0;
-    uint32_t u32;
-    float f;
     double v;
-
+    int64_t iv = 0;
+    uint64_t uv = 0;
+    int is_signed = 0, is_float = 0;
     switch (reg->type) {
-    case DRV_MB_UINT16: {
-        uint16_t u = drv_modbus_u16(regs[0], reg->order);
-        if (!scaled)
-            return hub_reading_add_uint(r, reg->field, u);
-        v = (double)u;
+    case DRV_MB_BOOL:
+        if (reg->bit < 0 || reg->bit > 15)
+            return HUB_EINVAL;
+        return hub_reading_add_bool(r, reg->field,
+                                    (drv_modbus_u16(regs[0], reg->order) >> reg->bit) & 1);
+    case DRV_MB_STRING:
+        return decode_string(reg, regs, r);
+    case DRV_MB_UINT16:
+        uv = drv_modbus_u16(regs[0], reg->order);
         break;
-    }
-    case DRV_MB_INT16: {
-        int16_t i = (int16_t)drv_modbus_u16(regs[0], reg->order);
-        if (!scaled)
-            return hub_reading_add_int(r, reg->field, i);
-        v = (double)i;
+    case DRV_MB_INT16:
+        iv = (int16_t)drv_modbus_u16(regs[0], reg->order);
+        is_signed = 1;
         break;
-    }
     case DRV_MB_UINT32:
-        u32 = drv_modbus_u32(regs, reg->order);
-        if (!scaled)
-            return hub_reading_add_uint(r, reg->field, u32);
-        v = (double)u32;
+        uv = drv_modbus_u32(regs, reg->order);
         break;
-    case DRV_MB_INT32: {
-        int32_t i = (int32_t)drv_modbus_u32(regs, reg->order);
-        if (!scaled)
-            return hub_reading_add_int(r, reg->field, i);
-        v = (double)i;
+    case DRV_MB_INT32:
+        iv = (int32_t)drv_modbus_u32(regs, reg->order);
+        is_signed = 1;
         break;
-    }
-    case DRV_MB_FLOAT32:
-    default:
-        u32 = drv_modbus_u32(regs, reg->order);
-        memcpy(&f, &u32, sizeof(f));
+    case DRV_MB_UINT64:
+        uv = drv_modbus_u64(regs, reg->order);
+        break;
+    case DRV_MB_INT64:
+        iv = (int64_t)drv_modbus_u64(regs, reg->order);
+        is_signed = 1;
+        break;
+    case DRV_MB_FLOAT32: {
+        uint32_t u = drv_modbus_u32(regs, reg->order);
+        float f;
+        memcpy(&f, &u, sizeof(f));
         if (!isfinite(f))
             return HUB_EINVAL; /* the sensor has no value */
-        v = (double)f;
+        v = drv_modbus_float32_value(f);
+        is_float = 1;
         break;
     }
-    if (scaled)
-        v = scale_value(v, reg->scale);
+    case DRV_MB_FLOAT64:
+    default: {
+        uint64_t u = drv_modbus_u64(regs, reg->order);
+        memcpy(&v, &u, sizeof(v));
+        if (!isfinite(v))
+            return HUB_EINVAL;
+        is_float = 1;
+        break;
+    }
+    }
+    int store = drv_modbus_store_of(reg);
+    int scaled = reg->scale != 1.0 || reg->offset != 0.0;
+    if (!scaled && !is_float) { /* integers stay exact */
+        if (store == DRV_MB_STORE_INT) {
+            if (!is_signed && uv > (uint64_t)INT64_MAX)
+                return HUB_EINVAL;
+            return hub_reading_add_int(r, reg->field, is_signed ? iv : (int64_t)uv);
+        }
+        if (store == DRV_MB_STORE_UINT) {
+            if (is_signed && iv < 0)
+                return HUB_EINVAL;
+            return hub_reading_add_uint(r, reg->field, is_signed ? (uint64_t)iv : uv);
+        }
+        v = is_signed ? (double)iv : (double)uv;
+    } else if (!is_float) {
+        v = is_signed ? (double)iv : (double)uv;
+    }
+    if (scaled) {
+        if (reg->scale != 1.0)
+            v = scale_value(v, reg->scale);
+        v += reg->offset;
+    }
     if (!isfinite(v))
         return HUB_EINVAL; /* a huge float times a scale */
+    if (store == DRV_MB_STORE_INT) {
+        double rv = nearbyint(v);
+        if (!(rv >= -9223372036854775808.0 && rv < 9223372036854775808.0))
+            return HUB_EINVAL;
+        return hub_reading_add_int(r, reg->field, (int64_t)rv);
+    }
+    if (store == DRV_MB_STORE_UINT) {
+        double rv = nearbyint(v);
+        if (!(rv >= 0.0 && rv < 18446744073709551616.0))
+            return HUB_EINVAL;
+        return hub_reading_add_uint(r, reg->field, (uint64_t)rv);
+    }
     return hub_reading_add_float(r, reg->field, v);
 }
 
+int drv_modbus_decode(const struct drv_modbus_register *reg, const uint16_t *regs, hub_reading_t *r)
+{
+    return drv_modbus_decode_field(reg, regs, NULL, r);
+}
+
 /* ---- planning ----------------------------------------------------------- */
+
+/* One cluster: fields of one table whose address ranges overlap, read as
+ * one piece [lo, hi). */
+struct span {
+    int table;
+    int64_t lo, hi;
+};
+
+static int span_cmp(const void *a, const void *b)
+{
+    const struct span *x = a, *y = b;
+    if (x->table != y->table)
+        return x->table < y->table ? -1 : 1;
+    if (x->lo != y->lo)
+        return x->lo < y->lo ? -1 : 1;
+    return (x->hi > y->hi) - (x->hi < y->hi);
+}
 
 int drv_modbus_plan(const struct drv_modbus_device *dev, unsigned max_gap,
                     struct drv_modbus_block *out, size_t max_out)
 {
     size_t n = dev->nregs;
-    size_t idx[DRV_MB_MAX_REGISTERS];
+    struct span sp[DRV_MB_MAX_REGISTERS];
     if (n > DRV_MB_MAX_REGISTERS)
         return -1;
-
+    int64_t max_regs = dev->max_registers >= 1 && dev->max_registers <= DRV_MB_MAX_REGS_PER_READ
+                           ? dev->max_registers
+                           : DRV_MB_MAX_REGS_PER_READ;
     for (size_t i = 0; i < n; i++) {
         const struct drv_modbus_register *reg = &dev->regs[i];
-        if (reg->address < 0 || reg->address + drv_modbus_type_width(reg->type) > 65536)
+        if (reg->table < DRV_MB_HOLDING || reg->table > DRV_MB_DISCRETE)
             return -1;
-        if (reg->table != DRV_MB_HOLDING && reg->table != DRV_MB_INPUT)
+        sp[i].table = reg->table;
+        sp[i].lo = reg->address;
+        sp[i].hi = reg->address + drv_modbus_reg_width(reg);
+        if (reg->address < 0 || sp[i].hi > 65536)
             return -1;
-        idx[i] = i;
     }
-    /* insertion sort by (table, address): at most 64 entries */
-    for (size_t i = 1; i < n; i++) {
-        size_t k = idx[i];
-        size_t j = i;
-        while (j > 0) {
-            const struct drv_modbus_register *a = &dev->regs[idx[j - 1]], *b = &dev->regs[k];
-            if (a->table < b->table || (a->table == b->table && a->address <= b->address))
-                break;
-            idx[j] = idx[j - 1];
-            j--;
-        }
-        idx[j] = k;
-    }
-
-    size_t nb = 0;
-    int64_t start = 0, end = 0; /* current block: [start, end) */
-    int table = -1;
+    qsort(sp, n, sizeof(sp[0]), span_cmp);
+    /* overlapping fields are read as one piece: merge them */
+    size_t nc = 0;
     for (size_t i = 0; i < n; i++) {
-        const struct drv_modbus_register *reg = &dev->regs[idx[i]];
-        int64_t a = reg->address, e = a + drv_modbus_type_width(reg->type);
-        if (table == reg->table && a <= end + (int64_t)max_gap &&
-            (e > end ? e : end) - start <= DRV_MB_MAX_REGS_PER_READ) {
-            if (e > end)
-                end = e;
-            out[nb - 1].count = (uint16_t)(end - start);
-            continue;
+        if (nc > 0 && sp[nc - 1].table == sp[i].table && sp[i].lo < sp[nc - 1].hi) {
+            if (sp[i].hi > sp[nc - 1].hi)
+                sp[nc - 1].hi = sp[i].hi;
+        } else {
+            sp[nc++] = sp[i];
         }
+    }
+    /* The pieces are disjoint and sorted: one left-to-right pass that
+     * extends a request while the next piece starts within max_gap of its
+     * end and the request stays within the limit is optimal (exchange
+     * argument: no request of any plan that covers the first piece reaches
+     * further than the greedy one). tests/unit/test_drv_modbus_plan.c checks
+     * it against a brute-force search. */
+    size_t nb = 0;
+    for (size_t i = 0; i < nc;) {
+        int table = sp[i].table;
+        int64_t limit = bit_table(table) ? DRV_MB_MAX_BITS_PER_READ : max_regs;
+        int64_t lo = sp[i].lo, hi = sp[i].hi;
+        if (hi - lo > limit)
+            return -1; /* overlapping fields wider than one request */
+        size_t j = i + 1;
+        while (j < nc && sp[j].table == table && sp[j].lo - hi <= (int64_t)max_gap &&
+               sp[j].hi - lo <= limit)
+            hi = sp[j++].hi;
         if (nb == max_out)
             return -1;
-        table = reg->table;
-        start = a;
-        end = e;
         out[nb].table = table;
-        out[nb].address = (uint16_t)start;
-        out[nb].count = (uint16_t)(end - start);
+        out[nb].address = (uint16_t)lo;
+        out[nb].count = (uint16_t)(hi - lo);
         nb++;
+        i = j;
     }
     return (int)nb;
 }
@@ -246,11 +402,51 @@ int drv_modbus_check_device_at(const struct drv_modbus_device *dev, size_t *at_r
             AT(i, NULL);
             return -1;
         }
-        if (reg->address < 0 || reg->address + drv_modbus_type_width(reg->type) > 65536) {
+        if (bit_table(reg->table) && reg->type != DRV_MB_BOOL && reg->type != DRV_MB_UINT16) {
+            snprintf(err, errlen, "device %s: field %s: a %s holds bits: type is bool", dev->name,
+                     reg->field, reg->table == DRV_MB_COIL ? "coil" : "discrete input");
+            AT(i, "type");
+            return -1;
+        }
+        if (!bit_table(reg->table) && reg->type == DRV_MB_BOOL && reg->bit < 0) {
+            snprintf(err, errlen, "device %s: field %s: a bool from a register needs bit (0..15)",
+                     dev->name, reg->field);
+            AT(i, "bit");
+            return -1;
+        }
+        if (reg->bit >= 0 && (reg->type != DRV_MB_BOOL || bit_table(reg->table))) {
+            snprintf(err, errlen, "device %s: field %s: bit is for type bool on a register",
+                     dev->name, reg->field);
+            AT(i, "bit");
+            return -1;
+        }
+        if (reg->type == DRV_MB_STRING &&
+            (reg->length < 1 || reg->length > DRV_MB_MAX_STRING_REGS)) {
+            snprintf(err, errlen, "device %s: field %s: a string needs length (1..%d registers)",
+                     dev->name, reg->field, DRV_MB_MAX_STRING_REGS);
+            AT(i, "length");
+            return -1;
+        }
+        if ((reg->type == DRV_MB_BOOL || reg->type == DRV_MB_STRING || bit_table(reg->table)) &&
+            (reg->scale != 1.0 || reg->offset != 0.0 || reg->store != DRV_MB_STORE_AUTO)) {
+            snprintf(err, errlen, "device %s: field %s: scale, offset and store are for numbers",
+                     dev->name, reg->field);
+            AT(i, reg->scale != 1.0 ? "scale" : reg->offset != 0.0 ? "offset" : "store");
+            return -1;
+        }
+        if (reg->address < 0 || reg->address + drv_modbus_reg_width(reg) > 65536) {
             snprintf(err, errlen, "device %s: field %s: address %lld + %u registers is past 65535",
-                     dev->name, reg->field, (long long)reg->address,
-                     drv_modbus_type_width(reg->type));
+                     dev->name, reg->field, (long long)reg->address, drv_modbus_reg_width(reg));
             AT(i, "address");
+            return -1;
+        }
+        if (!bit_table(reg->table) && dev->max_registers >= 1 &&
+            drv_modbus_reg_width(reg) > (unsigned)dev->max_registers) {
+            snprintf(err, errlen,
+                     "device %s: field %s: %u registers wide, more than max_registers (%lld)",
+                     dev->name, reg->field, drv_modbus_reg_width(reg),
+                     (long long)dev->max_registers);
+            AT(i, "type");
             return -1;
         }
         if (reg->scale == 0.0) {

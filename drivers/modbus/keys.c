@@ -14,10 +14,13 @@
 
 const char *const drv_modbus_bus_types[] = {"tcp", "rtu", NULL}; /* drv_modbus_bus_type */
 static const char *const parities[] = {"N", "E", "O", NULL};     /* drv_modbus_bus.parity */
-static const char *const tables[] = {"holding", "input", NULL};  /* drv_modbus_table */
-static const char *const types[] = {"uint16", "int16",   "uint32",
-                                    "int32",  "float32", NULL};             /* drv_modbus_type */
+static const char *const tables[] = {"holding", "input", "coil", "discrete",
+                                     NULL}; /* drv_modbus_table */
+static const char *const types[] = {
+    "uint16", "int16",   "uint32", "int32",  "float32", "uint64",
+    "int64",  "float64", "bool",   "string", NULL};                         /* drv_modbus_type */
 static const char *const orders[] = {"ABCD", "CDAB", "BADC", "DCBA", NULL}; /* drv_modbus_order */
+static const char *const stores[] = {"auto", "float", "int", "uint", NULL}; /* drv_modbus_store */
 static const char *const on_off[] = {"off", "on", NULL};
 static const char *const debugs[] = {"off", "frames", NULL}; /* drv_modbus_debug */
 
@@ -76,6 +79,14 @@ const struct hub_cfg_key drv_modbus_device_keys[] = {
                 "profile's unless the device names another"),
     HUB_CFG_KEY("tags", HUB_CFG_TAGS, NULL, false, DEV(tags), 0, 0, 0, NULL,
                 "tags added to every reading of the device"),
+    HUB_CFG_KEY("max_gap", HUB_CFG_INT, "-1", false, DEV(max_gap), 0, -1, DRV_MB_MAX_REGS_PER_READ,
+                NULL,
+                "unused registers a request may read through to merge two fields into one "
+                "request; -1: the profile's, else 0 (only adjacent fields share a request)"),
+    HUB_CFG_KEY("max_registers", HUB_CFG_INT, "-1", false, DEV(max_registers), 0, -1,
+                DRV_MB_MAX_REGS_PER_READ, NULL,
+                "most registers one request reads (for slaves that refuse 125); -1: the "
+                "profile's, else 125"),
     HUB_CFG_KEY("profile", HUB_CFG_STRING, NULL, false, DEV(profile),
                 sizeof(((struct drv_modbus_device *)0)->profile), 0, 0, NULL,
                 "register map from the profile library (cityhub profiles lists them); the "
@@ -97,11 +108,14 @@ const struct hub_cfg_key drv_modbus_register_keys[] = {
                 sizeof(((struct drv_modbus_register *)0)->field), 0, 0, NULL,
                 "field name in the reading"),
     HUB_CFG_KEY("table", HUB_CFG_ENUM, "holding", false, REG(table), 0, 0, 0, tables,
-                "holding (function 3) or input (function 4) registers"),
+                "holding (function 3) or input (function 4) registers, coil (1) or discrete "
+                "(2: discrete inputs) bits"),
     HUB_CFG_KEY("address", HUB_CFG_INT, NULL, true, REG(address), 0, 0, 65535, NULL,
                 "register address, 0-based as on the wire"),
     HUB_CFG_KEY("type", HUB_CFG_ENUM, "uint16", false, REG(type), 0, 0, 0, types,
-                "uint16, int16 (1 register), uint32, int32, float32 (2 registers)"),
+                "uint16, int16 (1 register), uint32, int32, float32 (2), uint64, int64, float64 "
+                "(4), bool (a coil or discrete input, or `bit` of a register), string (`length` "
+                "registers)"),
     HUB_CFG_KEY(
         "order", HUB_CFG_ENUM, "ABCD", false, REG(order), 0, 0, 0, orders,
         "byte order: ABCD big-endian, CDAB word-swapped, BADC byte-swapped, DCBA little-endian"),
@@ -111,7 +125,17 @@ const struct hub_cfg_key drv_modbus_register_keys[] = {
                 sizeof(((struct drv_modbus_register *)0)->unit), 0, 0, NULL,
                 "unit of measure, for documentation (e.g. degC)"),
     HUB_CFG_KEY("bit", HUB_CFG_INT, "-1", false, REG(bit), 0, -1, 15, NULL,
-                "bool from a register: its bit 0..15 (0 = least significant)"),
+                "type bool on a holding or input register: its bit 0..15 (0 = least significant)"),
+    HUB_CFG_KEY("length", HUB_CFG_INT, "0", false, REG(length), 0, 0, DRV_MB_MAX_STRING_REGS, NULL,
+                "type string: its registers (two characters each)"),
+    HUB_CFG_KEY("offset", HUB_CFG_DOUBLE, "0", false, REG(offset), 0, 0, 0, NULL,
+                "value = raw * scale + offset"),
+    HUB_CFG_KEY("store", HUB_CFG_ENUM, "auto", false, REG(store), 0, 0, 0, stores,
+                "the field's type in the store: auto (float when scaled or a float, else the "
+                "integer's own), float, int or uint (rounded)"),
+    HUB_CFG_KEY("description", HUB_CFG_STRING, NULL, false, REG(description),
+                sizeof(((struct drv_modbus_register *)0)->description), 0, 0, NULL,
+                "what the field is, for the data dictionary"),
     HUB_CFG_END,
 };
 

@@ -166,16 +166,29 @@ extern const struct drv_ops drv_modbus_ops;
  * HUB_READING_MAX_TAGS, unit 0 only on TCP. cfg is a struct drv_config. */
 void drv_modbus_check(const void *cfg, struct drv_check *ck);
 
-/* Number of registers a type spans (1 or 2). */
+/* Number of registers a type spans (1, 2 or 4; a string: see reg_width). */
 unsigned drv_modbus_type_width(enum drv_modbus_type t);
+/* Registers (or bits, on coil and discrete tables) a field spans. */
+unsigned drv_modbus_reg_width(const struct drv_modbus_register *reg);
 
-/* Decode a register's value from regs (width registers, as received) and add
- * it to r as a field: float when scale != 1 or type is float32 (scaled value
- * = raw * scale), int for int16/int32, uint for uint16/uint32. A float32
- * that is NaN or infinite is refused (HUB_EINVAL): the sensor reports no
- * value, and no field is added. Returns HUB_OK or an error from hub_reading. */
+/* Decode a field and add it to r. regs: its registers as received
+ * (drv_modbus_reg_width of them); bits: for coil and discrete tables, its
+ * bit (one byte, 0 or 1). The stored type follows drv_modbus_store_of:
+ * integers with neither scale nor offset stay exact; value = raw * scale +
+ * offset otherwise; float32 as its shortest decimal (228.94186). A NaN or
+ * infinite float, an integer out of the store's range, or a string that is
+ * not printable ASCII is no value (HUB_EINVAL): no field is added. Returns
+ * HUB_OK or an error from hub_reading. */
+int drv_modbus_decode_field(const struct drv_modbus_register *reg, const uint16_t *regs,
+                            const uint8_t *bits, hub_reading_t *r);
+/* The same for register tables (bits NULL). */
 int drv_modbus_decode(const struct drv_modbus_register *reg, const uint16_t *regs,
                       hub_reading_t *r);
+/* The store type of a field: DRV_MB_STORE_FLOAT, _INT or _UINT, or
+ * DRV_MB_STORE_AUTO for bool and string (stored as such). */
+int drv_modbus_store_of(const struct drv_modbus_register *reg);
+/* A float32 as the double nearest its shortest round-tripping decimal. */
+double drv_modbus_float32_value(float f);
 
 /* One read request of a plan. */
 struct drv_modbus_block {
@@ -184,10 +197,12 @@ struct drv_modbus_block {
     uint16_t count;
 };
 
-/* Group a device's registers into read requests: same table, contiguous or
- * with gaps of at most max_gap registers, at most DRV_MB_MAX_REGS_PER_READ per
- * request. Returns the number of blocks written to out (at most max_out), or
- * -1 if a register would not fit (address + width > 65536). */
+/* Group a device's fields into the fewest read requests: same table,
+ * reading through at most max_gap unused registers (or bits) between
+ * fields, at most dev->max_registers (1..125; else 125) registers or 2000
+ * bits per request; overlapping fields share a request. Returns the number
+ * of blocks written to out (at most max_out), or -1 if a field would not fit
+ * (past 65535, or overlapping fields wider than one request). */
 int drv_modbus_plan(const struct drv_modbus_device *dev, unsigned max_gap,
                     struct drv_modbus_block *out, size_t max_out);
 

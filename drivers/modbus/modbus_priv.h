@@ -7,12 +7,10 @@
 
 #include "drivers/modbus/modbus_drv.h"
 
-/* Largest gap (unused registers) the poller reads through to merge two
- * requests. 0: only contiguous or overlapping registers share a request,
- * because many devices answer "illegal data address" for a read that
- * touches an unmapped register, and the config has no way to say which
- * gaps are safe. */
-#define DRV_MB_POLL_MAX_GAP 0u
+/* A device's max_gap defaults to 0: only contiguous or overlapping fields
+ * share a request, because many devices answer "illegal data address" for a
+ * read that touches an unmapped register. A profile whose map is known to
+ * be readable across its gaps sets a larger one. */
 
 /* Backoff of a failing device, so that it cannot take the bus from the
  * others. One failed poll is retried at the next interval (a blip costs
@@ -74,6 +72,9 @@ const char *drv_modbus_exception_name(int code);
 /* The raw 32-bit value of two registers in the given order (ABCD: reg[0] is
  * A B, reg[1] is C D). */
 uint32_t drv_modbus_u32(const uint16_t *regs, int order);
+/* The same for four registers: ABCD most significant register first, CDAB
+ * least significant first, BADC/DCBA also swap each register's bytes. */
+uint64_t drv_modbus_u64(const uint16_t *regs, int order);
 /* The raw 16-bit value of one register: as received for ABCD and CDAB, its
  * two bytes swapped for BADC and DCBA. */
 uint16_t drv_modbus_u16(uint16_t reg, int order);

@@ -402,9 +402,9 @@ static void test_bad_enum(void **state)
     expect_errors(HEAD "devices:\n"
                        "  - name: aq-1\n"
                        "    bus: lan\n"
-                       "    registers: [{field: x, address: 1, type: float64}]\n",
-                  "test.yaml:7:46: bad value \"float64\" for type: use one of uint16, int16, "
-                  "uint32, int32, float32\n",
+                       "    registers: [{field: x, address: 1, type: float128}]\n",
+                  "test.yaml:7:46: bad value \"float128\" for type: use one of uint16, int16, "
+                  "uint32, int32, float32, uint64, int64, float64, bool, string\n",
                   1);
 }
 
