@@ -14,6 +14,7 @@
  * bytes. */
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -320,40 +321,57 @@ int drv_modbus_plan(const struct drv_modbus_device *dev, unsigned max_gap,
             return -1;
     }
     qsort(sp, n, sizeof(sp[0]), span_cmp);
-    /* overlapping fields are read as one piece: merge them */
-    size_t nc = 0;
+    /* The mapped registers of each table: the fields' ranges merged. A
+     * request may read through a run of unmapped registers of at most
+     * max_gap; mapped ones it reads whatever field they belong to. */
+    struct span mapped[DRV_MB_MAX_REGISTERS];
+    size_t nm = 0;
     for (size_t i = 0; i < n; i++) {
-        if (nc > 0 && sp[nc - 1].table == sp[i].table && sp[i].lo < sp[nc - 1].hi) {
-            if (sp[i].hi > sp[nc - 1].hi)
-                sp[nc - 1].hi = sp[i].hi;
+        if (nm > 0 && mapped[nm - 1].table == sp[i].table && sp[i].lo <= mapped[nm - 1].hi) {
+            if (sp[i].hi > mapped[nm - 1].hi)
+                mapped[nm - 1].hi = sp[i].hi;
         } else {
-            sp[nc++] = sp[i];
+            mapped[nm++] = sp[i];
         }
     }
-    /* The pieces are disjoint and sorted: one left-to-right pass that
-     * extends a request while the next piece starts within max_gap of its
-     * end and the request stays within the limit is optimal (exchange
-     * argument: no request of any plan that covers the first piece reaches
-     * further than the greedy one). tests/unit/test_drv_modbus_plan.c checks
-     * it against a brute-force search. */
-    size_t nb = 0;
-    for (size_t i = 0; i < nc;) {
+    /* Greedy, and optimal: the first field not yet covered must be covered
+     * by a request starting at or before it; trimmed to start at that field
+     * it stays valid, so start there, and end as far as the limit and the
+     * gaps allow (at the furthest end of a field that fits): every field a
+     * shorter request would cover, this one covers too.
+     * tests/unit/test_drv_modbus_plan.c checks it against a brute-force
+     * search. */
+    bool covered[DRV_MB_MAX_REGISTERS] = {false};
+    size_t nb = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (covered[i])
+            continue;
         int table = sp[i].table;
         int64_t limit = bit_table(table) ? DRV_MB_MAX_BITS_PER_READ : max_regs;
-        int64_t lo = sp[i].lo, hi = sp[i].hi;
-        if (hi - lo > limit)
-            return -1; /* overlapping fields wider than one request */
-        size_t j = i + 1;
-        while (j < nc && sp[j].table == table && sp[j].lo - hi <= (int64_t)max_gap &&
-               sp[j].hi - lo <= limit)
-            hi = sp[j++].hi;
+        int64_t lo = sp[i].lo;
+        while (mapped[m].table != table || mapped[m].hi <= lo)
+            m++; /* the mapped run lo is in */
+        int64_t reach = mapped[m].hi;
+        for (size_t k = m + 1;
+             k < nm && mapped[k].table == table && mapped[k].lo - reach <= (int64_t)max_gap; k++)
+            reach = mapped[k].hi;
+        if (reach > lo + limit)
+            reach = lo + limit;
+        if (sp[i].hi > reach)
+            return -1; /* the field is wider than one request */
+        int64_t hi = lo;
+        for (size_t j = i; j < n && sp[j].table == table && sp[j].lo < reach; j++)
+            if (!covered[j] && sp[j].hi <= reach && sp[j].hi > hi)
+                hi = sp[j].hi;
+        for (size_t j = i; j < n && sp[j].table == table && sp[j].lo < hi; j++)
+            if (sp[j].hi <= hi)
+                covered[j] = true;
         if (nb == max_out)
             return -1;
         out[nb].table = table;
         out[nb].address = (uint16_t)lo;
         out[nb].count = (uint16_t)(hi - lo);
         nb++;
-        i = j;
     }
     return (int)nb;
 }

@@ -303,6 +303,8 @@ const struct drv_command drv_modbus_commands[] = {
      drv_modbus_cmd_read},
     {"poll", "-c FILE --device NAME --once  poll one configured device once, print its fields",
      drv_modbus_cmd_poll},
+    {"plan", "-c FILE [--device NAME]  each Modbus device's read requests (no bus is touched)",
+     drv_modbus_cmd_plan},
     {NULL, NULL, NULL},
 };
 
