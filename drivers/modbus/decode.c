@@ -1,18 +1,35 @@
-/* drivers/modbus/decode.c — register values to fields, read planning and the
- * device checks of the Modbus driver. No I/O here: all of it is unit-tested
- * and fuzzed without a bus.
+/* drivers/modbus/decode.c — register values to fields, and the device
+ * checks of the Modbus driver (the read planner is plan.c). No I/O here: all
+ * of it is unit-tested and fuzzed without a bus.
  *
  * Byte order. A register arrives as a 16-bit word, high byte first on the
- * wire; libmodbus hands it over as a host uint16_t. For a 32-bit value over
- * two registers, with A the most significant byte:
- *   ABCD  reg[0] = A B, reg[1] = C D   (Modbus default, big-endian)
- *   CDAB  reg[0] = C D, reg[1] = A B   (word-swapped)
- *   BADC  reg[0] = B A, reg[1] = D C   (byte-swapped)
- *   DCBA  reg[0] = D C, reg[1] = B A   (little-endian)
- * For a 16-bit value the word order has no meaning; only the byte swap does:
+ * wire; libmodbus hands it over as a host uint16_t. For a value of n
+ * registers (2 or 4), its big-endian bytes A B C D ... (A the most
+ * significant) taken two at a time are the words W1 .. Wn, and
+ *   ABCD  reg[0..n) = W1 .. Wn          (Modbus default, big-endian)
+ *   CDAB  reg[0..n) = Wn .. W1          (word-swapped: registers reversed)
+ *   BADC  W1 .. Wn, each byte-swapped   (B A, D C, ...)
+ *   DCBA  Wn .. W1, each byte-swapped   (little-endian)
+ * So for 2 registers CDAB is reg[0] = C D, reg[1] = A B; for 4, CDAB
+ * reverses all four registers. For a 16-bit value (and a bool from a bit
+ * of a register) the word order has no meaning; only the byte swap does:
  * ABCD and CDAB take the register as it is, BADC and DCBA swap its two
- * bytes. */
+ * bytes. A string keeps its registers in address order; BADC and DCBA swap
+ * the two characters of each.
+ *
+ * Choices made here (docs/modbus-registers.md):
+ *  - coils and discrete inputs are bools; their type is bool or left out
+ *    (the default, uint16, is taken as bool there: it cannot be told from
+ *    one left out);
+ *  - a string is cut at its first NUL and its trailing spaces; one with a
+ *    byte outside printable ASCII (0x20..0x7E) left is no value;
+ *  - a float32 is first taken as its shortest round-tripping decimal
+ *    (228.94186, not 228.94186401367188), then scaled and offset in
+ *    double precision (a scale of 1/N divides by N);
+ *  - store int / uint round to nearest, ties to even; out of range is no
+ *    value. */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -111,13 +128,31 @@ static double scale_value(double raw, double scale)
     return raw * scale;
 }
 
+/* raw * scale + offset, as the sensor meant it: with a scale of 1/N and an
+ * offset of whole 1/N steps, (raw + offset * N) / N, so that 54321 at 0.01
+ * minus 100 is the double nearest 443.21, not 443.21000000000004. */
+static double scale_offset(double raw, double scale, double offset)
+{
+    double inv = 1.0 / scale;
+    double n = nearbyint(inv);
+    if (fabs(scale) < 1.0 && n != 0.0 && fabs(inv - n) < 1e-9 * fabs(n)) {
+        double steps = offset * n;
+        if (steps == nearbyint(steps) && fabs(steps) < 9007199254740992.0 &&
+            fabs(raw) < 9007199254740992.0)
+            return (raw + steps) / n;
+    }
+    return scale_value(raw, scale) + offset;
+}
+
 /* A float32 as the double nearest its shortest decimal form, so that the
  * store shows 228.94186, not 228.94186401367188: the sensor sent a float32
  * and has no more digits than that. */
 double drv_modbus_float32_value(float f)
 {
     char buf[32];
-    for (int prec = 6; prec <= 9; prec++) {
+    /* a normal float32 has a round-tripping decimal of 6 digits or fewer
+     * iff %.6g is one (FLT_DIG): begin there; a subnormal may need fewer */
+    for (int prec = fabsf(f) < FLT_MIN ? 1 : 6; prec <= 9; prec++) {
         snprintf(buf, sizeof(buf), "%.*g", prec, (double)f);
         if (strtof(buf, NULL) == f)
             return strtod(buf, NULL);
@@ -254,11 +289,8 @@ int drv_modbus_decode_field(const struct drv_modbus_register *reg, const uint16_
     } else if (!is_float) {
         v = is_signed ? (double)iv : (double)uv;
     }
-    if (scaled) {
-        if (reg->scale != 1.0)
-            v = scale_value(v, reg->scale);
-        v += reg->offset;
-    }
+    if (scaled)
+        v = scale_offset(v, reg->scale, reg->offset);
     if (!isfinite(v))
         return HUB_EINVAL; /* a huge float times a scale */
     if (store == DRV_MB_STORE_INT) {
@@ -281,100 +313,7 @@ int drv_modbus_decode(const struct drv_modbus_register *reg, const uint16_t *reg
     return drv_modbus_decode_field(reg, regs, NULL, r);
 }
 
-/* ---- planning ----------------------------------------------------------- */
-
-/* One cluster: fields of one table whose address ranges overlap, read as
- * one piece [lo, hi). */
-struct span {
-    int table;
-    int64_t lo, hi;
-};
-
-static int span_cmp(const void *a, const void *b)
-{
-    const struct span *x = a, *y = b;
-    if (x->table != y->table)
-        return x->table < y->table ? -1 : 1;
-    if (x->lo != y->lo)
-        return x->lo < y->lo ? -1 : 1;
-    return (x->hi > y->hi) - (x->hi < y->hi);
-}
-
-int drv_modbus_plan(const struct drv_modbus_device *dev, unsigned max_gap,
-                    struct drv_modbus_block *out, size_t max_out)
-{
-    size_t n = dev->nregs;
-    struct span sp[DRV_MB_MAX_REGISTERS];
-    if (n > DRV_MB_MAX_REGISTERS)
-        return -1;
-    int64_t max_regs = dev->max_registers >= 1 && dev->max_registers <= DRV_MB_MAX_REGS_PER_READ
-                           ? dev->max_registers
-                           : DRV_MB_MAX_REGS_PER_READ;
-    for (size_t i = 0; i < n; i++) {
-        const struct drv_modbus_register *reg = &dev->regs[i];
-        if (reg->table < DRV_MB_HOLDING || reg->table > DRV_MB_DISCRETE)
-            return -1;
-        sp[i].table = reg->table;
-        sp[i].lo = reg->address;
-        sp[i].hi = reg->address + drv_modbus_reg_width(reg);
-        if (reg->address < 0 || sp[i].hi > 65536)
-            return -1;
-    }
-    qsort(sp, n, sizeof(sp[0]), span_cmp);
-    /* The mapped registers of each table: the fields' ranges merged. A
-     * request may read through a run of unmapped registers of at most
-     * max_gap; mapped ones it reads whatever field they belong to. */
-    struct span mapped[DRV_MB_MAX_REGISTERS];
-    size_t nm = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (nm > 0 && mapped[nm - 1].table == sp[i].table && sp[i].lo <= mapped[nm - 1].hi) {
-            if (sp[i].hi > mapped[nm - 1].hi)
-                mapped[nm - 1].hi = sp[i].hi;
-        } else {
-            mapped[nm++] = sp[i];
-        }
-    }
-    /* Greedy, and optimal: the first field not yet covered must be covered
-     * by a request starting at or before it; trimmed to start at that field
-     * it stays valid, so start there, and end as far as the limit and the
-     * gaps allow (at the furthest end of a field that fits): every field a
-     * shorter request would cover, this one covers too.
-     * tests/unit/test_drv_modbus_plan.c checks it against a brute-force
-     * search. */
-    bool covered[DRV_MB_MAX_REGISTERS] = {false};
-    size_t nb = 0, m = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (covered[i])
-            continue;
-        int table = sp[i].table;
-        int64_t limit = bit_table(table) ? DRV_MB_MAX_BITS_PER_READ : max_regs;
-        int64_t lo = sp[i].lo;
-        while (mapped[m].table != table || mapped[m].hi <= lo)
-            m++; /* the mapped run lo is in */
-        int64_t reach = mapped[m].hi;
-        for (size_t k = m + 1;
-             k < nm && mapped[k].table == table && mapped[k].lo - reach <= (int64_t)max_gap; k++)
-            reach = mapped[k].hi;
-        if (reach > lo + limit)
-            reach = lo + limit;
-        if (sp[i].hi > reach)
-            return -1; /* the field is wider than one request */
-        int64_t hi = lo;
-        for (size_t j = i; j < n && sp[j].table == table && sp[j].lo < reach; j++)
-            if (!covered[j] && sp[j].hi <= reach && sp[j].hi > hi)
-                hi = sp[j].hi;
-        for (size_t j = i; j < n && sp[j].table == table && sp[j].lo < hi; j++)
-            if (sp[j].hi <= hi)
-                covered[j] = true;
-        if (nb == max_out)
-            return -1;
-        out[nb].table = table;
-        out[nb].address = (uint16_t)lo;
-        out[nb].count = (uint16_t)(hi - lo);
-        nb++;
-    }
-    return (int)nb;
-}
+/* ---- checks (the read planner is plan.c) ------------------------------- */
 
 int drv_modbus_check_device_at(const struct drv_modbus_device *dev, size_t *at_reg,
                                const char **at_key, char *err, size_t errlen)
@@ -400,6 +339,20 @@ int drv_modbus_check_device_at(const struct drv_modbus_device *dev, size_t *at_r
         snprintf(err, errlen, "device %s: empty measurement", dev->name);
         return -1;
     }
+    /* -1: not set (the profile's, else the default) */
+    if (dev->max_registers < -1 || dev->max_registers == 0 ||
+        dev->max_registers > DRV_MB_MAX_REGS_PER_READ) {
+        snprintf(err, errlen, "device %s: max_registers %lld is not 1..%d", dev->name,
+                 (long long)dev->max_registers, DRV_MB_MAX_REGS_PER_READ);
+        AT(dev->nregs, "max_registers");
+        return -1;
+    }
+    if (dev->max_gap < -1 || dev->max_gap > DRV_MB_MAX_REGS_PER_READ) {
+        snprintf(err, errlen, "device %s: max_gap %lld is not 0..%d", dev->name,
+                 (long long)dev->max_gap, DRV_MB_MAX_REGS_PER_READ);
+        AT(dev->nregs, "max_gap");
+        return -1;
+    }
     for (size_t i = 0; i < dev->tags.n; i++) {
         if (strcmp(dev->tags.tag[i].key, "device") == 0) {
             snprintf(err, errlen, "device %s: tag \"device\" is reserved (it is the device name)",
@@ -415,9 +368,16 @@ int drv_modbus_check_device_at(const struct drv_modbus_device *dev, size_t *at_r
             return -1;
         }
         if (!valid_register(reg)) {
-            snprintf(err, errlen, "device %s: field %s: bad table, type, order or scale", dev->name,
-                     reg->field);
-            AT(i, NULL);
+            /* values no loader makes: a struct built in code */
+            const char *key = reg->table < DRV_MB_HOLDING || reg->table > DRV_MB_DISCRETE ? "table"
+                              : reg->type < DRV_MB_UINT16 || reg->type > DRV_MB_STRING    ? "type"
+                              : reg->order < DRV_MB_ABCD || reg->order > DRV_MB_DCBA      ? "order"
+                              : reg->store < DRV_MB_STORE_AUTO || reg->store > DRV_MB_STORE_UINT
+                                  ? "store"
+                              : !isfinite(reg->scale) ? "scale"
+                                                      : "offset";
+            snprintf(err, errlen, "device %s: field %s: bad %s", dev->name, reg->field, key);
+            AT(i, key);
             return -1;
         }
         if (bit_table(reg->table) && reg->type != DRV_MB_BOOL && reg->type != DRV_MB_UINT16) {
@@ -464,7 +424,7 @@ int drv_modbus_check_device_at(const struct drv_modbus_device *dev, size_t *at_r
                      "device %s: field %s: %u registers wide, more than max_registers (%lld)",
                      dev->name, reg->field, drv_modbus_reg_width(reg),
                      (long long)dev->max_registers);
-            AT(i, "type");
+            AT(i, reg->type == DRV_MB_STRING ? "length" : "type");
             return -1;
         }
         if (reg->scale == 0.0) {

@@ -166,9 +166,11 @@ extern const struct drv_ops drv_modbus_ops;
  * HUB_READING_MAX_TAGS, unit 0 only on TCP. cfg is a struct drv_config. */
 void drv_modbus_check(const void *cfg, struct drv_check *ck);
 
-/* Number of registers a type spans (1, 2 or 4; a string: see reg_width). */
+/* Number of registers a type spans: 1 (16-bit types, bool), 2 (32-bit), 4
+ * (64-bit); 1 for string, whose field spans its length (reg_width). */
 unsigned drv_modbus_type_width(enum drv_modbus_type t);
-/* Registers (or bits, on coil and discrete tables) a field spans. */
+/* Registers (or bits, on coil and discrete tables: 1) a field spans; a
+ * string its length. */
 unsigned drv_modbus_reg_width(const struct drv_modbus_register *reg);
 
 /* Decode a field and add it to r. regs: its registers as received
@@ -197,17 +199,41 @@ struct drv_modbus_block {
     uint16_t count;
 };
 
-/* Group a device's fields into the fewest read requests: same table,
- * reading through at most max_gap unused registers (or bits) between
- * fields, at most dev->max_registers (1..125; else 125) registers or 2000
- * bits per request; overlapping fields share a request. Returns the number
- * of blocks written to out (at most max_out), or -1 if a field would not fit
- * (past 65535, or overlapping fields wider than one request). */
+/* Group a device's fields into the fewest read requests (plan.c): same
+ * table, reading through at most max_gap unused registers (or bits) in a row
+ * (callers pass the device's max_gap as resolved, 0 when not set), at most
+ * drv_modbus_plan_limit per request; overlapping fields share a request when
+ * they fit in one. Requests come by table (holding, input, coil, discrete),
+ * then address. Returns the number of blocks written to out (at most
+ * max_out), or -1 if a field cannot be read (past 65535, wider than one
+ * request, bad table or type) or out is too small. */
 int drv_modbus_plan(const struct drv_modbus_device *dev, unsigned max_gap,
                     struct drv_modbus_block *out, size_t max_out);
 
-/* Check a device against its bus: register/field name clashes, widths past
- * 65535. Returns 0 or -1 with a message in err. */
+/* A device's plan with, for each request, the fields read from it (for
+ * `cityhub plan`): bit i of fields[b] is dev->regs[i]. A field two requests
+ * hold is read from the first (drv_modbus_plan_find), as the poller does. */
+struct drv_modbus_read_plan {
+    size_t nblocks;
+    struct drv_modbus_block block[DRV_MB_MAX_REGISTERS];
+    uint64_t fields[DRV_MB_MAX_REGISTERS];
+};
+/* drv_modbus_plan into p. Returns p->nblocks, or -1. */
+int drv_modbus_plan_fields(const struct drv_modbus_device *dev, unsigned max_gap,
+                           struct drv_modbus_read_plan *p);
+/* The first of blocks[0..n) that holds all of reg, or -1. */
+int drv_modbus_plan_find(const struct drv_modbus_block *blocks, size_t n,
+                         const struct drv_modbus_register *reg);
+/* Most registers (or bits) one request of dev may read on table: its
+ * max_registers (125 when not 1..125) for registers, 2000 for bits. */
+int64_t drv_modbus_plan_limit(const struct drv_modbus_device *dev, int table);
+
+/* Check a device's own rules: its registers (at least one, at most 64, one
+ * per field name), each valid for its table and type (a coil or discrete
+ * input is a bool; a bool from a register has a bit; a string a length;
+ * scale, offset and store only on numbers; within 65535 and within
+ * max_registers), max_registers and max_gap in range (-1: not set). Returns
+ * 0 or -1 with a message naming the device and the field in err. */
 int drv_modbus_check_device(const struct drv_modbus_device *dev, char *err, size_t errlen);
 /* The same, and on failure the index of the register at fault in *reg
  * (nregs when the device itself is) and the key at fault in *key (or NULL).

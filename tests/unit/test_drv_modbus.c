@@ -256,6 +256,8 @@ static struct drv_modbus_device *mkdev(void)
     snprintf(d->measurement, sizeof(d->measurement), "modbus");
     d->unit = 1;
     d->interval_ns = HUB_NS_PER_S;
+    d->max_gap = -1; /* not set, as the loader leaves them */
+    d->max_registers = -1;
     return d;
 }
 
