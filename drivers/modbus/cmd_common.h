@@ -40,8 +40,6 @@ int drv_modbus_cmd_scan(int argc, char **argv, const struct drv_cmd_env *env);
 int drv_modbus_cmd_read(int argc, char **argv, const struct drv_cmd_env *env);
 int drv_modbus_cmd_poll(int argc, char **argv, const struct drv_cmd_env *env);
 int drv_modbus_cmd_plan(int argc, char **argv, const struct drv_cmd_env *env);
-/* The line time in ms of one poll of these requests at baud (cmd_plan.c). */
-double drv_modbus_line_ms(const struct drv_modbus_block *b, int nblocks, double baud);
 
 /* getopt_long values of the line flags (long options only). */
 enum {

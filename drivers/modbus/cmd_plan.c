@@ -22,23 +22,10 @@
 #define CMD "plan"
 #define LINE_WIDTH 100 /* field lists wrap here */
 
-/* The line time of one poll of these requests at baud, 11-bit characters,
- * without pauses (declared in cmd_common.h). */
-double drv_modbus_line_ms(const struct drv_modbus_block *b, int nblocks, double baud)
-{
-    double ch = 11.0 / baud * 1000.0;
-    double t35 = baud > 19200 ? 1.75 : 3.5 * ch;
-    double ms = 0;
-    for (int i = 0; i < nblocks; i++) {
-        int bits = b[i].table == DRV_MB_COIL || b[i].table == DRV_MB_DISCRETE;
-        double reply = 5.0 + (bits ? (b[i].count + 7) / 8 : 2.0 * b[i].count);
-        ms += (8.0 + reply) * ch + 2 * t35;
-    }
-    return ms;
-}
-
-/* The same on a given serial bus: its character length, and its pause
- * after each exchange. */
+/* The line time of one poll of these requests on a serial bus: its
+ * character length (start, data, parity, stop bits), the 3.5-character
+ * silence the standard requires (1.75 ms above 19200 baud), and the bus's
+ * pause after each exchange. */
 static double bus_line_ms(const struct drv_modbus_bus *bus, const struct drv_modbus_block *b,
                           size_t n)
 {
