@@ -482,7 +482,10 @@ int hub_journal_append(hub_journal_t *j, const void *payload, size_t len, uint64
     j->st.append_bytes += n;
     if (seq)
         *seq = s;
-    pthread_cond_broadcast(&j->cond);
+    if (j->next_seq > j->wake_at) { /* a waiter wants this one: not every append wakes */
+        j->wake_at = UINT64_MAX;
+        pthread_cond_broadcast(&j->cond);
+    }
 out:
     pthread_mutex_unlock(&j->mu);
     return rc;
@@ -528,6 +531,8 @@ bool hub_journal_wait(hub_journal_t *j, uint64_t after, int timeout_ms)
     pthread_mutex_lock(&j->mu);
     uint64_t gen = j->wake_gen, del = j->del_gen;
     while (j->next_seq <= after && j->wake_gen == gen && j->del_gen == del && timeout_ms != 0) {
+        if (after < j->wake_at)
+            j->wake_at = after; /* the earliest any waiter needs */
         if (timeout_ms < 0)
             pthread_cond_wait(&j->cond, &j->mu);
         else if (hub_cond_wait_until(&j->cond, &j->mu, deadline) == ETIMEDOUT)

@@ -88,6 +88,7 @@ struct hub_journal {
     pthread_mutex_t cursor_mu; /* serialises cursor file writes */
     pthread_mutex_t log_mu;    /* guards lim */
     uint64_t wake_gen;
+    uint64_t wake_at; /* an append that makes next_seq pass this wakes the waiters */
     uint64_t del_gen; /* segments deleted: readers may let go of their files */
 
     int dirfd;

@@ -428,7 +428,13 @@ int hub_output_run(hub_output_t *o)
             t = o->flush_interval_ns - (now - o->first_ns);
         if (stop_requested(o))
             continue;
-        hub_journal_wait(o->j, o->next, (int)((t + HUB_NS_PER_MS - 1) / HUB_NS_PER_MS));
+        /* With a batch started, wake when it is full or its flush interval
+         * is up, not at every append: a thousand readings a second cost the
+         * output a thread switch per batch, not per reading. */
+        uint64_t want = o->next;
+        if (o->n > 0 && o->n < o->batch_size)
+            want = o->next + (uint64_t)(o->batch_size - o->n) - 1;
+        hub_journal_wait(o->j, want, (int)((t + HUB_NS_PER_MS - 1) / HUB_NS_PER_MS));
     }
 
     if (o->n == 0 && o->next > o->committed) /* a tail of skipped records */
