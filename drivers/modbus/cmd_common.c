@@ -2,7 +2,6 @@
  * the commissioning commands (cmd_common.h). */
 #include <errno.h>
 #include <math.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -380,13 +379,6 @@ void cmd_setting_name(const struct cmd_line *l, size_t baud_i, size_t parity_i, 
 
 /* ---- the line ------------------------------------------------------------------ */
 
-static void set_timeouts(modbus_t *mb, int64_t timeout_ns)
-{
-    int64_t us = timeout_ns / 1000;
-    modbus_set_response_timeout(mb, (uint32_t)(us / 1000000), (uint32_t)(us % 1000000));
-    modbus_set_byte_timeout(mb, 0, 0); /* the whole reply within the response timeout */
-}
-
 /* The silence that ends an RTU frame: 3.5 characters of a start bit, the
  * data bits, a parity bit and the stop bits; 1.75 ms above 19200 baud (the
  * Modbus serial line spec), never under 2 ms. */
@@ -403,29 +395,32 @@ int cmd_conn_open(struct cmd_conn *c, const struct cmd_line *l, size_t baud_i, s
     memset(c, 0, sizeof(*c));
     c->rtu = l->rtu;
     c->timeout_ns = l->timeout_ns;
+    c->link.fd = -1;
     cmd_line_name(l, c->name, sizeof(c->name));
+    c->link.who = c->name;
     if (l->rtu) {
         char set[32];
         cmd_setting_name(l, baud_i, parity_i, set, sizeof(set));
         size_t n = strlen(c->name);
         snprintf(c->name + n, sizeof(c->name) - n, " %s", set);
-        c->mb = modbus_new_rtu(l->device, (int)l->baud[baud_i], l->parity[parity_i],
-                               (int)l->data_bits, (int)l->stop_bits);
+        c->link.rtu = true;
+        c->link.device = l->device;
+        c->link.mb = modbus_new_rtu(l->device, (int)l->baud[baud_i], l->parity[parity_i],
+                                    (int)l->data_bits, (int)l->stop_bits);
+        if (!c->link.mb) {
+            snprintf(err, errlen, "%s: %s", c->name, modbus_strerror(errno));
+            return -1;
+        }
         c->gap_ns = rtu_gap_ns(l->baud[baud_i], l->parity[parity_i], l->data_bits, l->stop_bits);
     } else {
-        c->mb = modbus_new_tcp_pi(l->host, l->port);
+        snprintf(c->link.host, sizeof(c->link.host), "%s", l->host);
+        c->link.port = strtol(l->port, NULL, 10);
     }
-    if (!c->mb) {
-        snprintf(err, errlen, "%s: %s", c->name, modbus_strerror(errno));
-        return -1;
-    }
-    set_timeouts(c->mb, c->timeout_ns);
-    if (modbus_connect(c->mb) != 0) {
-        int e = errno;
-        snprintf(err, errlen, "%s: cannot %s: %s", c->name, l->rtu ? "open" : "connect",
-                 modbus_strerror(e));
-        modbus_free(c->mb);
-        c->mb = NULL;
+    char why[512];
+    if (mb_link_open(&c->link, c->timeout_ns, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "%.200s: cannot %s: %.200s", c->name, l->rtu ? "open" : "connect",
+                 why);
+        cmd_conn_close(c);
         return -1;
     }
     c->last_ns = hub_mono_ns() - c->gap_ns; /* the line is quiet: send at once */
@@ -434,20 +429,20 @@ int cmd_conn_open(struct cmd_conn *c, const struct cmd_line *l, size_t baud_i, s
 
 void cmd_conn_close(struct cmd_conn *c)
 {
-    if (!c->mb)
-        return;
-    modbus_close(c->mb);
-    modbus_free(c->mb);
-    c->mb = NULL;
+    mb_link_close(&c->link);
+    if (c->link.mb)
+        modbus_free(c->link.mb);
+    c->link.mb = NULL;
 }
 
 int cmd_conn_reconnect(struct cmd_conn *c, char *err, size_t errlen)
 {
     if (c->rtu)
         return 0;
-    modbus_close(c->mb);
-    if (modbus_connect(c->mb) != 0) {
-        snprintf(err, errlen, "%s: cannot connect again: %s", c->name, modbus_strerror(errno));
+    mb_link_close(&c->link);
+    char why[512];
+    if (mb_link_open(&c->link, c->timeout_ns, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "%.200s: cannot connect again: %.200s", c->name, why);
         return -1;
     }
     return 0;
@@ -460,121 +455,31 @@ static void sleep_ns(int64_t ns)
         ;
 }
 
-/* Wait for bytes until the monotonic deadline: 1 readable, 0 timed out,
- * -1 error (errno). */
-static int wait_readable(int fd, int64_t deadline)
-{
-    for (;;) {
-        int64_t left = deadline - hub_mono_ns();
-        if (left <= 0)
-            return 0;
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int ms = (int)((left + MS - 1) / MS);
-        int rc = poll(&p, 1, ms);
-        if (rc > 0)
-            return 1;
-        if (rc < 0 && errno != EINTR)
-            return -1;
-    }
-}
-
-/* RTU: after a frame that cannot be one, read until the line is quiet for a
- * frame gap (at most until deadline), so the next request starts clean. */
-static void rtu_drain(struct cmd_conn *c, int fd, int64_t deadline)
-{
-    uint8_t junk[64];
-    for (;;) {
-        int64_t quiet = hub_mono_ns() + c->gap_ns;
-        if (wait_readable(fd, quiet < deadline ? quiet : deadline) <= 0)
-            break;
-        if (read(fd, junk, sizeof(junk)) <= 0 && errno != EAGAIN && errno != EINTR)
-            break;
-    }
-}
-
+/* One exchange on the poller's own link (link.c: the whole reply within the
+ * timeout, cut by its header), then the reply checked against q. */
 int cmd_transact(struct cmd_conn *c, const struct drv_mb_req *q, uint8_t *buf,
                  struct drv_mb_reply *rep, char *msg, size_t msglen)
 {
     memset(rep, 0, sizeof(*rep));
-    if (!c->mb) {
+    if (!c->link.up) {
         snprintf(msg, msglen, "connection lost: not connected");
         return DRV_MB_FAIL_CONNECTION;
     }
-    /* what libmodbus frames: unit id and PDU (it adds the MBAP header with
-     * transaction id 0, or the CRC) */
-    const uint8_t *raw = c->rtu ? q->adu : q->adu + 6;
-    int rawlen = (int)(c->rtu ? q->len - 2 : q->len - 6);
     if (c->rtu) {
         int64_t since = hub_mono_ns() - c->last_ns;
         if (since < c->gap_ns)
             sleep_ns(c->gap_ns - since);
     }
-    modbus_flush(c->mb); /* a late reply to an earlier request */
-    modbus_set_slave(c->mb, q->unit);
-    int64_t deadline = hub_mono_ns() + c->timeout_ns;
-    if (modbus_send_raw_request(c->mb, raw, rawlen) != (int)q->len) {
-        snprintf(msg, msglen, "connection lost: send: %s", modbus_strerror(errno));
-        return DRV_MB_FAIL_CONNECTION;
-    }
-    int fd = modbus_get_socket(c->mb);
-    size_t have = 0;
-    long need = 0;
-    int kind = 0;
-    while (need <= 0 || have < (size_t)need) {
-        int w = wait_readable(fd, deadline);
-        if (w == 0) {
-            if (have == 0)
-                snprintf(msg, msglen, "timeout");
-            else
-                snprintf(msg, msglen, "timeout (reply cut short: %zu of %ld bytes)", have,
-                         need > 0 ? need : 0L);
-            kind = DRV_MB_FAIL_TIMEOUT;
-            break;
-        }
-        if (w < 0) {
-            snprintf(msg, msglen, "connection lost: %s", strerror(errno));
-            kind = DRV_MB_FAIL_CONNECTION;
-            break;
-        }
-        size_t want;
-        if (need > 0)
-            want = (size_t)need - have;
-        else if (have < (c->rtu ? 3u : 7u))
-            want = (c->rtu ? 3u : 7u) - have;
-        else
-            want = 1; /* an identification reply's object headers */
-        ssize_t n = read(fd, buf + have, want);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            continue;
-        if (n <= 0) {
-            snprintf(msg, msglen, "connection lost: %s",
-                     n == 0 ? "closed by the other end" : strerror(errno));
-            kind = DRV_MB_FAIL_CONNECTION;
-            break;
-        }
-        have += (size_t)n;
-        if (need <= 0) {
-            need = drv_mb_frame_len(c->rtu, buf, have);
-            if (need < 0 || (size_t)need > DRV_MB_ADU_MAX ||
-                (need == 0 && have == DRV_MB_ADU_MAX)) {
-                char hex[64];
-                drv_mb_hex(buf, have, hex, sizeof(hex));
-                snprintf(msg, msglen, "bad reply: not a Modbus frame (%s)", hex);
-                kind = DRV_MB_FAIL_BAD_REPLY;
-                if (c->rtu)
-                    rtu_drain(c, fd, deadline);
-                break;
-            }
-        }
-    }
+    size_t len = 0;
+    int kind = mb_link_transact(&c->link, q, buf, &len, hub_mono_ns() + c->timeout_ns, msg, msglen);
     c->last_ns = hub_mono_ns();
     if (kind == 0)
-        kind = drv_mb_reply_check(q, buf, (size_t)need, rep, msg, msglen);
-    else if (!c->rtu && kind != DRV_MB_FAIL_EXCEPTION) {
+        kind = drv_mb_reply_check(q, buf, len, rep, msg, msglen);
+    if (!c->rtu && kind != 0 && kind != DRV_MB_FAIL_EXCEPTION) {
         /* the stream may hold the rest of this reply, or a late one */
-        char e[200];
+        char e[600];
         if (cmd_conn_reconnect(c, e, sizeof(e)) != 0 && kind != DRV_MB_FAIL_CONNECTION) {
-            snprintf(msg, msglen, "connection lost: %s", e);
+            snprintf(msg, msglen, "connection lost: %.200s", e);
             kind = DRV_MB_FAIL_CONNECTION;
         }
     }

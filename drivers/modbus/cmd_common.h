@@ -3,17 +3,12 @@
  * (the line to talk on, durations, lists and ranges), and one request and
  * its reply on a line opened from those flags.
  *
- * The line is opened by libmodbus (modbus_new_rtu / modbus_new_tcp_pi,
- * modbus_connect: termios on a serial line, a TCP connection) and every
- * request goes out through modbus_send_raw_request (which frames it: the
- * MBAP header with transaction id 0 over TCP, the CRC over RTU). The reply
- * is read here from the line's descriptor, cut by its own header
- * (drv_mb_frame_len) and checked against the request (drv_mb_reply_check:
+ * The line is the poller's own link (link.c, struct mb_link): a TCP
+ * connection of the hub's, or a serial line opened and driven by libmodbus;
+ * a request and its whole reply within the timeout, cut by the reply's own
+ * header, then checked against the request (drv_mb_reply_check:
  * transaction id, protocol id, length, CRC, unit id, function, byte count)
- * before anything is taken from it: libmodbus 3.1.6 reads a reply by the
- * length its function code implies, which for Read Device Identification
- * (0x2B) is not the whole reply, and over TCP it does not compare the unit
- * id. Every reply must be whole within the timeout, counted from the send. */
+ * before anything is taken from it. */
 #ifndef DRV_MODBUS_CMD_COMMON_H
 #define DRV_MODBUS_CMD_COMMON_H
 
@@ -26,6 +21,7 @@
 
 #include "drivers/driver.h"
 #include "drivers/modbus/adu.h"
+#include "drivers/modbus/bus_priv.h"
 #include "drivers/modbus/modbus_priv.h"
 
 #define CMD_EXIT_OK 0
@@ -123,7 +119,7 @@ void cmd_float_name(double v, int single, char *buf, size_t len);
 /* ---- one line, one request at a time ---------------------------------------- */
 
 struct cmd_conn {
-    modbus_t *mb;
+    struct mb_link link; /* the poller's connection (link.c) */
     int rtu;
     int64_t timeout_ns;
     int64_t gap_ns;  /* rtu: the silence kept between frames (3.5 characters, at least 2 ms) */

@@ -116,21 +116,11 @@ static int valid_register(const struct drv_modbus_register *reg)
            reg->store <= DRV_MB_STORE_UINT && isfinite(reg->scale) && isfinite(reg->offset);
 }
 
-/* raw * scale, except that a scale of 1/N for a whole N (0.1, 0.01, 0.001,
- * ...) divides by N: 479 * 0.1 is 47.900000000000006 but 479 / 10.0 is the
- * double nearest 47.9, which is what the sensor meant. */
-static double scale_value(double raw, double scale)
-{
-    double inv = 1.0 / scale;
-    double n = nearbyint(inv);
-    if (fabs(scale) < 1.0 && n != 0.0 && fabs(inv - n) < 1e-9 * fabs(n))
-        return raw / n;
-    return raw * scale;
-}
-
-/* raw * scale + offset, as the sensor meant it: with a scale of 1/N and an
- * offset of whole 1/N steps, (raw + offset * N) / N, so that 54321 at 0.01
- * minus 100 is the double nearest 443.21, not 443.21000000000004. */
+/* raw * scale + offset as the sensor meant it. A scale of 1/N for a whole
+ * N (0.1, 0.01, ...) divides by N: 479 * 0.1 is 47.900000000000006 but
+ * 479 / 10.0 is the double nearest 47.9; and an offset of whole 1/N steps
+ * is added before dividing, so that 54321 at 0.01 minus 100 is the double
+ * nearest 443.21, not 443.21000000000004. */
 static double scale_offset(double raw, double scale, double offset)
 {
     double inv = 1.0 / scale;
@@ -140,8 +130,9 @@ static double scale_offset(double raw, double scale, double offset)
         if (steps == nearbyint(steps) && fabs(steps) < 9007199254740992.0 &&
             fabs(raw) < 9007199254740992.0)
             return (raw + steps) / n;
+        return raw / n + offset;
     }
-    return scale_value(raw, scale) + offset;
+    return raw * scale + offset;
 }
 
 /* A float32 as the double nearest its shortest decimal form, so that the

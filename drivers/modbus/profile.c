@@ -855,11 +855,7 @@ void drv_mb_profile_check_end(struct drv_mb_profile_check *pc)
 
 const char *drv_mb_store_type(const struct drv_modbus_register *reg)
 {
-    if (reg->type == DRV_MB_STRING)
-        return "string";
-    if (reg->type == DRV_MB_BOOL || reg->table == DRV_MB_COIL || reg->table == DRV_MB_DISCRETE)
-        return "boolean";
-    switch (reg->store) {
+    switch (drv_modbus_store_of(reg)) { /* the decoder's own rule */
     case DRV_MB_STORE_FLOAT:
         return "float";
     case DRV_MB_STORE_INT:
@@ -867,14 +863,8 @@ const char *drv_mb_store_type(const struct drv_modbus_register *reg)
     case DRV_MB_STORE_UINT:
         return "unsigned";
     default:
-        break;
+        return reg->type == DRV_MB_STRING ? "string" : "boolean";
     }
-    if (reg->type == DRV_MB_FLOAT32 || reg->type == DRV_MB_FLOAT64 || reg->scale != 1.0 ||
-        reg->offset != 0.0)
-        return "float";
-    if (reg->type == DRV_MB_INT16 || reg->type == DRV_MB_INT32 || reg->type == DRV_MB_INT64)
-        return "integer";
-    return "unsigned";
 }
 
 const char *drv_mb_choice(const char *key, int value)
