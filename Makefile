@@ -30,7 +30,9 @@ endif
 LIBS_NET := $(shell $(PKG_CONFIG) --libs libmodbus libcurl zlib jansson 2>/dev/null || echo -lmodbus -lcurl -lz -ljansson)
 LIBS_YAML := $(shell $(PKG_CONFIG) --libs yaml-0.1 2>/dev/null || echo -lyaml)
 CPPFLAGS += $(shell $(PKG_CONFIG) --cflags libmodbus 2>/dev/null || echo -I/usr/include/modbus)
-LIBS := $(LIBS_NET) $(LIBS_YAML) -lpthread -lm
+# Eclipse Paho MQTT C (asynchronous, with TLS) ships no pkg-config file.
+LIBS_MQTT := -lpaho-mqtt3as
+LIBS := $(LIBS_NET) $(LIBS_MQTT) $(LIBS_YAML) -lpthread -lm
 LIBS_CMOCKA := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 HUB_SRC := $(sort $(wildcard hub/*.c))

@@ -60,6 +60,13 @@ struct drv_env {
     const struct drv_sink *sink; /* inputs: where readings go */
     hub_metrics_t *metrics;      /* register counters here (may be NULL) */
     int64_t status_interval_ns;  /* hub.status_interval: how often status points are written */
+    const char *gateway;         /* hub.name: the tag "gateway" of every reading */
+    const struct hub_cfg_tags *hub_tags; /* hub.tags, added to every reading (may be NULL) */
+    /* The unit of a field, from the data dictionary of every configured
+     * input (their schema): NULL when none is known. May be NULL itself.
+     * For outputs that show units (the live MQTT feed). */
+    const char *(*unit_of)(const struct drv_env *env, const char *measurement, const char *field);
+    void *units; /* the program's, for unit_of */
 };
 
 /* One top-level section an input driver owns: a list of mappings. */

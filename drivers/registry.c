@@ -7,10 +7,14 @@
 
 extern const struct drv_ops drv_modbus_ops;
 extern const struct drv_ops drv_influx_ops;
+extern const struct drv_ops drv_mqtt_ops;
+extern const struct drv_ops drv_mqtt_live_ops;
 
 static const struct drv_ops *const registry[] = {
-    &drv_modbus_ops, /* input: buses, devices (Modbus TCP and RTU) */
-    &drv_influx_ops, /* output: type influxdb (line protocol over HTTP) */
+    &drv_modbus_ops,    /* input: buses, devices (Modbus TCP and RTU) */
+    &drv_mqtt_ops,      /* input: mqtt_inputs (subscriptions; SenML, JSON, line protocol...) */
+    &drv_influx_ops,    /* output: type influxdb (line protocol over HTTP) */
+    &drv_mqtt_live_ops, /* output: type mqtt (live values, retained) */
 };
 
 const struct drv_ops *const *drv_all(size_t *n)

@@ -24,6 +24,7 @@
 #include "drivers/driver.h"
 #include "firmware/cityhub.h"
 #include "firmware/config.h"
+#include "firmware/units.h"
 #include "hub/accept.h"
 #include "hub/clock.h"
 #include "hub/journal.h"
@@ -87,6 +88,7 @@ struct ch_daemon {
     size_t nrunners;
     struct ch_out outs[CH_MAX_OUTPUTS];
     size_t nouts;
+    struct ch_units *units; /* for the outputs' drv_env.unit_of */
     int64_t started_ns;
 };
 
@@ -332,6 +334,7 @@ static void free_all(struct ch_daemon *d)
     if (d->journal)
         hub_journal_close(d->journal);
     hub_metrics_free(d->metrics);
+    ch_units_free(d->units);
     ch_config_free(d->c);
 }
 
@@ -464,7 +467,15 @@ int ch_cmd_run(const char *path, const char *log_level)
 
     struct drv_sink sink = {.emit = sink_emit, .ctx = d.accept};
     struct drv_env env = {
-        .sink = &sink, .metrics = d.metrics, .status_interval_ns = h->status_interval_ns};
+        .sink = &sink,
+        .metrics = d.metrics,
+        .status_interval_ns = h->status_interval_ns,
+        .gateway = h->name,
+        .hub_tags = &h->tags,
+        .unit_of = ch_unit_of,
+    };
+    d.units = ch_units_build(d.c);
+    env.units = d.units;
     if (start_outputs(&d, &env) != 0 || start_inputs(&d, &env) != 0 || start_threads(&d) != 0)
         goto out;
     /* Reading the config built and dropped a YAML tree as large as the

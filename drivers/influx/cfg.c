@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 
 #include "drivers/influx/influx_priv.h"
+#include "hub/secret.h"
 
 #define CFG_OFF(m) offsetof(struct drv_influx_cfg, m)
 #define CFG_SZ(m) sizeof(((struct drv_influx_cfg *)0)->m)
@@ -40,79 +41,6 @@ const struct hub_cfg_key drv_influx_keys[] = {
                 "write unsigned fields with 'u' (InfluxDB >= 1.8 / 2.x)"),
     HUB_CFG_END,
 };
-
-/* Overwrite a secret before its memory is given back. */
-void drv_influx_wipe(void *p, size_t n)
-{
-    volatile unsigned char *v = p;
-    while (n--)
-        *v++ = 0;
-}
-
-/* A secret file that init could open: present and a regular file (a FIFO
- * or a device would block or never end). Returns 0 or -1 with a message. */
-static int check_secret_file(const char *what, const char *path, char *err, size_t errlen)
-{
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        if (errno == EACCES)
-            return 0; /* maybe readable by the user the service runs as */
-        snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
-        return -1;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "%s %s: not a regular file", what, path);
-        return -1;
-    }
-    return 0;
-}
-
-/* Read a secret file into buf (NUL-terminated, trailing whitespace cut).
- * Returns 0, or -1 with a message naming the file (never its contents). */
-int drv_influx_read_secret(const char *what, const char *path, char *buf, size_t size, char *err,
-                           size_t errlen)
-{
-    FILE *f = NULL;
-    size_t n;
-    int rc = -1;
-
-    if (check_secret_file(what, path, err, errlen) != 0)
-        return -1;
-    f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
-        return -1;
-    }
-    n = fread(buf, 1, size - 1, f);
-    if (ferror(f)) {
-        snprintf(err, errlen, "%s %s: read failed", what, path);
-        goto out;
-    }
-    if (n == size - 1 && fgetc(f) != EOF) {
-        snprintf(err, errlen, "%s %s: longer than %zu bytes", what, path, size - 1);
-        goto out;
-    }
-    while (n > 0 &&
-           (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
-        n--;
-    buf[n] = 0;
-    if (n == 0) {
-        snprintf(err, errlen, "%s %s: empty", what, path);
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f) {
-            snprintf(err, errlen, "%s %s: control character at byte %zu", what, path, i);
-            goto out;
-        }
-    }
-    rc = 0;
-out:
-    fclose(f);
-    if (rc != 0)
-        drv_influx_wipe(buf, size);
-    return rc;
-}
 
 /* url as a message may show it: a "user:password@" before the host is
  * written "***@" (a password given inline is refused, not logged). */
@@ -280,7 +208,7 @@ int drv_influx_check(const struct drv_influx_cfg *cfg, const char **key, char *e
         return -1;
     *key = v2 ? "token_file" : "password_file";
     const char *path = v2 ? cfg->token_file : cfg->password_file;
-    if (path[0] && check_secret_file(*key, path, err, errlen) != 0)
+    if (path[0] && hub_secret_check(*key, path, err, errlen) != 0)
         return -1;
     *key = NULL;
     return 0;

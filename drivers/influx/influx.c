@@ -23,6 +23,7 @@
 #include "drivers/influx/influx_priv.h"
 #include "hub/clock.h"
 #include "hub/log.h"
+#include "hub/secret.h"
 
 #ifndef CITYHUB_VERSION
 #define CITYHUB_VERSION "0.0.0"
@@ -106,7 +107,7 @@ static void influx_exit(void *ctxp)
     if (c->h)
         curl_easy_cleanup(c->h);
     for (struct curl_slist *s = c->headers; s; s = s->next)
-        drv_influx_wipe(s->data, strlen(s->data)); /* the token header */
+        hub_secret_wipe(s->data, strlen(s->data)); /* the token header */
     curl_slist_free_all(c->headers);
     free(c->write_url);
     hub_buf_free(&c->body);
@@ -169,8 +170,8 @@ static int influx_init(const void *cfgp, const struct drv_env *env, void **out, 
     if (s && c->gzip)
         s = curl_slist_append(c->headers, "Content-Encoding: gzip");
     if (s && v2) {
-        if (drv_influx_read_secret("token_file", cfg->token_file, secret, sizeof(secret), err,
-                                   errlen) != 0)
+        if (hub_secret_read("token_file", cfg->token_file, secret, sizeof(secret), err, errlen) !=
+            0)
             goto out;
         snprintf(auth, sizeof(auth), "Authorization: Token %s", secret);
         s = curl_slist_append(c->headers, auth);
@@ -208,8 +209,8 @@ static int influx_init(const void *cfgp, const struct drv_env *env, void **out, 
     curl_easy_setopt(c->h, CURLOPT_PROTOCOLS_STR, "http,https");
 #endif
     if (!v2 && cfg->username[0]) {
-        if (drv_influx_read_secret("password_file", cfg->password_file, secret, sizeof(secret), err,
-                                   errlen) != 0)
+        if (hub_secret_read("password_file", cfg->password_file, secret, sizeof(secret), err,
+                            errlen) != 0)
             goto out;
         curl_easy_setopt(c->h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
         curl_easy_setopt(c->h, CURLOPT_USERNAME, cfg->username);
@@ -221,8 +222,8 @@ static int influx_init(const void *cfgp, const struct drv_env *env, void **out, 
     c = NULL;
     rc = 0;
 out:
-    drv_influx_wipe(secret, sizeof(secret));
-    drv_influx_wipe(auth, sizeof(auth));
+    hub_secret_wipe(secret, sizeof(secret));
+    hub_secret_wipe(auth, sizeof(auth));
     influx_exit(c);
     return rc;
 }

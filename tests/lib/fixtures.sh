@@ -10,6 +10,8 @@
 #   start_sim_rtu DEVICE ARGS...  -> SIM_PID   (cityhub-sim --rtu DEVICE)
 #   influx_query DB "SELECT ..."  -> JSON on stdout
 #   wait_for CMD... (10 s)        retry until CMD succeeds
+#   start_mosquitto [--tls] [--password]  -> MQTT_PORT, MQTT_URL, MOSQ_PID, MOSQ_LOG
+#                                 (Mosquitto; see its section below for the rest)
 
 : "${CITYHUB:?set by tests/run.sh}"
 FIXTURE_PIDS=""
@@ -217,4 +219,195 @@ start_sim_endpoints() {
 sim_endpoint_addr() {
     local v=$((0x7f000001 + $1))
     echo "$(((v >> 24) & 255)).$(((v >> 16) & 255)).$(((v >> 8) & 255)).$((v & 255))"
+}
+
+# ---- Mosquitto: a real MQTT broker ---------------------------------------------
+#   start_mosquitto [--tls] [--password]
+#        -> MQTT_PORT, MQTT_URL (mqtt://127.0.0.1:PORT), MOSQ_PID, MOSQ_LOG ($T/mosquitto.log)
+#        --tls: a second listener with TLS -> MQTT_TLS_PORT, MQTT_TLS_URL
+#               (mqtts://127.0.0.1:PORT), MQTT_CA (PEM of the CA that signed the
+#               broker's certificate: SAN IP:127.0.0.1, IP:::1, DNS:localhost)
+#        --password: every listener wants a user -> MQTT_USER (cityhub),
+#               MQTT_PASSWORD, MQTT_PASSFILE (the password, mode 0600: a hub's
+#               password_file)
+#        Persistence on ($T/mosquitto/, saved every second and on SIGTERM): a
+#        restart keeps persistent sessions and their queued QoS 1 messages
+#        (up to 100,000 per client). The log ($MOSQ_LOG, log_type all) is
+#        appended across restarts.
+#   restart_mosquitto             SIGTERM, wait for exit, start again: same ports,
+#                                 same files -> new MOSQ_PID
+#   stop_mosquitto                SIGTERM, wait for exit
+#   mqtt_pub TOPIC PAYLOAD [ARGS...]   mosquitto_pub -q 1 to the plain listener, as
+#                                 MQTT_USER when --password; ARGS override (-q 0, -r ...)
+#   mqtts_pub TOPIC PAYLOAD [ARGS...]  the same through the TLS listener
+#   mqtt_pub_lines TOPIC [ARGS...]     one message per line of stdin (mosquitto_pub -l -q 1)
+#   mqtt_sub ARGS...              mosquitto_sub on the plain listener (as MQTT_USER)
+#   mosquitto_wait_subscribed CLIENT_ID FILTER [N]   until the broker logged the
+#                                 client's subscription to FILTER N times (15 s)
+#   mosquitto_connects CLIENT_ID  -> how many times the client connected (broker log)
+#   mosquitto_wait_connects CLIENT_ID N   until it has connected N times (15 s)
+#   untrack_pid PID               forget a tracked process the test stopped itself
+
+# untrack_pid PID: forget a tracked process that has already been stopped.
+untrack_pid() {
+    local p keep=""
+    for p in $FIXTURE_PIDS; do [ "$p" = "$1" ] || keep="$keep $p"; done
+    FIXTURE_PIDS=$keep
+}
+
+# mosquitto_certs DIR: a CA and a server certificate it signs (EC P-256).
+mosquitto_certs() {
+    local d=$1
+    mkdir -p "$d"
+    openssl ecparam -name prime256v1 -genkey -noout -out "$d/ca.key" 2>/dev/null
+    openssl req -x509 -new -key "$d/ca.key" -sha256 -days 2 -subj "/CN=cityhub test CA" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -out "$d/ca.pem" 2>/dev/null || fail "openssl: could not make the test CA"
+    openssl ecparam -name prime256v1 -genkey -noout -out "$d/server.key" 2>/dev/null
+    openssl req -new -key "$d/server.key" -subj "/CN=localhost" -out "$d/server.csr" 2>/dev/null
+    cat >"$d/server.ext" <<EXT
+basicConstraints = CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, IP:::1, DNS:localhost
+EXT
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+        -days 2 -sha256 -extfile "$d/server.ext" -out "$d/server.pem" 2>/dev/null ||
+        fail "openssl: could not sign the broker's certificate"
+    chmod 644 "$d"/*.key
+}
+
+start_mosquitto() {
+    local tls=0 password=0 a ports
+    for a in "$@"; do
+        case "$a" in
+        --tls) tls=1 ;;
+        --password) password=1 ;;
+        *) fail "start_mosquitto: unknown option $a" ;;
+        esac
+    done
+    ports=$("$FREEPORT" 2)
+    MQTT_PORT=$(echo "$ports" | sed -n 1p)
+    MQTT_URL="mqtt://127.0.0.1:$MQTT_PORT"
+    MOSQ_LOG=$T/mosquitto.log
+    MOSQ_CONF=$T/mosquitto.conf
+    mkdir -p "$T/mosquitto"
+    cat >"$MOSQ_CONF" <<CONF
+user root
+log_dest stderr
+log_type all
+persistence true
+persistence_location $T/mosquitto/
+autosave_interval 1
+max_queued_messages 100000
+set_tcp_nodelay true
+per_listener_settings false
+listener $MQTT_PORT 127.0.0.1
+CONF
+    if [ "$tls" -eq 1 ]; then
+        MQTT_TLS_PORT=$(echo "$ports" | sed -n 2p)
+        MQTT_TLS_URL="mqtts://127.0.0.1:$MQTT_TLS_PORT"
+        mosquitto_certs "$T/tls"
+        MQTT_CA=$T/tls/ca.pem
+        cat >>"$MOSQ_CONF" <<CONF
+listener $MQTT_TLS_PORT 127.0.0.1
+cafile $MQTT_CA
+certfile $T/tls/server.pem
+keyfile $T/tls/server.key
+CONF
+    fi
+    MQTT_USER=""
+    MQTT_PASSWORD=""
+    MQTT_PASSFILE=""
+    if [ "$password" -eq 1 ]; then
+        MQTT_USER=cityhub
+        MQTT_PASSWORD="pw-$RANDOM-$RANDOM"
+        MQTT_PASSFILE=$T/mqtt-password
+        (umask 077 && printf '%s\n' "$MQTT_PASSWORD" >"$MQTT_PASSFILE")
+        chmod 600 "$MQTT_PASSFILE"
+        mosquitto_passwd -b -c "$T/mosquitto.passwd" "$MQTT_USER" "$MQTT_PASSWORD" ||
+            fail "mosquitto_passwd failed"
+        printf 'allow_anonymous false\npassword_file %s\n' "$T/mosquitto.passwd" >>"$MOSQ_CONF"
+    else
+        echo "allow_anonymous true" >>"$MOSQ_CONF"
+    fi
+    mosquitto_run
+}
+
+# mosquitto_run: start the broker on $MOSQ_CONF and wait until it listens.
+mosquitto_run() {
+    local before port
+    before=$(grep -c "mosquitto version .* running" "$MOSQ_LOG" 2>/dev/null || true)
+    mosquitto -c "$MOSQ_CONF" >>"$MOSQ_LOG" 2>&1 &
+    MOSQ_PID=$!
+    track_pid "$MOSQ_PID"
+    WAIT_TRIES=100 wait_for bash -c \
+        "[ \$(grep -c 'mosquitto version .* running' '$MOSQ_LOG') -gt ${before:-0} ]" ||
+        { tail -20 "$MOSQ_LOG" >&2; fail "mosquitto did not start"; }
+    for port in $MQTT_PORT ${MQTT_TLS_PORT:-}; do
+        wait_for bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" ||
+            { tail -20 "$MOSQ_LOG" >&2; fail "mosquitto does not accept on port $port"; }
+    done
+}
+
+stop_mosquitto() {
+    kill -TERM "$MOSQ_PID" 2>/dev/null || fail "mosquitto (pid $MOSQ_PID) was not running"
+    for _ in $(seq 100); do kill -0 "$MOSQ_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$MOSQ_PID" 2>/dev/null && fail "mosquitto did not exit within 10 s of SIGTERM"
+    wait "$MOSQ_PID" 2>/dev/null || true
+    untrack_pid "$MOSQ_PID"
+}
+
+restart_mosquitto() {
+    stop_mosquitto
+    mosquitto_run
+}
+
+# The user's options for mosquitto_pub/sub (none without --password).
+mqtt_auth_args() {
+    [ -z "${MQTT_USER:-}" ] || printf '%s\n' -u "$MQTT_USER" -P "$MQTT_PASSWORD"
+}
+
+mqtt_pub() {
+    local topic=$1 payload=$2
+    shift 2
+    # shellcheck disable=SC2046
+    mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" $(mqtt_auth_args) -q 1 -t "$topic" -m "$payload" "$@"
+}
+
+mqtts_pub() {
+    local topic=$1 payload=$2
+    shift 2
+    # shellcheck disable=SC2046
+    mosquitto_pub -h 127.0.0.1 -p "$MQTT_TLS_PORT" --cafile "$MQTT_CA" $(mqtt_auth_args) -q 1 \
+        -t "$topic" -m "$payload" "$@"
+}
+
+mqtt_pub_lines() {
+    local topic=$1
+    shift
+    # shellcheck disable=SC2046
+    mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" $(mqtt_auth_args) -q 1 -t "$topic" -l "$@"
+}
+
+mqtt_sub() {
+    # shellcheck disable=SC2046
+    mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" $(mqtt_auth_args) "$@"
+}
+
+# mosquitto_wait_subscribed CLIENT_ID FILTER [N]: the broker logs "CLIENT QOS
+# FILTER" for every subscription it grants.
+mosquitto_wait_subscribed() {
+    local n=${3:-1}
+    WAIT_TRIES=150 wait_for bash -c "[ \$(awk -v c='$1' -v f='$2' '\$2 == c && \$4 == f' \
+        '$MOSQ_LOG' | wc -l) -ge $n ]"
+}
+
+mosquitto_connects() {
+    grep -c "New client connected from .* as $1 (" "$MOSQ_LOG" || true
+}
+
+mosquitto_wait_connects() {
+    WAIT_TRIES=150 wait_for bash -c \
+        "[ \$(grep -c 'New client connected from .* as $1 (' '$MOSQ_LOG') -ge $2 ]"
 }

@@ -1,0 +1,31 @@
+/* hub/deadletter.h — a file of what was refused, kept for a person to look
+ * at: a rejected MQTT message, a line the store refused. One JSON object
+ * per line:
+ *
+ *   {"time":"2026-12-03T07:15:00.123Z","source":"mqtt:lorawan",
+ *    "where":"city/s1/noise/a","reason":"record 1: no name","payload":"[{}]"}
+ *
+ * A payload that is not printable ASCII text is written as
+ * "payload_base64" instead. The file is bounded: past max_bytes it is
+ * renamed to PATH.1 (replacing the older one) and a new one is begun, so at
+ * most about twice max_bytes is kept. Created 0600 (refused data may be
+ * private). Safe from any thread. */
+#ifndef HUB_DEADLETTER_H
+#define HUB_DEADLETTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct hub_deadletter hub_deadletter_t;
+
+/* Returns HUB_OK, or HUB_EIO / HUB_ENOMEM with a message in err. */
+int hub_deadletter_open(const char *path, uint64_t max_bytes, hub_deadletter_t **out, char *err,
+                        size_t errlen);
+/* Append one entry; returns HUB_OK or HUB_EIO (errno set). */
+int hub_deadletter_write(hub_deadletter_t *d, int64_t time_ns, const char *source,
+                         const char *where, const char *reason, const void *data, size_t len);
+/* Entries written since open. */
+uint64_t hub_deadletter_count(hub_deadletter_t *d);
+void hub_deadletter_close(hub_deadletter_t *d);
+
+#endif
