@@ -102,7 +102,8 @@ static void put_base64(struct hub_buf *b, const unsigned char *p, size_t n)
 }
 
 int hub_deadletter_write(hub_deadletter_t *d, int64_t time_ns, const char *source,
-                         const char *where, const char *reason, const void *data, size_t len)
+                         const char *where_key, const char *where, const char *reason,
+                         const void *data, size_t len)
 {
     struct hub_buf b;
     hub_buf_init(&b, 64 + 6 * (len + 1024)); /* room for the worst escaping */
@@ -113,7 +114,9 @@ int hub_deadletter_write(hub_deadletter_t *d, int64_t time_ns, const char *sourc
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
     hub_buf_printf(&b, "{\"time\":\"%s.%03dZ\",\"source\":", ts, (int)(time_ns / 1000000 % 1000));
     put_string(&b, source ? source : "", source ? strlen(source) : 0);
-    hub_buf_adds(&b, ",\"where\":");
+    hub_buf_addc(&b, ',');
+    put_string(&b, where_key ? where_key : "where", strlen(where_key ? where_key : "where"));
+    hub_buf_addc(&b, ':');
     put_string(&b, where ? where : "", where ? strlen(where) : 0);
     hub_buf_adds(&b, ",\"reason\":");
     put_string(&b, reason ? reason : "", reason ? strlen(reason) : 0);

@@ -3,7 +3,9 @@
  * per line:
  *
  *   {"time":"2026-12-03T07:15:00.123Z","source":"mqtt:lorawan",
- *    "where":"city/s1/noise/a","reason":"record 1: no name","payload":"[{}]"}
+ *    "topic":"city/s1/noise/a","reason":"record 1: no name","payload":"[{}]"}
+ *
+ * (the key of the place, "topic" here, is the writer's: where_key).
  *
  * A payload that is not printable ASCII text is written as
  * "payload_base64" instead. The file is bounded: past max_bytes it is
@@ -23,7 +25,8 @@ int hub_deadletter_open(const char *path, uint64_t max_bytes, hub_deadletter_t *
                         size_t errlen);
 /* Append one entry; returns HUB_OK or HUB_EIO (errno set). */
 int hub_deadletter_write(hub_deadletter_t *d, int64_t time_ns, const char *source,
-                         const char *where, const char *reason, const void *data, size_t len);
+                         const char *where_key, const char *where, const char *reason,
+                         const void *data, size_t len);
 /* Entries written since open. */
 uint64_t hub_deadletter_count(hub_deadletter_t *d);
 void hub_deadletter_close(hub_deadletter_t *d);

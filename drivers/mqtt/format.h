@@ -16,7 +16,8 @@
  *               Records with the same resolved device and time become one
  *               reading: the base name (bn, its trailing ':' '/' '.' or '-'
  *               cut) is the tag "device", n the field. Without bn, the
- *               whole name is the field. t below 2^28 is relative to now.
+ *               whole name is the field; a record named by bn alone is
+ *               field `field` ("value"). t below 2^28 is relative to now.
  *   json        one JSON object (or an array of them); fields picked by
  *               JSON Pointer (RFC 6901), or, with no field map, every
  *               top-level number, bool and string; time by JSON Pointer.
@@ -70,7 +71,8 @@ struct drv_mq_parse_opts {
     const char *measurement; /* json, value, senml: required for json and value;
                                 senml default "senml"; chirpstack default "lorawan";
                                 influx: ignored (each line names its own) */
-    const char *field;       /* value: the field's name (default "value") */
+    const char *field;       /* value: the field's name (default "value");
+                                senml: the field of a record named by bn alone */
     /* json: field name -> JSON Pointer ("/t", "/sensors/0/temp"); n = 0
      * means every top-level scalar member */
     const struct hub_cfg_tags *fields;
@@ -99,9 +101,11 @@ struct drv_mq_out {
 void drv_mq_out_clear(struct drv_mq_out *out);
 
 /* Parse one message. now_ns is the arrival time (ns since the epoch, UTC).
- * Returns HUB_OK with out->n >= 1, HUB_EINVAL with a reason in why (e.g.
- * "record 3: no name (n or bn)", "line 2: field value: bad number
- * \"1.2.3\"") and out->n == 0, or HUB_ENOMEM. */
+ * The readings are appended to out (readings already there are left
+ * alone). Returns HUB_OK with at least one reading added; HUB_EINVAL with
+ * a reason in why (e.g. "record 3: no name (n or bn)", "line 2: field
+ * \"temp\": bad number \"1.2.3\"") and nothing added; or HUB_ENOMEM
+ * (nothing added). why may be NULL (whylen 0). */
 int drv_mq_parse(const struct drv_mq_parse_opts *o, const struct drv_mq_tagset *tags,
                  const uint8_t *payload, size_t len, int64_t now_ns, struct drv_mq_out *out,
                  char *why, size_t whylen);

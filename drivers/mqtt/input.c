@@ -291,7 +291,8 @@ static void reject(struct input_rt *in, struct sub_rt *s, const char *topic, con
                      "session?): dropped%s",
                      topic, held ? " (more held back)" : "");
     }
-    if (in->dl && hub_deadletter_write(in->dl, now, in->who, topic, why, payload, len) != HUB_OK)
+    if (in->dl &&
+        hub_deadletter_write(in->dl, now, in->who, "topic", topic, why, payload, len) != HUB_OK)
         hub_warn(in->who, "dead-letter file %s: write failed", in->cfg.dead_letter);
 }
 

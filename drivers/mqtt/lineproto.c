@@ -36,7 +36,7 @@ struct lp {
 
 __attribute__((format(printf, 2, 3))) static int lp_err(struct lp *l, const char *fmt, ...)
 {
-    char msg[256];
+    char msg[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);

@@ -498,7 +498,7 @@ static void test_unknown_output_type(void **state)
 {
     (void)state;
     expect_errors("hub: {name: gw}\noutputs:\n  - {name: k, type: kafka}\n",
-                  "test.yaml:3:21: unknown output type \"kafka\" (known: influxdb)\n", 1);
+                  "test.yaml:3:21: unknown output type \"kafka\" (known: influxdb, mqtt)\n", 1);
 }
 
 static void test_yaml_syntax(void **state)
@@ -553,8 +553,11 @@ static void test_unsupported(void **state)
                   1);
     expect_errors("hub:\n  name: gw\n  status: {listen: 127.0.0.1:8780}\n",
                   "test.yaml:3:3: hub.status is not supported by this build yet\n", 1);
+    /* an MQTT input needs a broker and something to subscribe to */
     expect_errors("hub: {name: gw}\nmqtt_inputs:\n  - name: lorawan\n",
-                  "test.yaml:2:1: unknown key \"mqtt_inputs\" at the top level\n", 1);
+                  "test.yaml:3:5: missing required key \"url\" in mqtt_inputs[0]\n"
+                  "test.yaml:3:5: missing required key \"subscribe\" in mqtt_inputs[0]\n",
+                  2);
 }
 
 /* Nested lists are data (a LIST key with a child table): every error inside
