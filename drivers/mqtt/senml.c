@@ -258,15 +258,13 @@ static int one_record(json_t *rec, struct base *b, const char *meas, const char 
             return rc;
         g->slot[at] = (uint16_t)(g->out->n - g->start);
     }
-    int rc = add_value(r, field, v, vs, vb, b, ctx, why, whylen);
-    if (rc == HUB_EINVAL && hub_reading_field_count(r) < HUB_READING_MAX_FIELDS) {
-        /* the value was checked: the same field again */
-        for (size_t i = 0; i < hub_reading_field_count(r); i++)
-            if (strcmp(hub_reading_field(r, i)->key, field) == 0)
-                drv_mq_why(why, whylen, "%sduplicate field %s (same device and time as before)",
-                           ctx, drv_mq_quote(q, field, strlen(field)));
-    }
-    return rc;
+    for (size_t i = 0; i < hub_reading_field_count(r); i++)
+        if (strcmp(hub_reading_field(r, i)->key, field) == 0) {
+            drv_mq_why(why, whylen, "%sduplicate field %s (same device and time as before)", ctx,
+                       drv_mq_quote(q, field, strlen(field)));
+            return HUB_EINVAL;
+        }
+    return add_value(r, field, v, vs, vb, b, ctx, why, whylen);
 }
 
 int drv_mq_parse_senml(const struct drv_mq_parse_opts *o, json_t *root, int64_t now_ns,
