@@ -738,7 +738,11 @@ static int live_init(const void *cfgp, const struct drv_env *env, void **out, ch
     c->cfg = cfg;
     c->env = *env;
     c->conn = cfg->conn;
-    drv_mq_default_client_id(&c->conn, env->gateway, cfg->common.name);
+    /* "-live": an input of the same name must not share the client id
+     * (the broker would drop one whenever the other connects) */
+    char idname[DRV_NAME_MAX + 8];
+    snprintf(idname, sizeof(idname), "%s-live", cfg->common.name);
+    drv_mq_default_client_id(&c->conn, env->gateway, idname);
     c->publish_timeout_ns =
         cfg->publish_timeout_ns > 0 ? cfg->publish_timeout_ns : 10 * HUB_NS_PER_S;
     size_t cap =
