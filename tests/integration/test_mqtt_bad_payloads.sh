@@ -105,7 +105,7 @@ expect "value values" "$(col level value)" "1.25 2.25 3.25 4.25 5.25 "
 expect "json devices" "$(influx_csv city 'SELECT t, device FROM wx' | cut -d, -f5 | sort -u)" "th-1"
 ms=$(influx_query city 'SHOW MEASUREMENTS' | jq -r '.results[0].series[0].values[][0]' | grep -v '^cityhub' | sort | tr '\n' ' ')
 expect "measurements (nothing from a bad message)" "$ms" "level okp senml wx "
-expect "series of the senml measurement" "$(influx_query city 'SHOW SERIES FROM senml' | jq -r '.results[0].series[0].values[][0]' | grep -c 'device=sm-2' || true)" 0
+expect "senml series of the rejected device sm-2" "$(influx_query city 'SHOW SERIES FROM senml' | jq -r '.results[0].series[0].values[][0]' | grep -c 'device=sm-2' || true)" 0
 
 # The log: every bad one with its topic and a reason, under the input's name.
 echo "--- rejections in the log:"

@@ -6,7 +6,8 @@
 # configuration knows, here the Modbus register's); a late subscriber gets
 # the last value. The gateway's status topic reads "online" (retained) while
 # it runs and "offline" after kill -9 and after a freeze longer than 1.5 x
-# keepalive (the Last Will) and after a clean SIGTERM; the health topic holds the hub's own point (measurement cityhub).
+# keepalive (the Last Will) and after a clean SIGTERM; the health topic holds
+# the hub's own point (measurement cityhub).
 set -eu
 . tests/lib/fixtures.sh
 fixtures_init
