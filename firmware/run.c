@@ -151,6 +151,28 @@ static int thread_join_by(struct ch_thread *t, int64_t deadline)
 
 /* ---- health point -------------------------------------------------------- */
 
+/* Age of the reading at seq (the oldest one an output has yet to deliver),
+ * from its acquisition time: how far behind the store is. 0 if unknown. */
+static double oldest_unsent_s(struct ch_daemon *d, uint64_t seq)
+{
+    hub_journal_reader_t *rd = NULL;
+    struct hub_buf payload;
+    hub_reading_t *r = NULL;
+    double age = 0;
+    uint64_t at;
+    hub_buf_init(&payload, HUB_JOURNAL_MAX_RECORD);
+    if (hub_journal_reader_new(d->journal, seq, &rd) == HUB_OK &&
+        hub_journal_reader_next(rd, &payload, &at, NULL) == HUB_OK &&
+        hub_reading_decode(payload.data, payload.len, &r) == HUB_OK) {
+        int64_t ns = hub_time_ns() - hub_reading_time(r);
+        age = ns > 0 ? (double)ns / HUB_NS_PER_S : 0;
+    }
+    hub_reading_free(r);
+    hub_journal_reader_free(rd);
+    hub_buf_free(&payload);
+    return age;
+}
+
 static void emit_health(struct ch_daemon *d)
 {
     struct hub_journal_stats js;
@@ -185,6 +207,8 @@ static void emit_health(struct ch_daemon *d)
     hub_reading_add_uint(r, "sources_failing", in.failing);
     hub_reading_add_uint(r, "outputs_failing", out.failing);
     hub_reading_add_uint(r, "output_lag", lag);
+    if (lag)
+        hub_reading_add_float(r, "oldest_unsent_s", oldest_unsent_s(d, js.next_seq - lag));
     hub_reading_add_uint(r, "output_retries", retries);
     hub_reading_add_uint(r, "output_delivered", delivered);
     hub_reading_add_string(r, "version", CITYHUB_VERSION);

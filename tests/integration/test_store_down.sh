@@ -12,7 +12,7 @@ cat >"$T/hub.yaml" <<YAML
 hub:
   name: gw-down
   journal: {path: $T/journal}
-  status_interval: 1h
+  status_interval: 1s
 buses:
   - {name: lan, type: tcp, host: 127.0.0.1, port: $SIM_PORT}
 devices:
@@ -36,6 +36,13 @@ lab1=$("$CITYHUB" journal -c "$T/hub.yaml" --dump | grep -c ' lab,')
 [ "$lab1" -ge 20 ] || fail "readings should be accepted while the store is down (got $lab1)"
 [ "$c1" = 0 ] || [ "$c1" = none ] || fail "cursor moved ($c1) although nothing was delivered"
 grep -q "not delivered" "$T/cityhub.log" || fail "the failed delivery is not logged"
+# the health point says how old the oldest undelivered reading is
+age=$("$CITYHUB" journal -c "$T/hub.yaml" --dump | grep ' cityhub,' | tail -1 |
+    sed -n 's/.*oldest_unsent_s=\([0-9.e+-]*\).*/\1/p')
+[ -n "$age" ] || fail "no oldest_unsent_s in the health point while the store is down"
+awk -v a="$age" 'BEGIN { exit !(a >= 0.5 && a < 30) }' ||
+    fail "oldest_unsent_s=$age: expected the age of the first reading (about 1-2 s)"
+echo "ok  oldest_unsent_s=$age"
 
 # Restart the hub while the store is still down, then bring the store up on
 # the configured port while the hub runs: the backlog and the new readings
