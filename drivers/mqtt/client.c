@@ -494,10 +494,11 @@ static void global_init_once(void)
     MQTTAsync_global_init(&io);
 }
 
-void drv_mq_global_init(void)
+int drv_mq_global_init(void)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, global_init_once); /* the input and the output both ask */
+    return 0;
 }
 
 void drv_mq_version(char *buf, size_t len)

@@ -124,7 +124,7 @@ void drv_mq_client_free(drv_mq_client_t *c, int64_t timeout_ns);
 
 /* Once per process (Paho's global init; OpenSSL is initialised by
  * whoever needs it first: libcurl does it too). */
-void drv_mq_global_init(void);
+int drv_mq_global_init(void); /* drv_ops.global_init of both MQTT drivers: 0 */
 /* "Paho MQTT C 1.3.12". */
 void drv_mq_version(char *buf, size_t len);
 

@@ -753,17 +753,11 @@ static void mqtt_schema(const void *cfgp, drv_schema_fn emit, void *arg)
     }
 }
 
-static int mqtt_global_init(void)
-{
-    drv_mq_global_init();
-    return 0;
-}
-
 const struct drv_ops drv_mqtt_ops = {
     .name = "mqtt",
     .kind = DRV_INPUT,
     .help = "MQTT subscriptions: SenML, JSON, line protocol, raw values, ChirpStack uplinks",
-    .global_init = mqtt_global_init,
+    .global_init = drv_mq_global_init,
     .version = drv_mq_version,
     .sections = sections,
     .check = mqtt_check,

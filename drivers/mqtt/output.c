@@ -643,12 +643,6 @@ struct live_ctx {
     atomic_int offline_sent; /* "offline" published (or queued) by a stop */
 };
 
-static int live_global_init(void)
-{
-    drv_mq_global_init();
-    return 0;
-}
-
 /* The client's connect callback, on Paho's thread: say "online" over the
  * Last Will (published without waiting: never drain here). */
 static void on_connected(void *arg, bool session_present)
@@ -950,7 +944,7 @@ const struct drv_ops drv_mqtt_live_ops = {
     .name = "mqtt",
     .kind = DRV_OUTPUT,
     .help = "live values over MQTT for the operations center (retained, JSON or SenML)",
-    .global_init = live_global_init,
+    .global_init = drv_mq_global_init,
     .version = drv_mq_version,
     .config_map = live_keys,
     .config_size = sizeof(struct drv_mq_output_cfg),
