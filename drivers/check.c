@@ -55,5 +55,24 @@ const struct hub_cfg_key drv_output_common_keys[] = {
      .max = 64LL << 20,
      .help = "largest request body; a bigger batch is sent in parts (bounds memory on a small "
              "board)"},
+    {.name = "dead_letter",
+     .type = HUB_CFG_STRING,
+     .offset = offsetof(struct drv_output_common, dead_letter),
+     .size = sizeof(((struct drv_output_common *)0)->dead_letter),
+     .help = "file for readings the server refuses, with its reason (default: "
+             "deadletter/NAME.jsonl beside the journal)"},
+    {.name = "dead_letter_max",
+     .type = HUB_CFG_SIZE,
+     .def = "16MiB",
+     .offset = offsetof(struct drv_output_common, dead_letter_max),
+     .min = 4096,
+     .help = "size at which the dead-letter file is rotated to FILE.1"},
+    {.name = "alarm_retry",
+     .type = HUB_CFG_DURATION,
+     .def = "5m",
+     .offset = offsetof(struct drv_output_common, alarm_retry_ns),
+     .min = 1000000LL,
+     .help = "after the server refuses the credentials or the target (401, 403, 404), how "
+             "long the output waits before trying again"},
     {.name = NULL},
 };

@@ -111,11 +111,17 @@ struct drv_output_common {
     int64_t batch_size;
     int64_t flush_interval_ns;
     uint64_t max_batch_bytes; /* largest request body the output builds */
+    /* Where readings the server refuses go: a file of JSON lines (see
+     * hub/deadletter.h); "" = DIR/deadletter/NAME.jsonl beside the journal's
+     * directory. */
+    char dead_letter[256];
+    uint64_t dead_letter_max;
+    int64_t alarm_retry_ns; /* after 401/403/404, how long before trying again */
 };
 
 /* The keys of struct drv_output_common (name, type, batch_size,
- * flush_interval, max_batch_bytes). An output's name is its cursor's name:
- * it is validated by hub_journal_check_name, so check and run agree. */
+ * flush_interval, max_batch_bytes, dead_letter, dead_letter_max, alarm_retry). An output's name is
+ * its cursor's name: it is validated by hub_journal_check_name, so check and run agree. */
 extern const struct hub_cfg_key drv_output_common_keys[];
 
 /* A driver instance's health at a glance, for health points and status. */
@@ -209,6 +215,11 @@ struct drv_ops {
     hub_out_flush_fn flush;
     void (*cancel)(void *ctx);
     int (*format)(const hub_reading_t *r, struct hub_buf *out);
+    /* send_raw (may be NULL): send data already in the output's own format
+     * (lines format wrote, as kept in a dead-letter file) as one request,
+     * answered as flush. For `cityhub deadletter retry`. */
+    enum hub_out_result (*send_raw)(void *ctx, const void *data, size_t len,
+                                    struct hub_out_answer *ans);
 
     /* Subcommands (ended by {NULL}); may be NULL. */
     const struct drv_command *commands;

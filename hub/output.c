@@ -486,3 +486,20 @@ void hub_output_free(hub_output_t *o)
     hub_cond_destroy(&o->mu, &o->cond);
     free(o);
 }
+
+const char *hub_out_result_name(enum hub_out_result r)
+{
+    switch (r) {
+    case HUB_OUT_OK:
+        return "ok";
+    case HUB_OUT_RETRY:
+        return "retry";
+    case HUB_OUT_REJECT:
+        return "rejected";
+    case HUB_OUT_TOO_LARGE:
+        return "too large";
+    case HUB_OUT_ALARM:
+        return "alarm";
+    }
+    return "unknown";
+}

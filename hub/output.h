@@ -5,12 +5,25 @@
  * readings and calls flush() with up to batch_size of them, when the batch is
  * full or flush_interval has passed since its first reading. The driver
  * answers:
- *   HUB_OUT_OK      delivered: the cursor moves past the batch and is persisted;
- *   HUB_OUT_RETRY   not delivered: the same batch is tried again after a capped
- *                   exponential backoff with jitter (or the server's Retry-After);
- *   HUB_OUT_REJECT  the server refused the data itself: treated as RETRY here
- *                   (never counted as delivered) and logged with the reason.
- * A record that fails to decode is skipped and counted (corrupt), never sent. */
+ *   HUB_OUT_OK        delivered: the cursor moves past the batch and is persisted;
+ *   HUB_OUT_RETRY     not delivered (429, 5xx, timeout, connection): the same
+ *                     readings are tried again after a capped exponential
+ *                     backoff with jitter (or the server's Retry-After);
+ *   HUB_OUT_REJECT    the server refused the data itself (400, 422): the batch
+ *                     is bisected to find the readings it refuses; the others
+ *                     are delivered, each refused one goes to the dead-letter
+ *                     file with the server's reason and is counted;
+ *   HUB_OUT_TOO_LARGE the request was too large (413): the batch is split in
+ *                     halves and each sent on its own; one reading alone too
+ *                     large goes to the dead-letter file;
+ *   HUB_OUT_ALARM     refused for who we are or where we write (401, 403, 404):
+ *                     the output stops sending and raises an alarm (log, stats);
+ *                     readings stay in the journal; it tries again every
+ *                     alarm_retry (or after a restart or reload).
+ * No answer but OK counts a reading as delivered. Each kind of failure
+ * (hub_out_answer.kind) is logged the first time it happens, whatever came
+ * before it. A record that fails to decode is skipped and counted (corrupt),
+ * never sent. */
 #ifndef HUB_OUTPUT_H
 #define HUB_OUTPUT_H
 
@@ -24,6 +37,8 @@ enum hub_out_result {
     HUB_OUT_OK = 0,
     HUB_OUT_RETRY = 1,
     HUB_OUT_REJECT = 2,
+    HUB_OUT_TOO_LARGE = 3,
+    HUB_OUT_ALARM = 4,
 };
 
 struct hub_out_answer {
@@ -33,11 +48,20 @@ struct hub_out_answer {
      * again at once, as the start of the next batch: not a failure. */
     size_t done;
     int64_t retry_after_ns; /* server's hint, 0 if none */
-    char why[256];          /* reason for RETRY/REJECT, for the log */
+    /* The kind of failure, short and stable ("HTTP 500", "HTTP 401",
+     * "timeout", "connection refused"): each kind gets its own log line the
+     * first time it happens. "" = the result's name. */
+    char kind[40];
+    char why[256]; /* reason of a failure, for the log and the dead-letter file */
 };
 
 typedef enum hub_out_result (*hub_out_flush_fn)(void *ctx, hub_reading_t *const *readings, size_t n,
                                                 struct hub_out_answer *ans);
+/* One reading as the output writes it (a line of line protocol), for the
+ * dead-letter file. Returns HUB_OK or an error. */
+typedef int (*hub_out_format_fn)(const hub_reading_t *r, struct hub_buf *out);
+
+struct hub_deadletter;
 
 struct hub_output_opts {
     const char *name;          /* cursor name and log name */
@@ -47,16 +71,39 @@ struct hub_output_opts {
     int64_t backoff_base_ns;   /* 0 = 1 s */
     int64_t backoff_max_ns;    /* 0 = 60 s */
     int64_t stop_grace_ns;     /* on stop, how long to keep trying the last flush; 0 = 2 s */
+    int64_t alarm_retry_ns;    /* after HUB_OUT_ALARM, wait this long; 0 = 5 min */
+    /* Where refused readings go (the caller's; may be NULL: they are then
+     * only logged and counted), and how they are written there (NULL: the
+     * journal record's text is not available, the entry has the reason only). */
+    struct hub_deadletter *deadletter;
+    hub_out_format_fn format;
+};
+
+enum hub_out_state {
+    HUB_OUT_STATE_OK = 0,   /* the last flush was delivered (or none yet) */
+    HUB_OUT_STATE_RETRYING, /* failing, retrying since retrying_since_ns */
+    HUB_OUT_STATE_ALARM,    /* stopped: credentials or target refused */
 };
 
 struct hub_output_stats {
     uint64_t delivered; /* readings answered 2xx */
     uint64_t batches;
-    uint64_t retries; /* failed flush attempts */
-    uint64_t corrupt; /* records skipped: undecodable or lost to a bad segment */
-    uint64_t dropped; /* records dropped by the journal's on_full before delivery */
-    uint64_t cursor;  /* next seq to deliver */
+    uint64_t retries;           /* failed flush attempts */
+    uint64_t corrupt;           /* records skipped: undecodable or lost to a bad segment */
+    uint64_t dropped;           /* records dropped by the journal's on_full before delivery */
+    uint64_t cursor;            /* next seq to deliver */
+    uint64_t rejected;          /* readings the server refused (dead-lettered) */
+    uint64_t deadletter_errors; /* of them, not written to the dead-letter file */
+    uint64_t splits;            /* batches split for 413 or bisected for 400/422 */
+    enum hub_out_state state;
+    int64_t retrying_since_ns; /* wall clock of the first failure in a row, 0 if ok */
+    char alarm[128];           /* the alarm's reason while state is ALARM */
+    uint64_t backlog;          /* readings stored but not yet delivered */
+    double rate;               /* readings delivered per second, recent average */
 };
+
+/* Name of a result, for messages: "ok", "retry", "rejected", "too large", "alarm". */
+const char *hub_out_result_name(enum hub_out_result r);
 
 typedef struct hub_output hub_output_t;
 

@@ -5,7 +5,11 @@
  *   2xx                          HUB_OUT_OK
  *   408, 429, 5xx, 1xx/3xx,      HUB_OUT_RETRY (Retry-After honoured)
  *   transport, cancelled
- *   other 4xx                    HUB_OUT_REJECT, with the server's "error"
+ *   413                          HUB_OUT_TOO_LARGE (the hub splits the batch)
+ *   401, 403, 404                HUB_OUT_ALARM (credentials, rights, no database)
+ *   other 4xx (400, 422, ...)    HUB_OUT_REJECT, with the server's "error"
+ *                                (the hub bisects to the refused lines)
+ * Each answer gets a short kind ("HTTP 500", "timeout", "TLS") for the log.
  * Secrets are read once from their files at init and never logged. */
 #include <errno.h>
 #include <limits.h>
@@ -259,6 +263,37 @@ void drv_influx_server_reason(const char *body, size_t len, char *dst, size_t ma
 
 static enum hub_out_result post(struct influx_ctx *c, size_t n, struct hub_out_answer *ans);
 
+/* The kind of a transport failure, short and stable, for the log. */
+static const char *transport_kind(CURLcode cr)
+{
+    switch (cr) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return "timeout";
+    case CURLE_COULDNT_CONNECT:
+        return "connection refused";
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return "DNS failure";
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+        return "connection reset";
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+        return "TLS";
+    default:
+        return "transport";
+    }
+}
+
 static enum hub_out_result influx_flush(void *ctxp, hub_reading_t *const *readings, size_t n,
                                         struct hub_out_answer *ans)
 {
@@ -266,6 +301,7 @@ static enum hub_out_result influx_flush(void *ctxp, hub_reading_t *const *readin
     size_t skipped = 0;
 
     ans->retry_after_ns = 0;
+    ans->kind[0] = 0;
     ans->why[0] = 0;
     if (atomic_load(&c->cancel)) { /* stopping: send nothing more */
         snprintf(ans->why, sizeof(ans->why), "cancelled: the program is stopping");
@@ -284,10 +320,11 @@ static enum hub_out_result influx_flush(void *ctxp, hub_reading_t *const *readin
             n = i;
             break;
         } else if (rc == HUB_EFULL) {
+            snprintf(ans->kind, sizeof(ans->kind), "too large");
             snprintf(ans->why, sizeof(ans->why),
                      "one reading is larger than max_batch_bytes (%zu bytes); raise it",
                      c->body.cap);
-            return HUB_OUT_REJECT;
+            return HUB_OUT_TOO_LARGE;
         } else if (rc != HUB_OK) {
             snprintf(ans->why, sizeof(ans->why), "encoding reading %zu: %s", i, hub_strerror(rc));
             return HUB_OUT_RETRY;
@@ -306,6 +343,29 @@ static enum hub_out_result influx_flush(void *ctxp, hub_reading_t *const *readin
     if (res != HUB_OUT_OK)
         ans->done = 0;
     return res;
+}
+
+/* Lines already in line protocol (a dead-letter file's), sent as they are. */
+static enum hub_out_result influx_send_raw(void *ctxp, const void *data, size_t len,
+                                           struct hub_out_answer *ans)
+{
+    struct influx_ctx *c = ctxp;
+    ans->done = 0;
+    ans->retry_after_ns = 0;
+    ans->kind[0] = 0;
+    ans->why[0] = 0;
+    hub_buf_reset(&c->body);
+    if (hub_buf_add(&c->body, data, len) != HUB_OK ||
+        (len && ((const char *)data)[len - 1] != '\n' && hub_buf_addc(&c->body, '\n') != HUB_OK)) {
+        snprintf(ans->kind, sizeof(ans->kind), "too large");
+        snprintf(ans->why, sizeof(ans->why), "%zu bytes: larger than max_batch_bytes (%zu)", len,
+                 c->body.cap);
+        return HUB_OUT_TOO_LARGE;
+    }
+    size_t lines = 0;
+    for (size_t i = 0; i < c->body.len; i++)
+        lines += c->body.data[i] == '\n';
+    return post(c, lines, ans);
 }
 
 /* POST the body (gzipped if asked) and read the answer. */
@@ -334,10 +394,12 @@ static enum hub_out_result post(struct influx_ctx *c, size_t n, struct hub_out_a
     curl_easy_setopt(c->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)send->len);
     cr = curl_easy_perform(c->h);
     if (cr == CURLE_ABORTED_BY_CALLBACK) {
+        snprintf(ans->kind, sizeof(ans->kind), "cancelled");
         snprintf(ans->why, sizeof(ans->why), "cancelled: the program is stopping");
         return HUB_OUT_RETRY;
     }
     if (cr != CURLE_OK) {
+        snprintf(ans->kind, sizeof(ans->kind), "%s", transport_kind(cr));
         snprintf(ans->why, sizeof(ans->why), "transport: %.60s: %.180s", curl_easy_strerror(cr),
                  c->errbuf[0] ? c->errbuf : "no detail");
         hub_debug(c->who, "POST failed: %s", ans->why);
@@ -352,6 +414,7 @@ static enum hub_out_result post(struct influx_ctx *c, size_t n, struct hub_out_a
     drv_influx_server_reason(c->resp.data ? (const char *)c->resp.data : "", c->resp.len, reason,
                              INFLUX_WHY_BODY);
     snprintf(ans->why, sizeof(ans->why), "HTTP %ld%s%s", status, reason[0] ? ": " : "", reason);
+    snprintf(ans->kind, sizeof(ans->kind), "HTTP %ld", status);
     hub_debug(c->who, "POST answered %s", ans->why);
     /* 408: the server gave up waiting for the request: a timeout, not a
      * verdict on the data. */
@@ -367,6 +430,10 @@ static enum hub_out_result post(struct influx_ctx *c, size_t n, struct hub_out_a
 #endif
         return HUB_OUT_RETRY;
     }
+    if (status == 413)
+        return HUB_OUT_TOO_LARGE;
+    if (status == 401 || status == 403 || status == 404)
+        return HUB_OUT_ALARM;
     return HUB_OUT_REJECT;
 }
 
@@ -407,6 +474,7 @@ const struct drv_ops drv_influx_ops = {
     .flush = influx_flush,
     .cancel = influx_cancel,
     .format = influx_format,
+    .send_raw = influx_send_raw,
     .stats = influx_stats,
     .exit = influx_exit,
 };

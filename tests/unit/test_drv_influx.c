@@ -646,13 +646,15 @@ static void test_http_v2(void **state)
     assert_int_equal(drv_influx_ops.flush(ctx, r, 1, &ans), HUB_OUT_REJECT);
     assert_int_equal(ans.retry_after_ns, 0);
     assert_string_equal(ans.why, "HTTP 400: unable to parse 'noise x': bad \"field\"");
+    assert_string_equal(ans.kind, "HTTP 400");
 
     assert_int_equal(drv_influx_ops.flush(ctx, r, 1, &ans), HUB_OUT_RETRY);
     assert_int_equal(ans.retry_after_ns, 0);
     assert_string_equal(ans.why, "HTTP 429");
 
-    assert_int_equal(drv_influx_ops.flush(ctx, r, 1, &ans), HUB_OUT_REJECT);
+    assert_int_equal(drv_influx_ops.flush(ctx, r, 1, &ans), HUB_OUT_ALARM);
     assert_string_equal(ans.why, "HTTP 404: bucket not found");
+    assert_string_equal(ans.kind, "HTTP 404");
 
     drv_influx_ops.exit(ctx);
     responder_stop(&rs);
@@ -801,7 +803,7 @@ static void test_http_closed_port_and_limits(void **state)
     assert_int_equal(drv_influx_ops.flush(ctx, r, 0, &ans), HUB_OUT_OK);
     assert_int_equal(drv_influx_ops.flush(ctx, &empty, 1, &ans), HUB_OUT_OK);
 
-    /* one reading beyond the body bound (max_batch_bytes): REJECT, before
+    /* one reading beyond the body bound (max_batch_bytes): TOO_LARGE, before
      * any network (a batch beyond it is sent in parts: tested live) */
     hub_reading_t *big = hub_reading_new("m", 1);
     char s[HUB_READING_MAX_STRING + 1];
@@ -813,7 +815,7 @@ static void test_http_closed_port_and_limits(void **state)
         assert_int_equal(hub_reading_add_string(big, key, s), HUB_OK);
     }
     hub_reading_t *many[2] = {big, big};
-    assert_int_equal(drv_influx_ops.flush(ctx, many, 2, &ans), HUB_OUT_REJECT);
+    assert_int_equal(drv_influx_ops.flush(ctx, many, 2, &ans), HUB_OUT_TOO_LARGE);
     if (!strstr(ans.why, "larger than max_batch_bytes"))
         fail_msg("why: %s", ans.why);
     hub_reading_free(big);

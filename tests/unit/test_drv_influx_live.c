@@ -175,7 +175,7 @@ static void test_missing_database_rejected(void **state)
     cfg_for(&cfg, influx_url, "cityhub_no_such_db");
     if (drv_influx_ops.init(&cfg, NULL, &ctx, err, sizeof(err)) != 0)
         fail_msg("init: %s", err);
-    assert_int_equal(drv_influx_ops.flush(ctx, &r, 1, &ans), HUB_OUT_REJECT);
+    assert_int_equal(drv_influx_ops.flush(ctx, &r, 1, &ans), HUB_OUT_ALARM);
     assert_string_equal(ans.why, "HTTP 404: database not found: \"cityhub_no_such_db\"");
     assert_int_equal(ans.retry_after_ns, 0);
 
