@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +28,7 @@
 #include "firmware/units.h"
 #include "hub/accept.h"
 #include "hub/clock.h"
+#include "hub/deadletter.h"
 #include "hub/journal.h"
 #include "hub/log.h"
 #include "hub/metrics.h"
@@ -74,6 +76,7 @@ struct ch_out {
     const struct drv_output_common *common;
     void *ctx;
     hub_output_t *loop;
+    hub_deadletter_t *dl; /* readings its server refused */
     struct ch_thread th;
 };
 
@@ -215,7 +218,79 @@ static void emit_health(struct ch_daemon *d)
     hub_accept_reading(d->accept, r);
 }
 
+/* One cityhub_output point per output: its state, what it delivered and
+ * refused, and the backlog it has to drain (with an estimate of the time). */
+static void emit_output_status(struct ch_daemon *d)
+{
+    static const char *const state_name[] = {"ok", "retrying", "alarm"};
+    for (size_t i = 0; i < d->nouts; i++) {
+        struct hub_output_stats os;
+        hub_output_stats(d->outs[i].loop, &os);
+        hub_reading_t *r = hub_reading_new("cityhub_output", hub_time_ns());
+        if (!r)
+            return;
+        hub_reading_add_tag(r, "output", d->outs[i].common->name);
+        hub_reading_add_tag(r, "type", d->outs[i].ops->name);
+        hub_reading_add_string(r, "state",
+                               os.state <= HUB_OUT_STATE_ALARM ? state_name[os.state] : "unknown");
+        if (os.alarm[0])
+            hub_reading_add_string(r, "alarm", os.alarm);
+        if (os.retrying_since_ns) {
+            int64_t s_ = (hub_time_ns() - os.retrying_since_ns) / HUB_NS_PER_S;
+            hub_reading_add_uint(r, "failing_for_s", s_ > 0 ? (uint64_t)s_ : 0);
+        }
+        hub_reading_add_uint(r, "delivered", os.delivered);
+        hub_reading_add_uint(r, "requests", os.batches);
+        hub_reading_add_uint(r, "retries", os.retries);
+        hub_reading_add_uint(r, "rejected", os.rejected);
+        hub_reading_add_uint(r, "deadletter_errors", os.deadletter_errors);
+        hub_reading_add_uint(r, "splits", os.splits);
+        hub_reading_add_uint(r, "dropped", os.dropped);
+        hub_reading_add_uint(r, "corrupt", os.corrupt);
+        hub_reading_add_uint(r, "backlog", os.backlog);
+        hub_reading_add_float(r, "rate", os.rate);
+        if (os.backlog && os.rate >= 1)
+            hub_reading_add_float(r, "eta_s", (double)os.backlog / os.rate);
+        hub_accept_reading(d->accept, r);
+    }
+}
+
 /* ---- start and stop ------------------------------------------------------ */
+
+/* The output's dead-letter file: its dead_letter key, or
+ * deadletter/NAME.jsonl in the directory that holds the journal's (created
+ * 0700: refused readings may be private). Returns 0 or -1 with err. */
+static int open_deadletter(const struct ch_config *c, struct ch_out *o, char *err, size_t errlen)
+{
+    char path[512];
+    if (o->common->dead_letter[0]) {
+        snprintf(path, sizeof(path), "%s", o->common->dead_letter);
+    } else {
+        char dir[256];
+        snprintf(dir, sizeof(dir), "%s", c->hub.journal.path);
+        size_t n = strlen(dir);
+        while (n > 1 && dir[n - 1] == '/')
+            dir[--n] = 0;
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+            snprintf(dir, sizeof(dir), ".");
+        else if (slash == dir)
+            dir[1] = 0;
+        else
+            *slash = 0;
+        snprintf(path, sizeof(path), "%s%sdeadletter", dir, dir[strlen(dir) - 1] == '/' ? "" : "/");
+        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+            snprintf(err, errlen, "dead-letter directory %.300s: %s", path, strerror(errno));
+            return -1;
+        }
+        size_t k = strlen(path);
+        snprintf(path + k, sizeof(path) - k, "/%s.jsonl", o->common->name);
+    }
+    if (hub_deadletter_open(path, o->common->dead_letter_max, &o->dl, err, errlen) != HUB_OK)
+        return -1;
+    hub_debug("cityhub", "output %s: refused readings go to %s", o->common->name, path);
+    return 0;
+}
 
 static int start_outputs(struct ch_daemon *d, const struct drv_env *env)
 {
@@ -229,12 +304,19 @@ static int start_outputs(struct ch_daemon *d, const struct drv_env *env)
             return -1;
         }
         d->nouts++;
+        if (open_deadletter(d->c, o, err, sizeof(err)) != 0) {
+            hub_err("cityhub", "output %s: %s", o->common->name, err);
+            return -1;
+        }
         struct hub_output_opts oo = {
             .name = o->common->name,
             .type = o->ops->name,
             .batch_size = (size_t)o->common->batch_size,
             .flush_interval_ns = o->common->flush_interval_ns,
             .stop_grace_ns = 2 * HUB_NS_PER_S,
+            .alarm_retry_ns = o->common->alarm_retry_ns,
+            .deadletter = o->dl,
+            .format = o->ops->format,
         };
         int rc = hub_output_new(d->journal, &oo, o->ops->flush, o->ctx, &o->loop);
         if (rc != HUB_OK) {
@@ -349,8 +431,10 @@ static void free_all(struct ch_daemon *d)
                  d->outs[i].common->name, os.delivered, os.cursor);
         hub_output_free(d->outs[i].loop);
     }
-    for (size_t i = 0; i < d->nouts; i++)
+    for (size_t i = 0; i < d->nouts; i++) {
         d->outs[i].ops->exit(d->outs[i].ctx);
+        hub_deadletter_close(d->outs[i].dl);
+    }
     for (size_t i = 0; i < d->nins; i++)
         d->ins[i].ops->exit(d->ins[i].ctx);
     free(d->runners);
@@ -395,6 +479,7 @@ static int main_loop(struct ch_daemon *d, const sigset_t *sigs)
         }
         if (now >= next_health) {
             emit_health(d);
+            emit_output_status(d);
             next_health = now + h->status_interval_ns;
         }
     }

@@ -32,6 +32,7 @@
 
 #include "hub/backoff.h"
 #include "hub/clock.h"
+#include "hub/deadletter.h"
 #include "hub/log.h"
 
 #define OUT_MAX_BATCH 1000000                  /* sanity bound on batch_size */
@@ -39,6 +40,16 @@
 #define OUT_READ_RETRY_NS (1 * HUB_NS_PER_S)   /* pause after a reader I/O error */
 #define OUT_MAX_WAIT_NS (3600 * HUB_NS_PER_S)  /* longest single condvar wait */
 #define OUT_SPARE_MIN 64                       /* spare readings kept whatever the batch */
+#define OUT_MAX_DEPTH 48                       /* halvings: 2^48 readings is no batch */
+#define OUT_KINDS 8                            /* failure kinds with a log limit each */
+#define OUT_DEFAULT_ALARM_RETRY_NS (300 * HUB_NS_PER_S)
+#define OUT_TICK_NS (1 * HUB_NS_PER_S)          /* backlog and rate refreshed */
+#define OUT_PROGRESS_LOG_NS (30 * HUB_NS_PER_S) /* a backlog's progress line */
+
+struct out_kind {
+    char name[40]; /* hub_out_answer.kind; "" = free */
+    struct hub_log_limit lim;
+};
 
 struct hub_output {
     hub_journal_t *j;
@@ -69,11 +80,28 @@ struct hub_output {
     uint64_t next;      /* next seq to read */
     int64_t first_ns;   /* when the batch's first reading arrived (monotonic) */
     bool sealed;        /* a flush of this batch failed: retry it unchanged */
-    unsigned attempts;  /* failed flushes of the current batch */
-    int64_t retry_ns;   /* delay before the next attempt */
+    unsigned attempts;  /* failed flushes in a row */
+    /* The batch's readings [lo, n) are still to be delivered, as the ranges
+     * [lo, ends[depth-1]), [ends[depth-1], ends[depth-2]), ... [ends[0], n):
+     * the first is offered next. A refused range is halved (a new end is
+     * pushed); a refused single reading goes to the dead-letter file. */
+    size_t lo;
+    size_t ends[OUT_MAX_DEPTH];
+    unsigned depth;
     bool draining;
     int64_t deadline_ns; /* end of the stop grace (monotonic) */
-    struct hub_log_limit lim_flush, lim_corrupt, lim_read, lim_commit;
+    int64_t alarm_retry_ns;
+    struct hub_deadletter *dl;
+    hub_out_format_fn format;
+    struct hub_buf line; /* one refused reading, formatted */
+    struct out_kind kinds[OUT_KINDS];
+    /* progress: backlog and delivery rate, refreshed every OUT_TICK_NS */
+    int64_t tick_ns;
+    uint64_t tick_delivered;
+    int64_t logged_ns;     /* last progress line; 0 = not in a backlog */
+    int64_t backlog_ns;    /* when the backlog began to be logged */
+    uint64_t backlog_from; /* delivered then */
+    struct hub_log_limit lim_corrupt, lim_read, lim_commit, lim_refused;
 };
 
 static bool name_ok(const char *s)
@@ -87,7 +115,8 @@ int hub_output_new(hub_journal_t *j, const struct hub_output_opts *opts, hub_out
     *out = NULL;
     if (!j || !opts || !flush || !name_ok(opts->name) || opts->batch_size < 1 ||
         opts->batch_size > OUT_MAX_BATCH || opts->flush_interval_ns < 0 ||
-        opts->backoff_base_ns < 0 || opts->backoff_max_ns < 0 || opts->stop_grace_ns < 0)
+        opts->backoff_base_ns < 0 || opts->backoff_max_ns < 0 || opts->stop_grace_ns < 0 ||
+        opts->alarm_retry_ns < 0)
         return HUB_EINVAL;
     hub_output_t *o = calloc(1, sizeof(*o));
     if (!o)
@@ -110,6 +139,10 @@ int hub_output_new(hub_journal_t *j, const struct hub_output_opts *opts, hub_out
     o->stop_grace_ns = opts->stop_grace_ns ? opts->stop_grace_ns : 2 * HUB_NS_PER_S;
     o->flush = flush;
     o->ctx = ctx;
+    o->alarm_retry_ns = opts->alarm_retry_ns ? opts->alarm_retry_ns : OUT_DEFAULT_ALARM_RETRY_NS;
+    o->dl = opts->deadletter;
+    o->format = opts->format;
+    hub_buf_init(&o->line, HUB_JOURNAL_MAX_RECORD * 4); /* line protocol of one reading */
     int64_t base = opts->backoff_base_ns ? opts->backoff_base_ns : 1 * HUB_NS_PER_S;
     int64_t max = opts->backoff_max_ns ? opts->backoff_max_ns : 60 * HUB_NS_PER_S;
     hub_backoff_init(&o->backoff, base, max,
@@ -219,6 +252,8 @@ static void free_batch(hub_output_t *o)
 {
     recycle(o, o->batch, o->n);
     o->n = 0;
+    o->lo = 0;
+    o->depth = 0;
     o->sealed = false;
 }
 
@@ -296,66 +331,253 @@ static int read_some(hub_output_t *o, bool *caught_up)
     return HUB_OK;
 }
 
-/* Offer the batch once. Returns true if it was delivered; otherwise sets
- * o->retry_ns and seals the batch. */
-static bool deliver_once(hub_output_t *o)
+/* The log limit of a kind of failure: each kind is logged the first time it
+ * happens, then at most once a minute, whatever other kinds do meanwhile. */
+static struct hub_log_limit *kind_limit(hub_output_t *o, const char *kind)
 {
-    struct hub_out_answer ans;
-    memset(&ans, 0, sizeof(ans));
-    enum hub_out_result res = o->flush(o->ctx, o->batch, o->n, &ans);
-    ans.why[sizeof(ans.why) - 1] = 0;
-    if (res == HUB_OUT_OK && ans.done > 0 && ans.done < o->n) {
-        /* A prefix went (the driver's request limit): keep the rest as the
-         * start of the next batch, unsealed so that it fills up again. */
-        size_t k = ans.done;
-        recycle(o, o->batch, k);
-        uint64_t first_left = o->seqs[k];
-        memmove(o->batch, o->batch + k, (o->n - k) * sizeof(*o->batch));
-        memmove(o->seqs, o->seqs + k, (o->n - k) * sizeof(*o->seqs));
-        o->n -= k;
-        o->sealed = false;
-        o->first_ns = hub_mono_ns() - o->flush_interval_ns; /* the rest is due now */
-        commit_to(o, first_left);
-        pthread_mutex_lock(&o->mu);
-        o->st.delivered += k;
-        o->st.batches++;
-        pthread_mutex_unlock(&o->mu);
-        o->attempts = 0;
-        hub_backoff_ok(&o->backoff);
-        return true;
+    struct out_kind *oldest = &o->kinds[0];
+    for (size_t i = 0; i < OUT_KINDS; i++) {
+        struct out_kind *k = &o->kinds[i];
+        if (k->name[0] && !strcmp(k->name, kind))
+            return &k->lim;
+        if (!k->name[0] || (oldest->name[0] && k->lim.last_ns < oldest->lim.last_ns))
+            oldest = k;
     }
-    if (res == HUB_OUT_OK) {
-        size_t n = o->n;
+    snprintf(oldest->name, sizeof(oldest->name), "%s", kind);
+    memset(&oldest->lim, 0, sizeof(oldest->lim));
+    return &oldest->lim;
+}
+
+static void set_state(hub_output_t *o, enum hub_out_state state, const char *alarm)
+{
+    pthread_mutex_lock(&o->mu);
+    if (state == HUB_OUT_STATE_OK)
+        o->st.retrying_since_ns = 0;
+    else if (!o->st.retrying_since_ns)
+        o->st.retrying_since_ns = hub_time_ns();
+    o->st.state = state;
+    snprintf(o->st.alarm, sizeof(o->st.alarm), "%.*s", (int)sizeof(o->st.alarm) - 1,
+             alarm ? alarm : "");
+    pthread_mutex_unlock(&o->mu);
+}
+
+/* Readings [lo, lo + k) of the batch were delivered. */
+static void delivered(hub_output_t *o, size_t k)
+{
+    o->lo += k;
+    pthread_mutex_lock(&o->mu);
+    o->st.delivered += k;
+    o->st.batches++;
+    pthread_mutex_unlock(&o->mu);
+}
+
+/* The reading at lo was refused for itself: into the dead-letter file with
+ * the server's reason, counted, and passed. */
+static void refuse_one(hub_output_t *o, const struct hub_out_answer *ans)
+{
+    const hub_reading_t *r = o->batch[o->lo];
+    uint64_t seq = o->seqs[o->lo];
+    char where[24];
+    bool written = false;
+    snprintf(where, sizeof(where), "%" PRIu64, seq);
+    if (o->dl) {
+        const void *data = NULL;
+        size_t len = 0;
+        hub_buf_reset(&o->line);
+        if (o->format && o->format(r, &o->line) == HUB_OK) {
+            data = o->line.data;
+            len = o->line.len;
+            while (len > 0 && ((const char *)data)[len - 1] == '\n')
+                len--;
+        }
+        written = hub_deadletter_write(o->dl, hub_time_ns(), o->who, "seq", where,
+                                       ans->why[0] ? ans->why : hub_out_result_name(HUB_OUT_REJECT),
+                                       data ? data : "", len) == HUB_OK;
+    }
+    pthread_mutex_lock(&o->mu);
+    o->st.rejected++;
+    o->st.deadletter_errors += written ? 0 : 1;
+    pthread_mutex_unlock(&o->mu);
+    uint64_t held;
+    char note[48];
+    if (hub_log_limit_pass(&o->lim_refused, hub_mono_ns(), &held))
+        hub_warn(o->who, "reading seq %s (%s) refused by the server: %s; %s%s", where,
+                 hub_reading_measurement(r), ans->why[0] ? ans->why : "no reason given",
+                 written ? "kept in the dead-letter file"
+                 : o->dl ? "the dead-letter file cannot be written: it is lost"
+                         : "no dead-letter file: it is dropped",
+                 held_note(note, sizeof(note), held));
+    o->lo++;
+}
+
+/* After lo moved: drop the ranges it passed; commit the cursor up to lo. */
+static void advance(hub_output_t *o)
+{
+    while (o->depth > 0 && o->ends[o->depth - 1] <= o->lo)
+        o->depth--;
+    if (o->lo >= o->n) {
         free_batch(o);
         commit_to(o, o->next);
-        pthread_mutex_lock(&o->mu);
-        o->st.delivered += n;
-        o->st.batches++;
-        pthread_mutex_unlock(&o->mu);
-        if (o->attempts)
-            hub_info(o->who, "batch of %zu delivered after %u failed attempts", n, o->attempts);
+    } else {
+        commit_to(o, o->seqs[o->lo]);
+    }
+}
+
+static void log_failure(hub_output_t *o, enum hub_out_result res, size_t len,
+                        const struct hub_out_answer *ans, const char *then)
+{
+    uint64_t held;
+    char note[48];
+    const char *kind = ans->kind[0] ? ans->kind : hub_out_result_name(res);
+    if (!hub_log_limit_pass(kind_limit(o, kind), hub_mono_ns(), &held))
+        return;
+    const char *what = res == HUB_OUT_REJECT      ? "refused"
+                       : res == HUB_OUT_TOO_LARGE ? "too large"
+                       : res == HUB_OUT_ALARM     ? "refused"
+                                                  : "not delivered";
+    if (res == HUB_OUT_ALARM)
+        hub_err(o->who, "ALARM: batch of %zu %s: %s — %s%s", len, what,
+                ans->why[0] ? ans->why : "no reason given", then,
+                held_note(note, sizeof(note), held));
+    else
+        hub_warn(o->who, "batch of %zu %s: %s — %s%s", len, what,
+                 ans->why[0] ? ans->why : "no reason given", then,
+                 held_note(note, sizeof(note), held));
+}
+
+/* Offer the next range of the batch once. Returns how long to wait before
+ * the next offer: 0 when something was delivered or the range was split. */
+static int64_t offer(hub_output_t *o)
+{
+    struct hub_out_answer ans;
+    size_t hi = o->depth ? o->ends[o->depth - 1] : o->n;
+    size_t len = hi - o->lo;
+    char then[96];
+
+    memset(&ans, 0, sizeof(ans));
+    enum hub_out_result res = o->flush(o->ctx, o->batch + o->lo, len, &ans);
+    ans.why[sizeof(ans.why) - 1] = 0;
+    ans.kind[sizeof(ans.kind) - 1] = 0;
+
+    if (res == HUB_OUT_OK) {
+        size_t k = ans.done > 0 && ans.done < len ? ans.done : len;
+        enum hub_out_state was = o->st.state; /* only this thread writes it */
+        if (was == HUB_OUT_STATE_ALARM)
+            hub_info(o->who, "alarm cleared: the server accepts the data again");
+        else if (o->attempts)
+            hub_info(o->who, "delivering again after %u failed attempts", o->attempts);
         o->attempts = 0;
         hub_backoff_ok(&o->backoff);
-        return true;
+        set_state(o, HUB_OUT_STATE_OK, NULL);
+        if (k < len && o->depth == 0 && o->lo == 0) {
+            /* A prefix went (the driver's request limit): keep the rest as
+             * the start of the next batch, unsealed so that it fills up. */
+            recycle(o, o->batch, k);
+            memmove(o->batch, o->batch + k, (o->n - k) * sizeof(*o->batch));
+            memmove(o->seqs, o->seqs + k, (o->n - k) * sizeof(*o->seqs));
+            o->n -= k;
+            o->sealed = false;
+            o->first_ns = hub_mono_ns() - o->flush_interval_ns; /* the rest is due now */
+            pthread_mutex_lock(&o->mu);
+            o->st.delivered += k;
+            o->st.batches++;
+            pthread_mutex_unlock(&o->mu);
+            commit_to(o, o->seqs[0]);
+            return 0;
+        }
+        delivered(o, k);
+        advance(o);
+        return 0;
     }
-    o->sealed = true;
+
+    o->sealed = true; /* nothing is added to a batch in trouble */
+    if ((res == HUB_OUT_REJECT || res == HUB_OUT_TOO_LARGE) && len > 1 &&
+        o->depth < OUT_MAX_DEPTH) {
+        /* Halve: the first half is offered next, then the second. */
+        o->ends[o->depth++] = o->lo + len / 2;
+        pthread_mutex_lock(&o->mu);
+        o->st.splits++;
+        pthread_mutex_unlock(&o->mu);
+        log_failure(o, res, len, &ans,
+                    res == HUB_OUT_TOO_LARGE
+                        ? "sending it in halves"
+                        : "halving it to find the readings the server refuses; the others go on");
+        return 0;
+    }
+    if (res == HUB_OUT_REJECT || res == HUB_OUT_TOO_LARGE) {
+        refuse_one(o, &ans);
+        hub_backoff_ok(&o->backoff);
+        advance(o);
+        return 0;
+    }
+
     o->attempts++;
     pthread_mutex_lock(&o->mu);
     o->st.retries++;
     pthread_mutex_unlock(&o->mu);
-    o->retry_ns = hub_backoff_fail(&o->backoff, ans.retry_after_ns);
-    uint64_t held;
-    char note[48];
-    if (hub_log_limit_pass(&o->lim_flush, hub_mono_ns(), &held)) {
-        const char *what = res == HUB_OUT_REJECT  ? "rejected"
-                           : res == HUB_OUT_RETRY ? "not delivered"
-                                                  : "not delivered (unknown answer)";
-        hub_warn(o->who, "batch of %zu %s: %s — retrying in %" PRId64 " ms%s", o->n, what,
-                 ans.why[0] ? ans.why : "no reason given",
-                 (int64_t)((o->retry_ns + HUB_NS_PER_MS - 1) / HUB_NS_PER_MS),
-                 held_note(note, sizeof(note), held));
+    int64_t wait;
+    if (res == HUB_OUT_ALARM) {
+        wait = o->alarm_retry_ns;
+        set_state(o, HUB_OUT_STATE_ALARM, ans.why[0] ? ans.why : "refused");
+        snprintf(then, sizeof(then),
+                 "output stopped, readings kept in the journal; trying again in %" PRId64 " s",
+                 (int64_t)((wait + HUB_NS_PER_S - 1) / HUB_NS_PER_S));
+    } else {
+        wait = hub_backoff_fail(&o->backoff, ans.retry_after_ns);
+        set_state(o, HUB_OUT_STATE_RETRYING, NULL);
+        snprintf(then, sizeof(then), "retrying in %" PRId64 " ms%s",
+                 (int64_t)((wait + HUB_NS_PER_MS - 1) / HUB_NS_PER_MS),
+                 ans.retry_after_ns ? " (as the server asked)" : "");
     }
-    return false;
+    log_failure(o, res, len, &ans, then);
+    return wait;
+}
+
+/* Once a second: the backlog (readings stored, not yet delivered) and the
+ * delivery rate (a moving average). A backlog of more than a few batches
+ * (after an outage) gets a progress line every OUT_PROGRESS_LOG_NS, and a
+ * last one when it is delivered. */
+static void progress(hub_output_t *o, int64_t now)
+{
+    if (o->tick_ns && now - o->tick_ns < OUT_TICK_NS)
+        return;
+    struct hub_journal_stats js;
+    hub_journal_stats(o->j, &js);
+    uint64_t backlog = js.next_seq > o->committed ? js.next_seq - o->committed : 0;
+    pthread_mutex_lock(&o->mu);
+    uint64_t delivered_now = o->st.delivered;
+    double rate = o->st.rate;
+    if (o->tick_ns) {
+        double dt = (double)(now - o->tick_ns) / HUB_NS_PER_S;
+        double inst = (double)(delivered_now - o->tick_delivered) / dt;
+        rate = rate == 0 ? inst : 0.6 * rate + 0.4 * inst;
+    }
+    o->st.rate = rate;
+    o->st.backlog = backlog;
+    pthread_mutex_unlock(&o->mu);
+    o->tick_ns = now;
+    o->tick_delivered = delivered_now;
+
+    bool big = backlog > 4 * (uint64_t)o->batch_size;
+    if (big && (!o->logged_ns || now - o->logged_ns >= OUT_PROGRESS_LOG_NS)) {
+        if (!o->logged_ns) {
+            o->backlog_ns = now;
+            o->backlog_from = delivered_now;
+        }
+        o->logged_ns = now;
+        if (rate >= 1)
+            hub_info(o->who, "backlog: %" PRIu64 " readings to deliver, %.0f/s, about %.0f s to go",
+                     backlog, rate, (double)backlog / rate);
+        else
+            hub_info(o->who, "backlog: %" PRIu64 " readings to deliver%s", backlog,
+                     o->st.state == HUB_OUT_STATE_OK ? "" : ", none delivered now");
+    } else if (!big && o->logged_ns && backlog <= (uint64_t)o->batch_size) {
+        double took = (double)(now - o->backlog_ns) / HUB_NS_PER_S;
+        uint64_t n = delivered_now - o->backlog_from;
+        hub_info(o->who, "backlog delivered: %" PRIu64 " readings in %.0f s (%.0f/s)", n, took,
+                 took > 0 ? (double)n / took : 0.0);
+        o->logged_ns = 0;
+    }
 }
 
 int hub_output_run(hub_output_t *o)
@@ -379,6 +601,7 @@ int hub_output_run(hub_output_t *o)
 
     for (;;) {
         int64_t now = hub_mono_ns();
+        progress(o, now);
         if (!o->draining && stop_requested(o)) {
             /* The grace counts from the stop request, not from when this loop
              * noticed it (a flush may have been in progress). */
@@ -401,8 +624,8 @@ int hub_output_run(hub_output_t *o)
         bool due = o->n > 0 && (o->sealed || o->n >= o->batch_size || o->draining ||
                                 now - o->first_ns >= o->flush_interval_ns);
         if (due) {
-            if (!deliver_once(o)) {
-                int64_t d = o->retry_ns;
+            int64_t d = offer(o);
+            if (d > 0) {
                 if (o->draining) { /* stop already asked: wait, but not past the grace */
                     int64_t left = o->deadline_ns - hub_mono_ns();
                     wait_ns(o, d < left ? d : left, false);
@@ -443,7 +666,7 @@ int hub_output_run(hub_output_t *o)
         hub_warn(o->who,
                  "stopping with a batch of %zu undelivered after %u attempts; it stays"
                  " in the journal from seq %" PRIu64,
-                 o->n, o->attempts, o->committed);
+                 o->n - o->lo, o->attempts, o->committed);
     free_batch(o);
     free_spares(o);
     if (o->rd) {
@@ -466,9 +689,12 @@ void hub_output_stop(hub_output_t *o)
 
 void hub_output_stats(hub_output_t *o, struct hub_output_stats *st)
 {
+    struct hub_journal_stats js;
+    hub_journal_stats(o->j, &js); /* not under o->mu: the journal's lock is its own */
     pthread_mutex_lock(&o->mu);
     *st = o->st;
     pthread_mutex_unlock(&o->mu);
+    st->backlog = js.next_seq > st->cursor ? js.next_seq - st->cursor : 0;
 }
 
 void hub_output_free(hub_output_t *o)
@@ -480,6 +706,7 @@ void hub_output_free(hub_output_t *o)
     if (o->rd)
         hub_journal_reader_free(o->rd);
     hub_buf_free(&o->payload);
+    hub_buf_free(&o->line);
     free(o->batch);
     free(o->seqs);
     free(o->spare);

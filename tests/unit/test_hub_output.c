@@ -1,6 +1,7 @@
 /* tests/unit/test_hub_output.c — the delivery loop against a real journal in a
  * temporary directory, with a scripted stand-in for the output driver. */
 #include <ftw.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 
 #include "hub/buf.h"
 #include "hub/clock.h"
+#include "hub/deadletter.h"
 #include "hub/journal.h"
 #include "hub/log.h"
 #include "hub/output.h"
@@ -47,6 +49,13 @@ struct fake {
     int64_t retry_after_ns;
     void (*hook)(struct fake *f, size_t call); /* run inside a call */
     size_t partial; /* > 0: an OK delivers at most this many (ans->done) */
+    /* The server's view of the data: a batch holding a value v with
+     * refuse[v] is refused (REJECT); one of more than max_n readings is
+     * TOO_LARGE (0: no limit). Checked before the script. */
+    bool refuse[64];
+    size_t max_n;
+    const char *kind;         /* ans->kind of a failure */
+    const char *const *kinds; /* or per call, for the first script_len calls */
     struct call calls[MAX_CALLS];
     size_t ncalls;
     int64_t vals[MAX_VALS];
@@ -86,6 +95,13 @@ static enum hub_out_result fake_flush(void *ctx, hub_reading_t *const *readings,
         f->ncalls++;
     }
     enum hub_out_result res = k < f->script_len ? f->script[k] : f->dflt;
+    if (res == HUB_OUT_OK && f->max_n && n > f->max_n)
+        res = HUB_OUT_TOO_LARGE;
+    for (size_t i = 0; i < n && res == HUB_OUT_OK; i++) {
+        const struct hub_field *fl = hub_reading_field(readings[i], 0);
+        if (fl && fl->v.i >= 0 && fl->v.i < 64 && f->refuse[fl->v.i])
+            res = HUB_OUT_REJECT;
+    }
     if (k < MAX_CALLS && res == HUB_OUT_OK && f->partial && n > f->partial) {
         ans->done = f->partial;
         f->nvals = f->calls[k].off + f->partial; /* what was not taken comes again */
@@ -97,6 +113,9 @@ static enum hub_out_result fake_flush(void *ctx, hub_reading_t *const *readings,
     if (res != HUB_OUT_OK) {
         ans->retry_after_ns = f->retry_after_ns;
         snprintf(ans->why, sizeof(ans->why), "scripted answer %d on call %zu", (int)res, k);
+        const char *kind = f->kinds && k < f->script_len ? f->kinds[k] : f->kind;
+        if (kind)
+            snprintf(ans->kind, sizeof(ans->kind), "%s", kind);
     }
     return res;
 }
@@ -205,6 +224,10 @@ static void reset_fake(struct fx *x)
     x->f.hook = NULL;
     x->f.bad = 0;
     x->f.retry_after_ns = 0;
+    memset(x->f.refuse, 0, sizeof(x->f.refuse));
+    x->f.max_n = 0;
+    x->f.kind = NULL;
+    x->f.kinds = NULL;
     pthread_mutex_unlock(&x->f.mu);
 }
 
@@ -467,12 +490,12 @@ static void test_retry_after_honoured(void **state)
     assert_int_equal(peek(x, "ioc"), 1);
 }
 
-/* REJECT is never delivered: the cursor stays, the batch is offered again;
- * on stop the loop gives up after the grace, and a later loop starts over. */
-static void test_reject_never_advances(void **state)
+/* A retryable failure never advances: the same readings come again, the
+ * cursor stays. */
+static void test_retry_never_advances(void **state)
 {
     struct fx *x = *state;
-    x->f.dflt = HUB_OUT_REJECT;
+    x->f.dflt = HUB_OUT_RETRY;
     append_readings(x->j, 0, 4);
     struct hub_output_opts op = opts_of(10, 0);
     op.stop_grace_ns = 50 * MS;
@@ -492,7 +515,10 @@ static void test_reject_never_advances(void **state)
     assert_int_equal(st.delivered, 0);
     assert_int_equal(st.batches, 0);
     assert_int_equal(st.retries, n);
+    assert_int_equal(st.rejected, 0);
     assert_int_equal(st.cursor, 0);
+    assert_int_equal(st.state, HUB_OUT_STATE_RETRYING);
+    assert_true(st.retrying_since_ns > 0);
     assert_true(peek(x, "ioc") == UINT64_MAX); /* never committed */
 
     /* The server accepts again: a new loop sends the same readings. */
@@ -505,6 +531,218 @@ static void test_reject_never_advances(void **state)
     assert_int_equal(ncalls(&x->f), 1);
     assert_call(&x->f, 0, 0, 4);
     assert_int_equal(peek(x, "ioc"), 4);
+    hub_output_stats(x->o, &st);
+    assert_int_equal(st.state, HUB_OUT_STATE_OK);
+    assert_int_equal(st.retrying_since_ns, 0);
+}
+
+static size_t count_lines(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    size_t n = 0;
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof(line), f))
+        if (!needle || strstr(line, needle))
+            n++;
+    fclose(f);
+    return n;
+}
+
+/* Wait until the persisted cursor reaches seq. */
+static bool wait_peek(struct fx *x, const char *name, uint64_t seq, int timeout_ms)
+{
+    int64_t end = hub_mono_ns() + timeout_ms * MS;
+    while (peek(x, name) == UINT64_MAX || peek(x, name) < seq) {
+        if (hub_mono_ns() > end)
+            return false;
+        usleep(1000);
+    }
+    return true;
+}
+
+static int fmt_value(const hub_reading_t *r, struct hub_buf *out)
+{
+    return hub_buf_printf(out, "m i=%" PRId64 "i\n", hub_reading_field(r, 0)->v.i);
+}
+
+/* One reading the server refuses does not block the rest: the batch is
+ * bisected, every other reading is delivered in order, the refused one goes
+ * to the dead-letter file with the server's reason, and later readings flow
+ * on. */
+static void test_reject_isolates_bad_reading(void **state)
+{
+    struct fx *x = *state;
+    char dlpath[300];
+    char err[256];
+    struct hub_deadletter *dl = NULL;
+    snprintf(dlpath, sizeof(dlpath), "%s/dead.jsonl", x->dir);
+    assert_int_equal(hub_deadletter_open(dlpath, 0, &dl, err, sizeof(err)), HUB_OK);
+    x->f.refuse[11] = true;
+    x->f.kind = "HTTP 400";
+    append_readings(x->j, 0, 32);
+    struct hub_output_opts op = opts_of(32, 0);
+    op.deadletter = dl;
+    op.format = fmt_value;
+    start(x, &op);
+    assert_true(wait_peek(x, "ioc", 32, 5000));
+    append_readings(x->j, 32, 8); /* later readings flow on */
+    assert_true(wait_peek(x, "ioc", 40, 5000));
+    stop(x);
+
+    /* every value but 11, each delivered once, in order */
+    assert_int_equal(x->f.bad, 0);
+    int64_t want = 0;
+    size_t got = 0;
+    for (size_t k = 0; k < ncalls(&x->f); k++) {
+        struct call *c = &x->f.calls[k];
+        bool refused = false;
+        for (size_t i = 0; i < c->n; i++)
+            refused |= x->f.vals[c->off + i] == 11;
+        if (refused)
+            continue; /* that request was not delivered */
+        for (size_t i = 0; i < c->n; i++) {
+            if (want == 11)
+                want++;
+            assert_int_equal(x->f.vals[c->off + i], want);
+            want++;
+            got++;
+        }
+    }
+    assert_int_equal(got, 39);
+    /* bisecting 32 down to one costs 2 requests per halving, not one per reading */
+    assert_true(ncalls(&x->f) <= 2 * 5 + 2);
+    struct hub_output_stats st;
+    hub_output_stats(x->o, &st);
+    assert_int_equal(st.delivered, 39);
+    assert_int_equal(st.rejected, 1);
+    assert_int_equal(st.deadletter_errors, 0);
+    assert_int_equal(st.splits, 5);
+    assert_int_equal(st.cursor, 40);
+    assert_int_equal(st.state, HUB_OUT_STATE_OK);
+    hub_deadletter_close(dl);
+    assert_int_equal(count_lines(dlpath, NULL), 1);
+    assert_int_equal(count_lines(dlpath, "\"source\":\"output:ioc\",\"seq\":\"11\","), 1);
+    assert_int_equal(count_lines(dlpath, "\"reason\":\"scripted answer 2 on call"), 1);
+    assert_int_equal(count_lines(dlpath, "\"payload\":\"m i=11i\"}"), 1);
+}
+
+/* A batch where every reading is refused: each ends in the dead-letter file
+ * (without one, each is logged and counted), the cursor moves on. */
+static void test_reject_all(void **state)
+{
+    struct fx *x = *state;
+    for (int v = 0; v < 6; v++)
+        x->f.refuse[v] = true;
+    append_readings(x->j, 0, 6);
+    append_readings(x->j, 6, 2);
+    struct hub_output_opts op = opts_of(8, 0);
+    start(x, &op);
+    assert_true(wait_peek(x, "ioc", 8, 5000));
+    stop(x);
+    struct hub_output_stats st;
+    hub_output_stats(x->o, &st);
+    assert_int_equal(st.rejected, 6);
+    assert_int_equal(st.deadletter_errors, 6); /* no file to keep them in */
+    assert_int_equal(st.delivered, 2);
+    assert_int_equal(st.cursor, 8);
+}
+
+/* 413: halves until each part fits; nothing is refused or dead-lettered. */
+static void test_too_large_splits(void **state)
+{
+    struct fx *x = *state;
+    x->f.max_n = 5;
+    append_readings(x->j, 0, 24);
+    struct hub_output_opts op = opts_of(24, 0);
+    start(x, &op);
+    assert_true(wait_peek(x, "ioc", 24, 5000));
+    stop(x);
+    struct hub_output_stats st;
+    hub_output_stats(x->o, &st);
+    assert_int_equal(st.delivered, 24);
+    assert_int_equal(st.rejected, 0);
+    /* 24 -> 12 -> 6 -> 3: delivered in eight parts of 3, in order */
+    int64_t want = 0;
+    for (size_t k = 0; k < ncalls(&x->f); k++) {
+        struct call *c = &x->f.calls[k];
+        if (c->n > 5)
+            continue;
+        assert_int_equal(c->n, 3);
+        for (size_t i = 0; i < c->n; i++)
+            assert_int_equal(x->f.vals[c->off + i], want++);
+    }
+    assert_int_equal(want, 24);
+}
+
+/* 401/403/404: the output stops and raises an alarm; readings stay in the
+ * journal; it tries again only every alarm_retry, and clears the alarm when
+ * the server accepts. */
+static void test_alarm_waits_and_clears(void **state)
+{
+    struct fx *x = *state;
+    x->f.dflt = HUB_OUT_ALARM;
+    x->f.kind = "HTTP 401";
+    append_readings(x->j, 0, 3);
+    struct hub_output_opts op = opts_of(3, 0);
+    op.alarm_retry_ns = 300 * MS;
+    start(x, &op);
+    assert_true(wait_calls(&x->f, 2, 5000));
+    struct hub_output_stats st;
+    hub_output_stats(x->o, &st);
+    assert_int_equal(st.state, HUB_OUT_STATE_ALARM);
+    assert_true(!strncmp(st.alarm, "scripted answer 4 on call ", 26));
+    assert_int_equal(st.cursor, 0);
+    assert_int_equal(st.rejected, 0);
+    assert_true(x->f.calls[1].at_ns - x->f.calls[0].at_ns >= 300 * MS);
+    pthread_mutex_lock(&x->f.mu);
+    x->f.dflt = HUB_OUT_OK;
+    pthread_mutex_unlock(&x->f.mu);
+    assert_true(wait_peek(x, "ioc", 3, 5000));
+    stop(x);
+    hub_output_stats(x->o, &st);
+    assert_int_equal(st.state, HUB_OUT_STATE_OK);
+    assert_string_equal(st.alarm, "");
+    assert_int_equal(st.delivered, 3);
+}
+
+/* Each kind of failure is logged the first time it happens, even right
+ * after another kind was. */
+static void test_each_failure_kind_logged(void **state)
+{
+    struct fx *x = *state;
+    static const enum hub_out_result script[] = {HUB_OUT_RETRY, HUB_OUT_RETRY, HUB_OUT_RETRY,
+                                                 HUB_OUT_RETRY};
+    static const char *const kinds[] = {"HTTP 500", "HTTP 500", "timeout", "HTTP 429"};
+    char logpath[300];
+    snprintf(logpath, sizeof(logpath), "%s/log", x->dir);
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *lf = fopen(logpath, "w");
+    assert_non_null(lf);
+    dup2(fileno(lf), 2);
+    enum hub_log_level was = hub_log_threshold;
+    hub_log_set_level(HUB_LOG_INFO);
+    x->f.script = script;
+    x->f.script_len = 4;
+    x->f.kinds = kinds;
+    append_readings(x->j, 0, 2);
+    struct hub_output_opts op = opts_of(2, 0);
+    start(x, &op);
+    assert_true(wait_peek(x, "ioc", 2, 5000));
+    stop(x);
+    fflush(stderr);
+    hub_log_set_level(was);
+    dup2(saved, 2);
+    close(saved);
+    fclose(lf);
+    assert_int_equal(count_lines(logpath, "not delivered: scripted answer"), 3);
+    assert_int_equal(count_lines(logpath, "call 0"), 1);
+    assert_int_equal(count_lines(logpath, "call 1"), 0); /* a second 500 within the minute */
+    assert_int_equal(count_lines(logpath, "call 2"), 1);
+    assert_int_equal(count_lines(logpath, "call 3"), 1);
+    assert_int_equal(count_lines(logpath, "delivering again after 4 failed attempts"), 1);
 }
 
 /* The cursor survives closing the journal; a second loop resumes after it
@@ -792,7 +1030,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flush_interval_respected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_then_ok_same_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after_honoured, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reject_never_advances, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_never_advances, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reject_isolates_bad_reading, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reject_all, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_too_large_splits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alarm_waits_and_clears, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_each_failure_kind_logged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cursor_persisted_and_resumed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_drains_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_gives_up_after_grace, setup, teardown),
