@@ -317,6 +317,7 @@ static int start_outputs(struct ch_daemon *d, const struct drv_env *env)
             .alarm_retry_ns = o->common->alarm_retry_ns,
             .deadletter = o->dl,
             .format = o->ops->format,
+            .metrics = d->metrics,
         };
         int rc = hub_output_new(d->journal, &oo, o->ops->flush, o->ctx, &o->loop);
         if (rc != HUB_OK) {

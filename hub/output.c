@@ -34,6 +34,7 @@
 #include "hub/clock.h"
 #include "hub/deadletter.h"
 #include "hub/log.h"
+#include "hub/metrics.h"
 
 #define OUT_MAX_BATCH 1000000                  /* sanity bound on batch_size */
 #define OUT_IDLE_WAIT_NS (200 * HUB_NS_PER_MS) /* longest journal wait: bounds a missed wake */
@@ -95,6 +96,7 @@ struct hub_output {
     hub_out_format_fn format;
     struct hub_buf line; /* one refused reading, formatted */
     struct out_kind kinds[OUT_KINDS];
+    struct hub_metric *m_delivered, *m_rejected, *m_retries, *m_splits, *m_backlog, *m_alarm;
     /* progress: backlog and delivery rate, refreshed every OUT_TICK_NS */
     int64_t tick_ns;
     uint64_t tick_delivered;
@@ -142,6 +144,22 @@ int hub_output_new(hub_journal_t *j, const struct hub_output_opts *opts, hub_out
     o->alarm_retry_ns = opts->alarm_retry_ns ? opts->alarm_retry_ns : OUT_DEFAULT_ALARM_RETRY_NS;
     o->dl = opts->deadletter;
     o->format = opts->format;
+    if (opts->metrics) {
+        struct hub_metrics *m = opts->metrics;
+        o->m_delivered = hub_metrics_add(m, HUB_METRIC_COUNTER, "cityhub_output_delivered_total",
+                                         "output", o->name, "readings the store accepted");
+        o->m_rejected =
+            hub_metrics_add(m, HUB_METRIC_COUNTER, "cityhub_output_rejected_total", "output",
+                            o->name, "readings the store refused (kept in the dead-letter file)");
+        o->m_retries = hub_metrics_add(m, HUB_METRIC_COUNTER, "cityhub_output_retries_total",
+                                       "output", o->name, "requests that failed and were retried");
+        o->m_splits = hub_metrics_add(m, HUB_METRIC_COUNTER, "cityhub_output_splits_total",
+                                      "output", o->name, "batches halved after a 400, 422 or 413");
+        o->m_backlog = hub_metrics_add(m, HUB_METRIC_GAUGE, "cityhub_output_backlog", "output",
+                                       o->name, "readings stored but not yet delivered");
+        o->m_alarm = hub_metrics_add(m, HUB_METRIC_GAUGE, "cityhub_output_alarm", "output", o->name,
+                                     "1 while the store refuses the credentials or the target");
+    }
     hub_buf_init(&o->line, HUB_JOURNAL_MAX_RECORD * 4); /* line protocol of one reading */
     int64_t base = opts->backoff_base_ns ? opts->backoff_base_ns : 1 * HUB_NS_PER_S;
     int64_t max = opts->backoff_max_ns ? opts->backoff_max_ns : 60 * HUB_NS_PER_S;
@@ -350,6 +368,7 @@ static struct hub_log_limit *kind_limit(hub_output_t *o, const char *kind)
 
 static void set_state(hub_output_t *o, enum hub_out_state state, const char *alarm)
 {
+    hub_metric_set(o->m_alarm, state == HUB_OUT_STATE_ALARM);
     pthread_mutex_lock(&o->mu);
     if (state == HUB_OUT_STATE_OK)
         o->st.retrying_since_ns = 0;
@@ -365,6 +384,7 @@ static void set_state(hub_output_t *o, enum hub_out_state state, const char *ala
 static void delivered(hub_output_t *o, size_t k)
 {
     o->lo += k;
+    hub_metric_inc(o->m_delivered, k);
     pthread_mutex_lock(&o->mu);
     o->st.delivered += k;
     o->st.batches++;
@@ -394,6 +414,7 @@ static void refuse_one(hub_output_t *o, const struct hub_out_answer *ans)
                                        ans->why[0] ? ans->why : hub_out_result_name(HUB_OUT_REJECT),
                                        data ? data : "", len) == HUB_OK;
     }
+    hub_metric_inc(o->m_rejected, 1);
     pthread_mutex_lock(&o->mu);
     o->st.rejected++;
     o->st.deadletter_errors += written ? 0 : 1;
@@ -478,6 +499,7 @@ static int64_t offer(hub_output_t *o)
             o->n -= k;
             o->sealed = false;
             o->first_ns = hub_mono_ns() - o->flush_interval_ns; /* the rest is due now */
+            hub_metric_inc(o->m_delivered, k);
             pthread_mutex_lock(&o->mu);
             o->st.delivered += k;
             o->st.batches++;
@@ -495,6 +517,7 @@ static int64_t offer(hub_output_t *o)
         o->depth < OUT_MAX_DEPTH) {
         /* Halve: the first half is offered next, then the second. */
         o->ends[o->depth++] = o->lo + len / 2;
+        hub_metric_inc(o->m_splits, 1);
         pthread_mutex_lock(&o->mu);
         o->st.splits++;
         pthread_mutex_unlock(&o->mu);
@@ -512,6 +535,7 @@ static int64_t offer(hub_output_t *o)
     }
 
     o->attempts++;
+    hub_metric_inc(o->m_retries, 1);
     pthread_mutex_lock(&o->mu);
     o->st.retries++;
     pthread_mutex_unlock(&o->mu);
@@ -554,6 +578,7 @@ static void progress(hub_output_t *o, int64_t now)
     }
     o->st.rate = rate;
     o->st.backlog = backlog;
+    hub_metric_set(o->m_backlog, backlog);
     pthread_mutex_unlock(&o->mu);
     o->tick_ns = now;
     o->tick_delivered = delivered_now;

@@ -77,6 +77,11 @@ struct hub_output_opts {
      * journal record's text is not available, the entry has the reason only). */
     struct hub_deadletter *deadletter;
     hub_out_format_fn format;
+    /* Where the loop's counters go, labelled output="NAME" (may be NULL):
+     * cityhub_output_{delivered,rejected,retries,splits}_total and the
+     * gauges cityhub_output_backlog and cityhub_output_alarm (1 while in
+     * alarm). */
+    struct hub_metrics *metrics;
 };
 
 enum hub_out_state {

@@ -20,6 +20,7 @@
 #include "hub/deadletter.h"
 #include "hub/journal.h"
 #include "hub/log.h"
+#include "hub/metrics.h"
 #include "hub/output.h"
 #include "hub/reading.h"
 
@@ -583,8 +584,10 @@ static void test_reject_isolates_bad_reading(void **state)
     x->f.kind = "HTTP 400";
     append_readings(x->j, 0, 32);
     struct hub_output_opts op = opts_of(32, 0);
+    hub_metrics_t *m = hub_metrics_new(16);
     op.deadletter = dl;
     op.format = fmt_value;
+    op.metrics = m;
     start(x, &op);
     assert_true(wait_peek(x, "ioc", 32, 5000));
     append_readings(x->j, 32, 8); /* later readings flow on */
@@ -621,6 +624,13 @@ static void test_reject_isolates_bad_reading(void **state)
     assert_int_equal(st.splits, 5);
     assert_int_equal(st.cursor, 40);
     assert_int_equal(st.state, HUB_OUT_STATE_OK);
+    assert_int_equal(hub_metrics_sum(m, "cityhub_output_delivered_total"), 39);
+    assert_int_equal(hub_metrics_sum(m, "cityhub_output_rejected_total"), 1);
+    assert_int_equal(hub_metrics_sum(m, "cityhub_output_splits_total"), 5);
+    assert_int_equal(hub_metrics_sum(m, "cityhub_output_alarm"), 0);
+    hub_output_free(x->o); /* before the registry its handles point into */
+    x->o = NULL;
+    hub_metrics_free(m);
     hub_deadletter_close(dl);
     assert_int_equal(count_lines(dlpath, NULL), 1);
     assert_int_equal(count_lines(dlpath, "\"source\":\"output:ioc\",\"seq\":\"11\","), 1);
