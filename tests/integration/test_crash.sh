@@ -70,8 +70,9 @@ lag=$("$CITYHUB" journal -c "$T/hub.yaml" | awk '$1 == "cursor" { print $5 }')
 lab=$(influx_count city "SELECT count(counter) FROM lab")
 dev=$(influx_count city "SELECT count(ok) FROM cityhub_device")
 hub=$(influx_count city "SELECT count(uptime_s) FROM cityhub")
-stored=$((lab + dev + hub))
-echo "accepted by the journal: $accepted; in InfluxDB: $stored (lab $lab, cityhub_device $dev, cityhub $hub)"
+out=$(influx_count city "SELECT count(delivered) FROM cityhub_output")
+stored=$((lab + dev + hub + out))
+echo "accepted by the journal: $accepted; in InfluxDB: $stored (lab $lab, cityhub_device $dev, cityhub $hub, cityhub_output $out)"
 [ "$accepted" -gt 100 ] || fail "too few readings flowed ($accepted)"
 [ "$stored" -eq "$accepted" ] || fail "store holds $stored points, journal accepted $accepted"
 
