@@ -255,26 +255,11 @@ untrack_pid() {
     FIXTURE_PIDS=$keep
 }
 
-# mosquitto_certs DIR: a CA and a server certificate it signs (EC P-256).
+# mosquitto_certs DIR: a CA and a server certificate it signs (EC P-256):
+# DIR/ca.pem, DIR/server.pem, DIR/server.key (see tls_ca, tls_cert below).
 mosquitto_certs() {
-    local d=$1
-    mkdir -p "$d"
-    openssl ecparam -name prime256v1 -genkey -noout -out "$d/ca.key" 2>/dev/null
-    openssl req -x509 -new -key "$d/ca.key" -sha256 -days 2 -subj "/CN=cityhub test CA" \
-        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
-        -out "$d/ca.pem" 2>/dev/null || fail "openssl: could not make the test CA"
-    openssl ecparam -name prime256v1 -genkey -noout -out "$d/server.key" 2>/dev/null
-    openssl req -new -key "$d/server.key" -subj "/CN=localhost" -out "$d/server.csr" 2>/dev/null
-    cat >"$d/server.ext" <<EXT
-basicConstraints = CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1, IP:::1, DNS:localhost
-EXT
-    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
-        -days 2 -sha256 -extfile "$d/server.ext" -out "$d/server.pem" 2>/dev/null ||
-        fail "openssl: could not sign the broker's certificate"
-    chmod 644 "$d"/*.key
+    tls_ca "$1" ca "cityhub test CA"
+    tls_cert "$1" server ca serverAuth localhost "IP:127.0.0.1, IP:::1, DNS:localhost"
 }
 
 start_mosquitto() {
@@ -410,4 +395,125 @@ mosquitto_connects() {
 mosquitto_wait_connects() {
     WAIT_TRIES=150 wait_for bash -c \
         "[ \$(grep -c 'New client connected from .* as $1 (' '$MOSQ_LOG') -ge $2 ]"
+}
+
+# ---- test certificates (openssl, EC P-256, valid 2 days) ----------------------
+#   tls_ca DIR NAME CN                 -> DIR/NAME.pem, DIR/NAME.key (a CA)
+#   tls_cert DIR NAME CA USE CN [SAN]  -> DIR/NAME.pem, DIR/NAME.key signed by
+#                                         DIR/CA.pem; USE serverAuth or clientAuth
+# Keys are left mode 0644 (servers in tests may run as another user).
+
+tls_ca() {
+    local d=$1 name=$2
+    mkdir -p "$d"
+    openssl ecparam -name prime256v1 -genkey -noout -out "$d/$name.key" 2>/dev/null
+    openssl req -x509 -new -key "$d/$name.key" -sha256 -days 2 -subj "/CN=$3" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -out "$d/$name.pem" 2>/dev/null || fail "openssl: could not make the test CA $name"
+    chmod 644 "$d/$name.key"
+}
+
+tls_cert() {
+    local d=$1 name=$2 ca=$3 use=$4 cn=$5 san=${6:-}
+    openssl ecparam -name prime256v1 -genkey -noout -out "$d/$name.key" 2>/dev/null
+    openssl req -new -key "$d/$name.key" -subj "/CN=$cn" -out "$d/$name.csr" 2>/dev/null
+    {
+        echo "basicConstraints = CA:FALSE"
+        echo "keyUsage = critical, digitalSignature"
+        echo "extendedKeyUsage = $use"
+        [ -z "$san" ] || echo "subjectAltName = $san"
+    } >"$d/$name.ext"
+    openssl x509 -req -in "$d/$name.csr" -CA "$d/$ca.pem" -CAkey "$d/$ca.key" -CAcreateserial \
+        -days 2 -sha256 -extfile "$d/$name.ext" -out "$d/$name.pem" 2>/dev/null ||
+        fail "openssl: could not sign the certificate $name"
+    chmod 644 "$d/$name.key"
+}
+
+# ---- http_responder.py: a scriptable InfluxDB stand-in ------------------------
+# (tests/lib/http_responder.py: its header documents the rules, /_stats, the log)
+#   http_certs                -> HTTP_CA, HTTP_OTHER_CA, HTTP_CLIENT_CERT, HTTP_CLIENT_KEY
+#                                (made once per test in $T/http-tls: a CA, a server
+#                                certificate for DNS:localhost + IP:127.0.0.1, a client
+#                                certificate (CN cityhub-client) signed by the CA, and a
+#                                second, unrelated CA for wrong-CA tests)
+#   start_http_responder [--tls] [ARGS...]
+#                             -> HTTP_PORT, HTTP_URL (http://127.0.0.1:PORT, or with --tls
+#                                https://localhost:PORT), HTTP_PID, HTTP_LOG, HTTP_STORE
+#                                (files in $T/http-N/, N = 1, 2, ... per start); ARGS go
+#                                to the responder (--token T, --basic U:P, --rules F,
+#                                --client-ca "$HTTP_CA" after http_certs, ...)
+#   stop_http_responder       SIGTERM the last one started, wait for its exit
+#   http_rules JSON           replace its rules (POST /_rules); fails on a bad list
+#   http_stats                its /_stats JSON on stdout
+
+http_certs() {
+    local d=$T/http-tls
+    HTTP_CA=$d/ca.pem
+    HTTP_OTHER_CA=$d/other-ca.pem
+    HTTP_CLIENT_CERT=$d/client.pem
+    HTTP_CLIENT_KEY=$d/client.key
+    [ -s "$HTTP_CLIENT_KEY" ] && return 0
+    tls_ca "$d" ca "cityhub test CA"
+    tls_cert "$d" server ca serverAuth localhost "DNS:localhost, IP:127.0.0.1"
+    tls_cert "$d" client ca clientAuth cityhub-client
+    tls_ca "$d" other-ca "another test CA"
+}
+
+start_http_responder() {
+    local tls=0 top dir
+    if [ "${1:-}" = --tls ]; then
+        tls=1
+        shift
+    fi
+    top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+    HTTP_N=$((${HTTP_N:-0} + 1))
+    dir=$T/http-$HTTP_N
+    mkdir -p "$dir"
+    HTTP_LOG=$dir/requests.log
+    HTTP_STORE=$dir/store.lp
+    : >"$HTTP_LOG"
+    : >"$HTTP_STORE"
+    set -- --port 0 --log "$HTTP_LOG" --store "$HTTP_STORE" "$@"
+    if [ "$tls" -eq 1 ]; then
+        http_certs
+        set -- "$@" --tls-cert "$T/http-tls/server.pem" --tls-key "$T/http-tls/server.key"
+    fi
+    HTTP_TLS=$tls
+    /usr/bin/python3 "$top/tests/lib/http_responder.py" "$@" >"$dir/stdout" 2>"$dir/stderr" &
+    HTTP_PID=$!
+    track_pid "$HTTP_PID"
+    wait_for grep -q '^PORT [0-9]' "$dir/stdout" ||
+        { cat "$dir/stderr" >&2; fail "http_responder.py did not listen"; }
+    HTTP_PORT=$(sed -n 's/^PORT \([0-9]*\)$/\1/p' "$dir/stdout")
+    if [ "$tls" -eq 1 ]; then
+        HTTP_URL="https://localhost:$HTTP_PORT"
+    else
+        HTTP_URL="http://127.0.0.1:$HTTP_PORT"
+    fi
+}
+
+stop_http_responder() {
+    kill -TERM "$HTTP_PID" 2>/dev/null || fail "http_responder (pid $HTTP_PID) was not running"
+    for _ in $(seq 50); do kill -0 "$HTTP_PID" 2>/dev/null || break; sleep 0.1; done
+    wait "$HTTP_PID" 2>/dev/null || true
+    untrack_pid "$HTTP_PID"
+}
+
+# http_curl ARGS...: curl to the last responder, trusting its CA (and showing
+# the client certificate, should it ask for one) when it serves TLS.
+http_curl() {
+    if [ "${HTTP_TLS:-0}" -eq 1 ]; then
+        curl -sS --cacert "$HTTP_CA" --cert "$HTTP_CLIENT_CERT" --key "$HTTP_CLIENT_KEY" "$@"
+    else
+        curl -sS "$@"
+    fi
+}
+
+http_rules() {
+    http_curl -f -XPOST "$HTTP_URL/_rules" -H 'Content-Type: application/json' \
+        --data-binary "$1" >/dev/null || fail "http_rules: the responder refused $1"
+}
+
+http_stats() {
+    http_curl -f "$HTTP_URL/_stats"
 }
