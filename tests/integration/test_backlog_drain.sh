@@ -146,11 +146,11 @@ mqtt_points=$(influx_count city "SELECT count(messages) FROM cityhub_mqtt")
 [ $((hub_points + mqtt_points)) = "$status" ] ||
     fail "status points: $hub_points + $mqtt_points in the store, $status accepted"
 echo "ok  status points: $hub_points + $mqtt_points in the store"
-for m in "drain v $N" "mark v 2" "trickle v $trickle"; do
-    set -- $m
-    got=$(influx_count city "SELECT count($2) FROM $1")
-    [ "$got" = "$3" ] || fail "$1: $got points in the store, want $3"
-    echo "ok  $1: $got points in the store"
+for spec in "drain v $N" "mark v 2" "trickle v $trickle"; do
+    read -r m f want <<<"$spec"
+    got=$(influx_count city "SELECT count($f) FROM $m")
+    [ "$got" = "$want" ] || fail "$m: $got points in the store, want $want"
+    echo "ok  $m: $got points in the store"
 done
 
 # Every point: per series in time order, v is the series' next index and the
