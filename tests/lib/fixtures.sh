@@ -101,6 +101,56 @@ influx_csv() {
         --data-urlencode "epoch=ns" --data-urlencode "q=$2" | sed '1d'
 }
 
+# ---- VictoriaMetrics: single node, a second kind of store ---------------------
+#   start_victoriametrics    -> VM_PORT, VM_URL (http://127.0.0.1:PORT), VM_PID, VM_LOG
+#        Data in $T/victoria-metrics/; logs only errors; no scraping of its own
+#        or of others, no telemetry (the Debian build has none). It takes line
+#        protocol at /write, /api/v2/write (v2: org, bucket, a token it does
+#        not check) and /influx/... : measurement m with field f becomes the
+#        metric m_f, tags become labels, times are kept to the millisecond.
+#   vm_rows MATCH            -> every sample of the series MATCH selects (a
+#        series selector, e.g. '{__name__=~"air_.*"}'), one line each, sorted:
+#        "NAME{LABEL=VALUE,...} TIME_MS VALUE" (labels sorted; VALUE exact: an
+#        integral value up to 2^53 as an integer, else Python's shortest repr)
+#   vm_metric NAME           -> the sum of VictoriaMetrics' own counter NAME
+#        over its labels (from /metrics), 0 when absent
+start_victoriametrics() {
+    VM_PORT=$("$FREEPORT")
+    VM_URL="http://127.0.0.1:$VM_PORT"
+    VM_LOG=$T/victoria-metrics/vm.log
+    mkdir -p "$T/victoria-metrics"
+    victoria-metrics -storageDataPath "$T/victoria-metrics/data" \
+        -httpListenAddr "127.0.0.1:$VM_PORT" -loggerLevel ERROR -memory.allowedBytes 256MiB \
+        -retentionPeriod 1y -search.disableCache >"$VM_LOG" 2>&1 &
+    VM_PID=$!
+    track_pid "$VM_PID"
+    WAIT_TRIES=300 wait_for curl -sf "$VM_URL/health" ||
+        { tail -20 "$VM_LOG" >&2; fail "victoria-metrics did not answer /health"; }
+}
+
+vm_rows() {
+    # Rows just written become searchable after an in-memory flush.
+    curl -sf "$VM_URL/internal/force_flush" >/dev/null || return 1
+    curl -sf "$VM_URL/api/v1/export" --data-urlencode "match[]=$1" | /usr/bin/python3 -c '
+import json, sys
+rows = []
+for line in sys.stdin:
+    s = json.loads(line)
+    m = dict(s["metric"])
+    name = m.pop("__name__")
+    labels = ",".join("%s=%s" % kv for kv in sorted(m.items()))
+    for t, v in zip(s["timestamps"], s["values"]):
+        v = float(v)
+        rows.append((name, labels, t, str(int(v)) if v.is_integer() and abs(v) <= 2**53 else repr(v)))
+for name, labels, t, v in sorted(rows):
+    print("%s{%s} %d %s" % (name, labels, t, v))'
+}
+
+vm_metric() {
+    curl -sf "$VM_URL/metrics" | awk -v n="$1" '$1 == n || index($1, n "{") == 1 { s += $NF }
+        END { printf "%d\n", s }'
+}
+
 # start_sim ARGS...   (SIM_HOST=::1 for IPv6; default 127.0.0.1)
 start_sim() {
     local host=${SIM_HOST:-127.0.0.1} listen
