@@ -72,10 +72,10 @@ c1=$(awk '$1 == "cursor" { print $3 }' "$T/j1")
 [ "$c1" = none ] || [ "$c1" = 0 ] || fail "cursor at $c1 although the store is down"
 grep -q "not delivered: transport" "$HUB_LOG" || fail "the failed delivery is not logged"
 # Nothing but the readings sent and the status points (status_interval 1s):
-# the hub's (cityhub) and the MQTT input's (cityhub_mqtt).
+# the hub's (cityhub), the output's (cityhub_output) and the MQTT input's (cityhub_mqtt).
 "$CITYHUB" journal -c "$T/hub.yaml" --dump | awk '{ sub(/,.*/, "", $2); n[$2]++ }
     END { for (m in n) print m, n[m] }' | sort >"$T/journal.counts"
-[ "$(grep -v '^cityhub\(_mqtt\)\? ' "$T/journal.counts" | tr '\n' ' ')" = "drain $N mark 1 " ] ||
+[ "$(grep -v '^cityhub\(_mqtt\|_output\)\? ' "$T/journal.counts" | tr '\n' ' ')" = "drain $N mark 1 " ] ||
     fail "the journal holds: $(tr '\n' ' ' <"$T/journal.counts")"
 echo "ok  backlog of $backlog readings in $build_ms ms, nothing delivered"
 
@@ -140,9 +140,11 @@ if grep -qi "dropped" "$HUB_LOG"; then fail "the journal dropped readings: $(gre
 # every accepted reading, and nothing else.
 status=$((accepted - N - 2 - trickle))
 [ "$(influx_query city 'SHOW MEASUREMENTS' | jq -r '.results[0].series[0].values[][0]' | tr '\n' ' ')" = \
-    "cityhub cityhub_mqtt drain mark trickle " ] || fail "unexpected measurements in the store"
+    "cityhub cityhub_mqtt cityhub_output drain mark trickle " ] || fail "unexpected measurements in the store"
 hub_points=$(influx_count city "SELECT count(uptime_s) FROM cityhub")
 mqtt_points=$(influx_count city "SELECT count(messages) FROM cityhub_mqtt")
+out_points=$(influx_count city "SELECT count(delivered) FROM cityhub_output")
+mqtt_points=$((mqtt_points + out_points))
 [ $((hub_points + mqtt_points)) = "$status" ] ||
     fail "status points: $hub_points + $mqtt_points in the store, $status accepted"
 echo "ok  status points: $hub_points + $mqtt_points in the store"
