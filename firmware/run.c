@@ -9,6 +9,7 @@
  * inputs through the hub's accept path (hub/accept.h) into the journal. */
 #include <errno.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -222,7 +223,6 @@ static void emit_health(struct ch_daemon *d)
  * refused, and the backlog it has to drain (with an estimate of the time). */
 static void emit_output_status(struct ch_daemon *d)
 {
-    static const char *const state_name[] = {"ok", "retrying", "alarm"};
     for (size_t i = 0; i < d->nouts; i++) {
         struct hub_output_stats os;
         hub_output_stats(d->outs[i].loop, &os);
@@ -231,8 +231,7 @@ static void emit_output_status(struct ch_daemon *d)
             return;
         hub_reading_add_tag(r, "output", d->outs[i].common->name);
         hub_reading_add_tag(r, "type", d->outs[i].ops->name);
-        hub_reading_add_string(r, "state",
-                               os.state <= HUB_OUT_STATE_ALARM ? state_name[os.state] : "unknown");
+        hub_reading_add_string(r, "state", hub_out_state_name(os.state));
         if (os.alarm[0])
             hub_reading_add_string(r, "alarm", os.alarm);
         if (os.retrying_since_ns) {
@@ -268,17 +267,7 @@ static int open_deadletter(const struct ch_config *c, struct ch_out *o, char *er
     } else {
         char dir[256];
         snprintf(dir, sizeof(dir), "%s", c->hub.journal.path);
-        size_t n = strlen(dir);
-        while (n > 1 && dir[n - 1] == '/')
-            dir[--n] = 0;
-        char *slash = strrchr(dir, '/');
-        if (!slash)
-            snprintf(dir, sizeof(dir), ".");
-        else if (slash == dir)
-            dir[1] = 0;
-        else
-            *slash = 0;
-        snprintf(path, sizeof(path), "%s%sdeadletter", dir, dir[strlen(dir) - 1] == '/' ? "" : "/");
+        snprintf(path, sizeof(path), "%s/deadletter", dirname(dir));
         if (mkdir(path, 0700) != 0 && errno != EEXIST) {
             snprintf(err, errlen, "dead-letter directory %.300s: %s", path, strerror(errno));
             return -1;

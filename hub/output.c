@@ -380,10 +380,9 @@ static void set_state(hub_output_t *o, enum hub_out_state state, const char *ala
     pthread_mutex_unlock(&o->mu);
 }
 
-/* Readings [lo, lo + k) of the batch were delivered. */
+/* k readings of the batch were delivered in one request: count them. */
 static void delivered(hub_output_t *o, size_t k)
 {
-    o->lo += k;
     hub_metric_inc(o->m_delivered, k);
     pthread_mutex_lock(&o->mu);
     o->st.delivered += k;
@@ -499,15 +498,12 @@ static int64_t offer(hub_output_t *o)
             o->n -= k;
             o->sealed = false;
             o->first_ns = hub_mono_ns() - o->flush_interval_ns; /* the rest is due now */
-            hub_metric_inc(o->m_delivered, k);
-            pthread_mutex_lock(&o->mu);
-            o->st.delivered += k;
-            o->st.batches++;
-            pthread_mutex_unlock(&o->mu);
+            delivered(o, k);
             commit_to(o, o->seqs[0]);
             return 0;
         }
         delivered(o, k);
+        o->lo += k;
         advance(o);
         return 0;
     }
@@ -577,7 +573,6 @@ static void progress(hub_output_t *o, int64_t now)
         rate = rate == 0 ? inst : 0.6 * rate + 0.4 * inst;
     }
     o->st.rate = rate;
-    o->st.backlog = backlog;
     hub_metric_set(o->m_backlog, backlog);
     pthread_mutex_unlock(&o->mu);
     o->tick_ns = now;
@@ -737,6 +732,19 @@ void hub_output_free(hub_output_t *o)
     free(o->spare);
     hub_cond_destroy(&o->mu, &o->cond);
     free(o);
+}
+
+const char *hub_out_state_name(enum hub_out_state s)
+{
+    switch (s) {
+    case HUB_OUT_STATE_OK:
+        return "ok";
+    case HUB_OUT_STATE_RETRYING:
+        return "retrying";
+    case HUB_OUT_STATE_ALARM:
+        return "alarm";
+    }
+    return "unknown";
 }
 
 const char *hub_out_result_name(enum hub_out_result r)

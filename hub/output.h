@@ -103,10 +103,12 @@ struct hub_output_stats {
     enum hub_out_state state;
     int64_t retrying_since_ns; /* wall clock of the first failure in a row, 0 if ok */
     char alarm[128];           /* the alarm's reason while state is ALARM */
-    uint64_t backlog;          /* readings stored but not yet delivered */
+    uint64_t backlog;          /* readings stored but not yet delivered (as of the call) */
     double rate;               /* readings delivered per second, recent average */
 };
 
+/* Name of a state, for status points: "ok", "retrying", "alarm". */
+const char *hub_out_state_name(enum hub_out_state s);
 /* Name of a result, for messages: "ok", "retry", "rejected", "too large", "alarm". */
 const char *hub_out_result_name(enum hub_out_result r);
 

@@ -53,7 +53,7 @@ mosquitto_wait_subscribed gw-drain-lp 'drain/#' ||
 # ---- the backlog, the store down ----------------------------------------------
 t0=$(ns)
 for f in "$T"/msg/*; do
-    mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -q 1 -t drain/bulk -f "$f" || fail "publish $f"
+    mqtt_pub_file drain/bulk "$f" || fail "publish $f"
 done
 # In order after the last bulk message: once it is in the journal, all are.
 mqtt_pub drain/mark "mark v=1i ${S0}999999999"
@@ -86,7 +86,7 @@ echo "ok  backlog of $backlog readings in $build_ms ms, nothing delivered"
     while [ ! -e "$T/stop" ]; do
         awk -v s0=$((S0 + 100)) -v k="$k" 'BEGIN {
             for (j = k; j < k + 10; j++) printf "trickle,s=t v=%di %d%09d\n", j, s0, j }' >"$T/tr"
-        mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -q 1 -t drain/trickle -f "$T/tr" || exit 1
+        mqtt_pub_file drain/trickle "$T/tr" || exit 1
         k=$((k + 10))
         echo "$k" >"$T/trickle.sent"
         sleep 0.05

@@ -45,7 +45,7 @@ S=$(($(date +%s) - 3600))
 pub() {
     local i
     for ((i = 0; i < $2; i++)); do echo "$1,device=d$((i % 7)) v=$i.25 $((S * 1000000000 + i * 1000))"; done >"$T/msg.lp"
-    mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" $(mqtt_auth_args) -q 1 -t lp/x -f "$T/msg.lp"
+    mqtt_pub_file lp/x "$T/msg.lp"
 }
 stored() { grep -c "^$1," "$HTTP_STORE" || true; }
 # expect_stored MEASUREMENT N [TRIES]: wait until N lines of it are stored
@@ -104,8 +104,8 @@ for ((i = 0; i < 2500; i++)); do echo "p6,device=d$((i % 7)) v=$i.5 $((S * 10000
 for ((i = 2500; i < 5000; i++)); do
     if [ "$i" -eq 4321 ]; then echo "p6,device=bad v=1 $((S * 1000000000 + i))"; else echo "p6,device=d$((i % 7)) v=$i.5 $((S * 1000000000 + i))"; fi
 done >"$T/b.lp"
-mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" $(mqtt_auth_args) -q 1 -t lp/x -f "$T/a.lp"
-mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" $(mqtt_auth_args) -q 1 -t lp/x -f "$T/b.lp"
+mqtt_pub_file lp/x "$T/a.lp"
+mqtt_pub_file lp/x "$T/b.lp"
 expect_stored p6 4999 200
 log_has "batch of 5000 refused: HTTP 400: unable to parse 'p6,device=bad"
 DL=$T/state/deadletter/ioc.jsonl

@@ -46,8 +46,8 @@ gen() { # FROM TO
 }
 gen 0 2500 >"$T/m1.lp"
 gen 2500 5000 >"$T/m2.lp"
-mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" $(mqtt_auth_args) -q 1 -t lp/a -f "$T/m1.lp"
-mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" $(mqtt_auth_args) -q 1 -t lp/a -f "$T/m2.lp"
+mqtt_pub_file lp/a "$T/m1.lp"
+mqtt_pub_file lp/a "$T/m2.lp"
 
 count_load() { influx_count city 'SELECT count(value) FROM load'; }
 for _ in $(seq 300); do [ "$(count_load)" -ge 4999 ] && break; sleep 0.1; done
@@ -75,12 +75,12 @@ grep -q "reading seq 3000 (conflict) refused by the server: HTTP 400" "$HUB_LOG"
 
 # Later readings flow on.
 gen 5000 5100 >"$T/m3.lp"
-mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" $(mqtt_auth_args) -q 1 -t lp/a -f "$T/m3.lp"
+mqtt_pub_file lp/a "$T/m3.lp"
 for _ in $(seq 200); do [ "$(count_load)" -eq 5099 ] && break; sleep 0.1; done
 [ "$(count_load)" -eq 5099 ] || fail "later readings did not arrive ($(count_load) of 5099)"
 stop_hub
 # Every accepted reading is passed: delivered, or refused and kept.
 next=$(journal_stat "$T/hub.yaml" next_seq)
-cursor=$("$CITYHUB" journal -c "$T/hub.yaml" | awk '$1 == "cursor" && $2 == "ioc" { print $3 }')
+cursor=$(journal_cursor "$T/hub.yaml" ioc)
 grep -q "output ioc: $((next - 1)) delivered" "$HUB_LOG" || { grep "output ioc" "$HUB_LOG" >&2; fail "delivered count is not next_seq - 1 ($next)"; }
 echo "ok: 5099 stored, 1 refused and kept, cursor ${cursor:-?} of $next"

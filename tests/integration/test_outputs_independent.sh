@@ -36,8 +36,7 @@ outputs:
 YAML
 start_hub "$T/hub.yaml"
 
-# the persisted cursor of output $1; 0 when it never committed ("none")
-cursor() { "$CITYHUB" journal -c "$T/hub.yaml" | awk -v o="$1" '$1 == "cursor" && $2 == o { print ($3 == "none" ? 0 : $3) }'; }
+cursor() { journal_cursor "$T/hub.yaml" "$1"; }
 sleep 6
 next=$(journal_stat "$T/hub.yaml" next_seq)
 ioc=$(cursor ioc)

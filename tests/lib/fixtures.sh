@@ -231,6 +231,11 @@ journal_stat() {
     "$CITYHUB" journal -c "$1" | awk -v k="$2" '$1 == k { print $2 }'
 }
 
+# journal_cursor CONFIG OUTPUT -> that output's persisted cursor (0 when it never committed)
+journal_cursor() {
+    "$CITYHUB" journal -c "$1" | awk -v o="$2" '$1 == "cursor" && $2 == o { print ($3 == "none" ? 0 : $3) }'
+}
+
 # influx_count DB "SELECT count(x) FROM m" -> the number (0 when no rows)
 influx_count() {
     influx_query "$1" "$2" | sed -n 's/.*"values":\[\[[0-9]*,\([0-9]*\)\]\].*/\1/p' | head -1 |
@@ -290,6 +295,7 @@ sim_endpoint_addr() {
 #   mqtt_pub TOPIC PAYLOAD [ARGS...]   mosquitto_pub -q 1 to the plain listener, as
 #                                 MQTT_USER when --password; ARGS override (-q 0, -r ...)
 #   mqtts_pub TOPIC PAYLOAD [ARGS...]  the same through the TLS listener
+#   mqtt_pub_file TOPIC FILE      the file as one message (QoS 1)
 #   mqtt_pub_lines TOPIC [ARGS...]     one message per line of stdin (mosquitto_pub -l -q 1)
 #   mqtt_sub ARGS...              mosquitto_sub on the plain listener (as MQTT_USER)
 #   mosquitto_wait_subscribed CLIENT_ID FILTER [N]   until the broker logged the
@@ -416,6 +422,12 @@ mqtts_pub() {
     # shellcheck disable=SC2046
     mosquitto_pub -h 127.0.0.1 -p "$MQTT_TLS_PORT" --cafile "$MQTT_CA" $(mqtt_auth_args) -q 1 \
         -t "$topic" -m "$payload" "$@"
+}
+
+# mqtt_pub_file TOPIC FILE: the whole file as one QoS 1 message
+mqtt_pub_file() {
+    # shellcheck disable=SC2046
+    mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" $(mqtt_auth_args) -q 1 -t "$1" -f "$2"
 }
 
 mqtt_pub_lines() {
