@@ -27,7 +27,7 @@ else
 CFLAGS += -O2
 endif
 
-LIBS_NET := $(shell $(PKG_CONFIG) --libs libmodbus libcurl zlib jansson 2>/dev/null || echo -lmodbus -lcurl -lz -ljansson)
+LIBS_NET := $(shell $(PKG_CONFIG) --libs libmodbus libcurl zlib jansson libssl 2>/dev/null || echo -lmodbus -lcurl -lz -ljansson -lssl -lcrypto)
 LIBS_YAML := $(shell $(PKG_CONFIG) --libs yaml-0.1 2>/dev/null || echo -lyaml)
 CPPFLAGS += $(shell $(PKG_CONFIG) --cflags libmodbus 2>/dev/null || echo -I/usr/include/modbus)
 # Eclipse Paho MQTT C (asynchronous, with TLS) ships no pkg-config file.

@@ -34,10 +34,12 @@ static void check_report(struct drv_check *ck, const void *where, const char *ke
     yaml_node_t *v = key && p ? value_of(L, p->node, key) : NULL;
     if (v)
         at = v;
+    /* the key at fault is named, unless the message already does */
+    const char *named = key && !strstr(msg, key) ? key : NULL;
     if (at)
-        report(L, at, "%s", msg);
+        report(L, at, "%s%s%s", named ? named : "", named ? ": " : "", msg);
     else
-        report_at(L, 0, 0, "%s", msg);
+        report_at(L, 0, 0, "%s%s%s", named ? named : "", named ? ": " : "", msg);
 }
 
 /* drv_check.given: whether the mapping that filled where has key. */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include <curl/curl.h>
@@ -33,10 +34,21 @@ const struct hub_cfg_key drv_influx_keys[] = {
                 "v2 API: bucket"),
     HUB_CFG_KEY("token_file", HUB_CFG_STRING, NULL, false, CFG_OFF(token_file), CFG_SZ(token_file),
                 0, 0, NULL, "v2 API: file holding the API token"),
+    HUB_CFG_KEY("ca_file", HUB_CFG_STRING, NULL, false, CFG_OFF(ca_file), CFG_SZ(ca_file), 0, 0,
+                NULL, "https: PEM file of the CAs that sign the server (default: the system's)"),
+    HUB_CFG_KEY("cert_file", HUB_CFG_STRING, NULL, false, CFG_OFF(cert_file), CFG_SZ(cert_file), 0,
+                0, NULL, "https: client certificate (PEM), for servers that ask for one"),
+    HUB_CFG_KEY("key_file", HUB_CFG_STRING, NULL, false, CFG_OFF(key_file), CFG_SZ(key_file), 0, 0,
+                NULL, "https: the client certificate's private key (PEM, mode 0600)"),
+    HUB_CFG_KEY("insecure_skip_verify", HUB_CFG_BOOL, "false", false, CFG_OFF(insecure_skip_verify),
+                0, 0, 0, NULL,
+                "https: do not verify the server's certificate (warned at every start)"),
     HUB_CFG_KEY("gzip", HUB_CFG_BOOL, "true", false, CFG_OFF(gzip), 0, 0, 0, NULL,
                 "compress request bodies (Content-Encoding: gzip)"),
     HUB_CFG_KEY("timeout", HUB_CFG_DURATION, "10s", false, CFG_OFF(timeout_ns), 0, 1000000, 0, NULL,
                 "longest one HTTP request may take, connection included"),
+    HUB_CFG_KEY("connect_timeout", HUB_CFG_DURATION, "5s", false, CFG_OFF(connect_timeout_ns), 0,
+                1000000, 0, NULL, "longest the TCP and TLS handshakes may take (at most timeout)"),
     HUB_CFG_KEY("uint_support", HUB_CFG_BOOL, "false", false, CFG_OFF(uint_support), 0, 0, 0, NULL,
                 "write unsigned fields with 'u' (InfluxDB >= 1.8 / 2.x)"),
     HUB_CFG_END,
@@ -156,8 +168,40 @@ char *drv_influx_write_url(const struct drv_influx_cfg *cfg, CURL *h, bool v2)
     return (char *)b.data; /* ownership moves to the caller */
 }
 
-int drv_influx_check_cfg(const struct drv_influx_cfg *cfg, bool *v2, const char **key, char *err,
-                         size_t errlen)
+bool drv_influx_https(const struct drv_influx_cfg *cfg)
+{
+    return strncasecmp(cfg->url, "https://", 8) == 0;
+}
+
+/* The TLS keys: only with an https:// URL; a certificate with its key. */
+static int check_tls(const struct drv_influx_cfg *cfg, const char **key, char *err, size_t errlen)
+{
+    const char *only_https = cfg->ca_file[0]             ? "ca_file"
+                             : cfg->cert_file[0]         ? "cert_file"
+                             : cfg->key_file[0]          ? "key_file"
+                             : cfg->insecure_skip_verify ? "insecure_skip_verify"
+                                                         : NULL;
+    if (only_https && !drv_influx_https(cfg)) {
+        *key = only_https;
+        snprintf(err, errlen, "only for https:// URLs (TLS)");
+        return -1;
+    }
+    if (!cfg->cert_file[0] != !cfg->key_file[0]) {
+        *key = cfg->cert_file[0] ? "key_file" : "cert_file";
+        snprintf(err, errlen, "cert_file and key_file go together");
+        return -1;
+    }
+    if (cfg->insecure_skip_verify && cfg->ca_file[0]) {
+        *key = "insecure_skip_verify";
+        snprintf(err, errlen, "ca_file is given, so the server can be verified: drop one of them");
+        return -1;
+    }
+    *key = NULL;
+    return 0;
+}
+
+static int check_keys(const struct drv_influx_cfg *cfg, bool *v2, const char **key, char *err,
+                      size_t errlen)
 {
     bool any_v1 =
         cfg->database[0] || cfg->retention_policy[0] || cfg->username[0] || cfg->password_file[0];
@@ -186,7 +230,7 @@ int drv_influx_check_cfg(const struct drv_influx_cfg *cfg, bool *v2, const char 
             return -1;
         }
         *v2 = true;
-        return 0;
+        return check_tls(cfg, key, err, errlen);
     }
     if (!cfg->database[0]) {
         snprintf(err, errlen, "database is required (v1 API), or org + bucket + token_file (v2)");
@@ -198,18 +242,31 @@ int drv_influx_check_cfg(const struct drv_influx_cfg *cfg, bool *v2, const char 
         return -1;
     }
     *v2 = false;
+    return check_tls(cfg, key, err, errlen);
+}
+
+int drv_influx_check_all(const struct drv_influx_cfg *cfg, bool *v2, const char **key, char *err,
+                         size_t errlen)
+{
+    if (check_keys(cfg, v2, key, err, errlen) != 0)
+        return -1;
+    const struct {
+        const char *key, *path;
+    } files[] = {{*v2 ? "token_file" : "password_file", *v2 ? cfg->token_file : cfg->password_file},
+                 {"ca_file", cfg->ca_file},
+                 {"cert_file", cfg->cert_file},
+                 {"key_file", cfg->key_file}};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        *key = files[i].key;
+        if (files[i].path[0] && hub_secret_check(*key, files[i].path, err, errlen) != 0)
+            return -1;
+    }
+    *key = NULL;
     return 0;
 }
 
 int drv_influx_check(const struct drv_influx_cfg *cfg, const char **key, char *err, size_t errlen)
 {
     bool v2 = false;
-    if (drv_influx_check_cfg(cfg, &v2, key, err, errlen) != 0)
-        return -1;
-    *key = v2 ? "token_file" : "password_file";
-    const char *path = v2 ? cfg->token_file : cfg->password_file;
-    if (path[0] && hub_secret_check(*key, path, err, errlen) != 0)
-        return -1;
-    *key = NULL;
-    return 0;
+    return drv_influx_check_all(cfg, &v2, key, err, errlen);
 }

@@ -6,7 +6,8 @@
  *   408, 429, 5xx, 1xx/3xx,      HUB_OUT_RETRY (Retry-After honoured)
  *   transport, cancelled
  *   413                          HUB_OUT_TOO_LARGE (the hub splits the batch)
- *   401, 403, 404                HUB_OUT_ALARM (credentials, rights, no database)
+ *   401, 403, 404,               HUB_OUT_ALARM (credentials, rights, no database,
+ *   TLS certificate refused      a server we do not trust)
  *   other 4xx (400, 422, ...)    HUB_OUT_REJECT, with the server's "error"
  *                                (the hub bisects to the refused lines)
  * Each answer gets a short kind ("HTTP 500", "timeout", "TLS") for the log.
@@ -23,6 +24,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <openssl/ssl.h>
 
 #include "drivers/influx/influx_priv.h"
 #include "hub/clock.h"
@@ -50,6 +52,8 @@ struct influx_ctx {
     struct hub_log_limit skip_limit;
     atomic_int cancel;  /* set by influx_cancel: abort the transfer in progress */
     atomic_int failing; /* the last flush was not delivered */
+    bool has_cert;      /* cert_file given */
+    bool cert_asked;    /* this request's handshake: the server asked for a client certificate */
 };
 
 /* libcurl's progress callback: a non-zero return aborts the transfer. */
@@ -120,6 +124,65 @@ static void influx_exit(void *ctxp)
     free(c);
 }
 
+/* A duration in ms for curl: def when unset, at least 1, at most max (long
+ * is 32 bits on the 32-bit boards; 24 days is no limit anyway). */
+static long clamp_ms(int64_t ns, long def, long max)
+{
+    if (ns <= 0)
+        return def < max ? def : max;
+    if (ns / 1000000 >= max)
+        return max;
+    return ns < 1000000 ? 1 : (long)(ns / 1000000);
+}
+
+/* OpenSSL asks us for a client certificate the server requested and none
+ * is set: note it, so the failure that follows can say why (the server's
+ * alert itself may be lost when it closes the connection). 0: send none. */
+static int on_cert_request(SSL *ssl, X509 **x509, EVP_PKEY **pkey)
+{
+    (void)x509;
+    (void)pkey;
+    struct influx_ctx *c = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+    if (c)
+        c->cert_asked = true;
+    return 0;
+}
+
+/* libcurl (built with OpenSSL) hands us each connection's SSL_CTX. */
+static CURLcode on_ssl_ctx(CURL *h, void *sslctx, void *ud)
+{
+    (void)h;
+    SSL_CTX_set_app_data((SSL_CTX *)sslctx, ud);
+    SSL_CTX_set_client_cert_cb((SSL_CTX *)sslctx, on_cert_request);
+    return CURLE_OK;
+}
+
+/* https: verify the server (its certificate and its name) against ca_file
+ * or the system's CAs, unless insecure_skip_verify says not to (warned at
+ * every start); present cert_file/key_file when given. */
+static void set_tls(struct influx_ctx *c, const struct drv_influx_cfg *cfg)
+{
+    long verify = cfg->insecure_skip_verify ? 0L : 1L;
+    curl_easy_setopt(c->h, CURLOPT_SSL_VERIFYPEER, verify);
+    curl_easy_setopt(c->h, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
+    if (cfg->ca_file[0])
+        curl_easy_setopt(c->h, CURLOPT_CAINFO, cfg->ca_file);
+    if (!cfg->cert_file[0]) {
+        /* only to explain a refusal; a libcurl without OpenSSL says no */
+        curl_easy_setopt(c->h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+        curl_easy_setopt(c->h, CURLOPT_SSL_CTX_DATA, c);
+    } else {
+        c->has_cert = true;
+        curl_easy_setopt(c->h, CURLOPT_SSLCERT, cfg->cert_file);
+        curl_easy_setopt(c->h, CURLOPT_SSLKEY, cfg->key_file);
+    }
+    if (cfg->insecure_skip_verify)
+        hub_warn(c->who,
+                 "insecure_skip_verify: the server %s is NOT verified: anyone on the path can "
+                 "read and change the data, and the credentials",
+                 cfg->url);
+}
+
 static int influx_init(const void *cfgp, const struct drv_env *env, void **out, char *err,
                        size_t errlen)
 {
@@ -137,7 +200,7 @@ static int influx_init(const void *cfgp, const struct drv_env *env, void **out, 
     secret[0] = 0;
     auth[0] = 0;
     const char *bad_key = NULL;
-    if (drv_influx_check_cfg(cfg, &v2, &bad_key, err, errlen) != 0)
+    if (drv_influx_check_all(cfg, &v2, &bad_key, err, errlen) != 0)
         return -1;
     c = calloc(1, sizeof(*c));
     if (!c) {
@@ -185,15 +248,7 @@ static int influx_init(const void *cfgp, const struct drv_env *env, void **out, 
         goto out;
     }
 
-    /* long is 32 bits on the 32-bit boards: clamp (24 days is no limit anyway) */
-    if (cfg->timeout_ns <= 0)
-        timeout_ms = 10000;
-    else if (cfg->timeout_ns / 1000000 > LONG_MAX)
-        timeout_ms = LONG_MAX;
-    else
-        timeout_ms = (long)(cfg->timeout_ns / 1000000);
-    if (timeout_ms < 1)
-        timeout_ms = 1;
+    timeout_ms = clamp_ms(cfg->timeout_ns, 10000, LONG_MAX);
     curl_easy_setopt(c->h, CURLOPT_URL, c->write_url);
     curl_easy_setopt(c->h, CURLOPT_POST, 1L);
     curl_easy_setopt(c->h, CURLOPT_NOSIGNAL, 1L);
@@ -201,7 +256,8 @@ static int influx_init(const void *cfgp, const struct drv_env *env, void **out, 
     curl_easy_setopt(c->h, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(c->h, CURLOPT_XFERINFODATA, c);
     curl_easy_setopt(c->h, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(c->h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(c->h, CURLOPT_CONNECTTIMEOUT_MS,
+                     clamp_ms(cfg->connect_timeout_ns, 5000, timeout_ms));
     curl_easy_setopt(c->h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, c->headers);
     curl_easy_setopt(c->h, CURLOPT_USERAGENT, "cityhub/" CITYHUB_VERSION);
@@ -212,6 +268,8 @@ static int influx_init(const void *cfgp, const struct drv_env *env, void **out, 
 #if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(c->h, CURLOPT_PROTOCOLS_STR, "http,https");
 #endif
+    if (drv_influx_https(cfg))
+        set_tls(c, cfg);
     if (!v2 && cfg->username[0]) {
         if (hub_secret_read("password_file", cfg->password_file, secret, sizeof(secret), err,
                             errlen) != 0)
@@ -220,8 +278,12 @@ static int influx_init(const void *cfgp, const struct drv_env *env, void **out, 
         curl_easy_setopt(c->h, CURLOPT_USERNAME, cfg->username);
         curl_easy_setopt(c->h, CURLOPT_PASSWORD, secret); /* curl keeps a copy */
     }
-    hub_info(c->who, "writing to %s (%s API%s%s)", c->write_url, v2 ? "v2" : "v1",
-             c->gzip ? ", gzip" : "", v2 || cfg->username[0] ? ", authenticated" : "");
+    hub_info(c->who, "writing to %s (%s API%s%s%s)", c->write_url, v2 ? "v2" : "v1",
+             c->gzip ? ", gzip" : "", v2 || cfg->username[0] ? ", authenticated" : "",
+             !drv_influx_https(cfg)      ? ""
+             : cfg->insecure_skip_verify ? ", TLS NOT verified"
+             : cfg->cert_file[0]         ? ", TLS verified, client certificate"
+                                         : ", TLS verified");
     *out = c;
     c = NULL;
     rc = 0;
@@ -280,17 +342,44 @@ static const char *transport_kind(CURLcode cr)
     case CURLE_PARTIAL_FILE:
         return "connection reset";
     case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
     case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_CRL_BADFILE:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS:
         return "TLS";
     default:
         return "transport";
+    }
+}
+
+/* A TLS failure no retry will cure until a person acts: the server's
+ * certificate is not trusted (wrong CA, wrong name, expired, not the pinned
+ * key) or ours cannot be used. NULL for any other failure. */
+static const char *tls_verdict(const struct influx_ctx *c, CURLcode cr, const char *detail)
+{
+    bool io = cr == CURLE_RECV_ERROR || cr == CURLE_SEND_ERROR || cr == CURLE_SSL_CONNECT_ERROR ||
+              cr == CURLE_GOT_NOTHING;
+    /* The server asked for a certificate we do not have, or its alert (in
+     * OpenSSL's words) refuses ours. */
+    if (io && !c->has_cert && (c->cert_asked || strstr(detail, "alert certificate required")))
+        return "the server asks for a client certificate (set cert_file and key_file)";
+    if (io && c->has_cert &&
+        (strstr(detail, "alert bad certificate") || strstr(detail, "alert unknown ca") ||
+         strstr(detail, "alert certificate unknown") ||
+         strstr(detail, "alert certificate required")))
+        return "the server refuses our client certificate (check cert_file: signed by a CA "
+               "the server trusts?)";
+    switch (cr) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+        return "the server's certificate is not trusted (check ca_file, the server's name in "
+               "url, the certificate's dates)";
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CRL_BADFILE:
+        return "ca_file cannot be used (not PEM certificates?)";
+    case CURLE_SSL_CERTPROBLEM:
+        return "the client certificate cannot be used (check cert_file and key_file)";
+    default:
+        return NULL;
     }
 }
 
@@ -390,6 +479,7 @@ static enum hub_out_result post(struct influx_ctx *c, size_t n, struct hub_out_a
 
     hub_buf_reset(&c->resp);
     c->errbuf[0] = 0;
+    c->cert_asked = false;
     curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, (const char *)send->data);
     curl_easy_setopt(c->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)send->len);
     cr = curl_easy_perform(c->h);
@@ -397,6 +487,13 @@ static enum hub_out_result post(struct influx_ctx *c, size_t n, struct hub_out_a
         snprintf(ans->kind, sizeof(ans->kind), "cancelled");
         snprintf(ans->why, sizeof(ans->why), "cancelled: the program is stopping");
         return HUB_OUT_RETRY;
+    }
+    const char *tls = cr != CURLE_OK ? tls_verdict(c, cr, c->errbuf) : NULL;
+    if (tls) {
+        snprintf(ans->kind, sizeof(ans->kind), "TLS certificate");
+        snprintf(ans->why, sizeof(ans->why), "TLS: %s: %.140s", tls,
+                 c->errbuf[0] ? c->errbuf : curl_easy_strerror(cr));
+        return HUB_OUT_ALARM;
     }
     if (cr != CURLE_OK) {
         snprintf(ans->kind, sizeof(ans->kind), "%s", transport_kind(cr));

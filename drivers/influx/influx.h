@@ -32,9 +32,14 @@ struct drv_influx_cfg {
     char org[128]; /* v2 */
     char bucket[128];
     char token_file[256];
+    char ca_file[256];         /* https: CAs that sign the server ("" = the system's) */
+    char cert_file[256];       /* https: client certificate (PEM, optional) */
+    char key_file[256];        /* https: its private key */
+    bool insecure_skip_verify; /* https: do not verify the server (warned) */
     bool gzip;
     int64_t timeout_ns;
-    bool uint_support; /* write uint fields with 'u' (InfluxDB >= 1.8/2.x); else 'i' */
+    int64_t connect_timeout_ns; /* at most timeout_ns */
+    bool uint_support;          /* write uint fields with 'u' (InfluxDB >= 1.8/2.x); else 'i' */
 };
 
 /* Request body (line protocol before gzip) of one flush: at most the
@@ -48,7 +53,8 @@ extern const struct drv_ops drv_influx_ops;
 
 /* Check an output's config as init would refuse it: url (http or https, a
  * host, no credentials, query or fragment), v1 or v2 keys complete and not
- * mixed, and each secret file named present as a regular file (its contents
+ * mixed, the TLS keys only with https:// (cert_file with key_file), and
+ * each secret, CA or certificate file named present as a regular file (its contents
  * are not read: `cityhub check` may run as a user who cannot). Returns 0, or
  * -1 with a message in err and in *key the name of the config key at fault
  * (NULL when no one key is). For `cityhub check` (firmware/config.c). */

@@ -13,8 +13,11 @@
 
 /* The write URL of cfg (v1 or v2), escaped with h; NULL when out of memory. */
 char *drv_influx_write_url(const struct drv_influx_cfg *cfg, CURL *h, bool v2);
-/* The rules of drv_influx_check; *v2 tells which API the keys select. */
-int drv_influx_check_cfg(const struct drv_influx_cfg *cfg, bool *v2, const char **key, char *err,
+/* drv_influx_check, telling which API the keys select (init uses it: a
+ * missing CA or key file is refused at start, not at the first request). */
+int drv_influx_check_all(const struct drv_influx_cfg *cfg, bool *v2, const char **key, char *err,
                          size_t errlen);
+/* The url is https:// (the TLS keys apply). */
+bool drv_influx_https(const struct drv_influx_cfg *cfg);
 
 #endif

@@ -876,6 +876,57 @@ static void test_init_secrets_not_shown(void **state)
     assert_non_null(strstr(err, "cannot be mixed"));
 }
 
+/* The TLS keys: only with https://, cert_file with key_file, no
+ * insecure_skip_verify beside a ca_file, each file present; every error
+ * names its key. */
+static void expect_cfg_check(struct drv_influx_cfg *cfg, const char *want_key, const char *want)
+{
+    const char *key = "x";
+    char err[512];
+    if (!want) {
+        assert_int_equal(drv_influx_check(cfg, &key, err, sizeof(err)), 0);
+        assert_null(key);
+        return;
+    }
+    assert_int_equal(drv_influx_check(cfg, &key, err, sizeof(err)), -1);
+    assert_non_null(key);
+    assert_string_equal(key, want_key);
+    if (!strstr(err, want))
+        fail_msg("error \"%s\" lacks \"%s\"", err, want);
+    expect_init_error(cfg, want); /* init refuses it the same way */
+}
+
+static void test_tls_checks(void **state)
+{
+    (void)state;
+    struct drv_influx_cfg cfg;
+    cfg_base(&cfg);
+    set_key(&cfg, "url", "http://127.0.0.1:8086");
+    set_key(&cfg, "database", "city");
+    set_key(&cfg, "ca_file", "/etc/hostname");
+    expect_cfg_check(&cfg, "ca_file", "only for https:// URLs");
+    cfg.ca_file[0] = 0;
+    set_key(&cfg, "insecure_skip_verify", "true");
+    expect_cfg_check(&cfg, "insecure_skip_verify", "only for https:// URLs");
+    set_key(&cfg, "url", "HTTPS://127.0.0.1:8086");
+    expect_cfg_check(&cfg, NULL, NULL);
+    set_key(&cfg, "ca_file", "/etc/hostname");
+    expect_cfg_check(&cfg, "insecure_skip_verify", "drop one of them");
+    set_key(&cfg, "insecure_skip_verify", "false");
+    expect_cfg_check(&cfg, NULL, NULL);
+    set_key(&cfg, "ca_file", "/nonexistent/ca.pem");
+    expect_cfg_check(&cfg, "ca_file", "ca_file /nonexistent/ca.pem: No such file or directory");
+    cfg.ca_file[0] = 0;
+    set_key(&cfg, "cert_file", "/etc/hostname");
+    expect_cfg_check(&cfg, "key_file", "cert_file and key_file go together");
+    cfg.cert_file[0] = 0;
+    set_key(&cfg, "key_file", "/etc/hostname");
+    expect_cfg_check(&cfg, "cert_file", "cert_file and key_file go together");
+    set_key(&cfg, "cert_file", "/etc/hostname");
+    set_key(&cfg, "key_file", "/tmp");
+    expect_cfg_check(&cfg, "key_file", "key_file /tmp: not a regular file");
+}
+
 /* Two flushes share one connection; 408 is a timeout (RETRY, Retry-After
  * honoured), not a verdict on the data; after cancel nothing is sent and the
  * answer is RETRY. */
@@ -994,6 +1045,7 @@ int main(void)
         cmocka_unit_test(test_http_ipv6),
         cmocka_unit_test(test_http_closed_port_and_limits),
         cmocka_unit_test(test_init_secrets_not_shown),
+        cmocka_unit_test(test_tls_checks),
         cmocka_unit_test(test_http_reuse_408_cancel),
         cmocka_unit_test(test_http_cancel_in_flight),
     };
