@@ -118,6 +118,9 @@ int journal_seg_ready(hub_journal_t *j)
     }
     j->total_bytes += HUB_JOURNAL_HEADER_SIZE - j->active_size;
     j->active_size = HUB_JOURNAL_HEADER_SIZE;
+    /* A new segment: its series dictionary starts empty. */
+    journal_dict_reset(&j->dict);
+    j->dict_on = true;
     j->tail_junk = false;
     return HUB_OK;
 }

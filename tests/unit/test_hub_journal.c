@@ -265,7 +265,7 @@ static void test_frame_layout(void **state)
     uint8_t p[128];
     size_t l0 = mkpayload(0, p), l1 = mkpayload(1, p);
     assert_int_equal(n, 16 + 16 + l0 + 16 + l1);
-    assert_memory_equal(b, "CHJ1\1\0\0\0\0\0\0\0\0\0\0\0", 16);
+    assert_memory_equal(b, "CHJ1\2\0\0\0\0\0\0\0\0\0\0\0", 16);
     /* Second record: crc | len | seq=1 | payload, CRC over len..payload. */
     uint8_t *r = b + 16 + 16 + l0;
     uint32_t len =
