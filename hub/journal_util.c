@@ -199,6 +199,36 @@ fail:
     return rc;
 }
 
+int journal_resync(struct j_in *in, uint64_t off, uint64_t limit, uint64_t expect, uint64_t *at,
+                   uint64_t *seq)
+{
+    /* Every record takes at least a frame and one byte: the bytes left
+     * bound the seqs a record there can carry. */
+    uint64_t max_seq = expect + (limit - off) / (HUB_JOURNAL_FRAME_SIZE + 1);
+    for (uint64_t p = off + 1; p + HUB_JOURNAL_FRAME_SIZE < limit; p++) {
+        int rc = HUB_OK;
+        const uint8_t *h = in_get(in, p, HUB_JOURNAL_FRAME_SIZE, limit, &rc);
+        if (!h)
+            return rc == HUB_EIO ? HUB_EIO : HUB_EEMPTY;
+        uint32_t n = journal_get_le32(h + 4);
+        uint64_t s = journal_get_le64(h + 8);
+        if (s <= expect || s > max_seq || n == 0 || n > HUB_JOURNAL_MAX_RECORD ||
+            (uint64_t)n > limit - p - HUB_JOURNAL_FRAME_SIZE)
+            continue; /* cheap tests first: most offsets end here */
+        uint32_t len;
+        const char *why;
+        rc = journal_frame_read(in, p, limit, s, NULL, &len, &why);
+        if (rc == HUB_EIO)
+            return rc;
+        if (rc == HUB_OK) {
+            *at = p;
+            *seq = s;
+            return HUB_OK;
+        }
+    }
+    return HUB_EEMPTY;
+}
+
 void journal_log(hub_journal_t *j, enum j_lim k, enum hub_log_level lvl, const char *fmt, ...)
 {
     if (lvl > hub_log_threshold)
