@@ -11,7 +11,12 @@
  * "payload_base64" instead. The file is bounded: past max_bytes it is
  * renamed to PATH.1 (replacing the older one) and a new one is begun, so at
  * most about twice max_bytes is kept. Created 0600 (refused data may be
- * private). Safe from any thread. */
+ * private). Safe from any thread.
+ *
+ * Each append (and rotation) holds flock(LOCK_EX) on the file; a tool that
+ * rewrites it (`cityhub deadletter retry`: PATH.tmp renamed over PATH) holds
+ * the same lock, and the writer reopens PATH when the file it has open is
+ * no longer the one at PATH, so no entry is lost to a rewrite. */
 #ifndef HUB_DEADLETTER_H
 #define HUB_DEADLETTER_H
 
