@@ -48,29 +48,40 @@ static int lock_fd(int fd, int op)
     return rc;
 }
 
-/* Lock the file at d->path for one append: d->fd is then that file, locked,
- * and d->size its size. Reopens when the path is no longer d->fd's file
- * (rewritten by the retry tool, rotated by another writer, deleted).
- * Returns 0, or -1 (errno set; d->fd may be -1). */
-static int lock_current(struct hub_deadletter *d)
+int hub_deadletter_lock(const char *path, int *fd, int flags, int op, struct stat *st)
 {
     for (int tries = 0; tries < 100; tries++) {
-        if (d->fd < 0 && open_file(d) != 0)
-            return -1;
-        if (lock_fd(d->fd, LOCK_EX) != 0)
+        if (*fd < 0 && (*fd = open(path, flags | O_CLOEXEC, 0600)) < 0)
             return -1;
         struct stat sp, sf;
-        if (fstat(d->fd, &sf) != 0)
+        if (lock_fd(*fd, op) != 0 || fstat(*fd, &sf) != 0)
             return -1;
-        if (stat(d->path, &sp) == 0 && sp.st_dev == sf.st_dev && sp.st_ino == sf.st_ino) {
-            d->size = (uint64_t)sf.st_size;
+        if (stat(path, &sp) == 0 && sp.st_dev == sf.st_dev && sp.st_ino == sf.st_ino) {
+            if (st)
+                *st = sf;
             return 0;
         }
-        close(d->fd); /* and its lock */
-        d->fd = -1;
+        close(*fd); /* and its lock: the path names another file now */
+        *fd = -1;
     }
     errno = EAGAIN;
     return -1;
+}
+
+void hub_deadletter_unlock(int fd)
+{
+    lock_fd(fd, LOCK_UN);
+}
+
+/* Lock the file at d->path for one append: d->fd is then that file, locked,
+ * and d->size its size. Returns 0, or -1 (errno set; d->fd may be -1). */
+static int lock_current(struct hub_deadletter *d)
+{
+    struct stat st;
+    if (hub_deadletter_lock(d->path, &d->fd, O_WRONLY | O_CREAT | O_APPEND, LOCK_EX, &st) != 0)
+        return -1;
+    d->size = (uint64_t)st.st_size;
+    return 0;
 }
 
 int hub_deadletter_open(const char *path, uint64_t max_bytes, hub_deadletter_t **out, char *err,
@@ -196,7 +207,7 @@ int hub_deadletter_write(hub_deadletter_t *d, int64_t time_ns, const char *sourc
             d->count++;
             rc = HUB_OK;
         }
-        lock_fd(d->fd, LOCK_UN);
+        hub_deadletter_unlock(d->fd);
         errno = saved;
     }
     pthread_mutex_unlock(&d->mu);

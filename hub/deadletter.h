@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct stat;
+
 typedef struct hub_deadletter hub_deadletter_t;
 
 /* Returns HUB_OK, or HUB_EIO / HUB_ENOMEM with a message in err. */
@@ -32,6 +34,17 @@ int hub_deadletter_open(const char *path, uint64_t max_bytes, hub_deadletter_t *
 int hub_deadletter_write(hub_deadletter_t *d, int64_t time_ns, const char *source,
                          const char *where_key, const char *where, const char *reason,
                          const void *data, size_t len);
+/* The file at path, opened (with flags, O_CLOEXEC added; created 0600 with
+ * O_CREAT) unless *fd already is, and locked with flock(op), op LOCK_SH or
+ * LOCK_EX. When, once locked, the path no longer names that file (renamed
+ * over, renamed away) it is closed and the one at path opened and locked
+ * instead. Returns 0 with *fd locked (and its fstat in st, if not NULL),
+ * or -1 with errno (*fd may then be -1). hub_deadletter_unlock(*fd) or
+ * close(*fd) releases the lock. For the writer and for tools that read or
+ * rewrite the file. */
+int hub_deadletter_lock(const char *path, int *fd, int flags, int op, struct stat *st);
+void hub_deadletter_unlock(int fd);
+
 /* Entries written since open. */
 uint64_t hub_deadletter_count(hub_deadletter_t *d);
 void hub_deadletter_close(hub_deadletter_t *d);
