@@ -515,6 +515,9 @@ static void route(struct retry *r, struct dl_entry *e)
     if ((e->where_key && !strcmp(e->where_key, "topic")) || drv_find(DRV_INPUT, type)) {
         snprintf(why, sizeof(why), "%s: a message an input refused cannot be resent as readings",
                  e->source);
+    } else if (e->plen == 0) {
+        snprintf(why, sizeof(why), "%s: no payload to resend (the reading could not be written)",
+                 e->source);
     } else {
         size_t i;
         for (i = 0; i < r->c->noutputs; i++)

@@ -61,8 +61,9 @@ static void usage(FILE *f)
                "  schema -c FILE    the data dictionary: every measurement, field, type,\n"
                "                    unit and tag FILE makes the hub write (--format\n"
                "                    json|markdown)\n"
-               "  deadletter list PATH    what the store or an input refused, kept in\n"
-               "                    the dead-letter file PATH; deadletter retry PATH -c FILE\n"
+               "  deadletter list PATH\n"
+               "                    what a store or an input refused, kept in the\n"
+               "                    dead-letter file PATH; `deadletter retry PATH -c FILE`\n"
                "                    resends it once the cause is fixed\n");
     size_t n = 0;
     const struct drv_ops *const *all = drv_all(&n);
@@ -147,9 +148,9 @@ static void usage_deadletter(FILE *f)
                "Safe while the hub runs: the file is rewritten under the lock the hub takes\n"
                "for each entry it adds.\n"
                "\n"
-               "exit status: 0 done (list: every line an entry; retry: every line resent),\n"
-               "1 malformed lines, lines still refused or retry stopped, 2 bad usage,\n"
-               "configuration or file\n");
+               "exit status: 0 done (list: every line an entry; retry: every entry that can\n"
+               "be resent was accepted), 1 malformed lines, entries still refused or the\n"
+               "retry stopped, 2 bad usage, configuration or file\n");
 }
 
 /* A driver's command: cityhub NAME ... (drivers/driver.h). */
