@@ -8,7 +8,8 @@
 #   once a cause is fixed (DROP MEASUREMENT), retry resends: that point is in
 #       InfluxDB, its entry gone; an entry the store refuses again stays with
 #       the new reason; an MQTT entry is skipped, counted, kept;
-#   the running hub's next refused line goes to the rewritten file.
+#   the running hub's next refused line goes to the rewritten file, and one
+#       it adds while a retry waits on a slow store is kept.
 set -eu
 . tests/lib/fixtures.sh
 fixtures_init
@@ -137,13 +138,40 @@ WAIT_TRIES=150 wait_for bash -c "[ \"\$(wc -l <'$DL')\" -ge 3 ]" ||
 jq -e 'select(.seq == "3") | .payload | startswith("stubborn,device=z")' "$DL" >/dev/null ||
     { cat "$DL" >&2; fail "the new entry is not the hub's seq 3"; }
 
+# ---- the hub appends while a retry waits on a slow store: nothing is lost -----
+# (the responder accepts the two stubborn lines after 4 s; meanwhile the hub
+# refuses one more line into the file)
+http_rules '[{"action": "stall", "stall_s": 4, "count": 1}]'
+"$CITYHUB" deadletter retry "$DL" -c "$T/503.yaml" >"$T/slow.out" 2>"$T/slow.err" &
+retry_pid=$!
+WAIT_TRIES=100 wait_for bash -c "curl -sf '$HTTP_URL/_rules' | jq -e '.[0].remaining == 0' >/dev/null" ||
+    fail "the slow retry never reached the responder"
+T4=$(((S + 4) * 1000000000))
+echo "stubborn,device=w value=11i $T4" >"$T/m3.lp"
+mqtt_pub_file lp/a "$T/m3.lp"
+WAIT_TRIES=150 wait_for bash -c "[ \"\$(wc -l <'$DL')\" -ge 4 ]" ||
+    { tail -20 "$HUB_LOG" >&2; fail "the hub did not add seq 4 during the retry"; }
+rc=0
+wait "$retry_pid" || rc=$?
+[ "$rc" -eq 0 ] || { cat "$T/slow.out" "$T/slow.err" >&2; fail "the slow retry exited $rc"; }
+grep -q '^resent 2, still refused 0, skipped 1$' "$T/slow.out" || { cat "$T/slow.out" >&2; fail "slow retry: summary"; }
+grep -c '^stubborn,device=[yz],gateway=gw-dl value=[0-9]*i ' "$HTTP_STORE" | grep -qx 2 ||
+    fail "the responder did not store the two stubborn lines"
+/usr/bin/python3 -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert [r["source"] for r in rows] == ["mqtt:lp", "influxdb:ioc"], rows
+assert rows[1]["seq"] == "4" and rows[1]["payload"].startswith("stubborn,device=w,"), rows[1]
+' "$DL" || { cat "$DL" >&2; fail "after the slow retry the file is not the MQTT entry and seq 4 of the hub"; }
+
 # ---- fix the last cause: everything resent, the MQTT entry stays -------------
 influx_query city 'DROP MEASUREMENT "stubborn"' >/dev/null || fail "drop stubborn again"
 "$CITYHUB" deadletter retry "$DL" -c "$T/hub.yaml" >"$T/r2.out" 2>"$T/r2.err" ||
     { cat "$T/r2.out" "$T/r2.err" >&2; fail "the last retry exited $?"; }
-grep -q '^resent 2, still refused 0, skipped 1$' "$T/r2.out" || { cat "$T/r2.out" >&2; fail "last retry: summary"; }
-[ "$(influx_count city 'SELECT count(value) FROM stubborn')" -eq 2 ] || fail "stubborn: not 2 points in InfluxDB"
+grep -q '^resent 1, still refused 0, skipped 1$' "$T/r2.out" || { cat "$T/r2.out" >&2; fail "last retry: summary"; }
+influx_query city 'SELECT value FROM stubborn' | grep -q "\[\[$T4,11\]\]" ||
+    { influx_query city 'SELECT value FROM stubborn' >&2; fail "stubborn: seq 4 not in InfluxDB"; }
 [ "$(wc -l <"$DL")" -eq 1 ] && grep -q '"source":"mqtt:lp"' "$DL" || { cat "$DL" >&2; fail "only the MQTT entry should be left"; }
 "$CITYHUB" deadletter list "$DL" | grep -q '^1 entry, .*by reason: line #: no field (1)$' || fail "list after retry"
 stop_hub
-echo "ok: listed, dry run unchanged, stopped store unchanged, resent 3 of 3 once fixed, MQTT entry kept"
+echo "ok: listed, dry run and stopped store unchanged, resent once fixed, refused again kept, hub appends kept, MQTT entry kept"
