@@ -3,6 +3,8 @@
 #ifndef CH_CITYHUB_H
 #define CH_CITYHUB_H
 
+#include <stdio.h>
+
 #define EXIT_USAGE 2
 
 /* cityhub run: the daemon (run.c). log_level overrides hub.log_level. */
@@ -14,6 +16,10 @@ int ch_cmd_journal(const char *path, int dump, unsigned long long from, int from
 
 /* cityhub schema -c FILE --format json|markdown (schema.c). */
 int ch_cmd_schema(const char *path, const char *format);
+
+/* cityhub deadletter list|retry ... (deadletter.c): argv[0] is "deadletter";
+ * usage prints its help. */
+int ch_cmd_deadletter(int argc, char **argv, void (*usage)(FILE *));
 
 struct drv_ops;
 struct drv_command;

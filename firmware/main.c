@@ -1,7 +1,7 @@
 /* firmware/main.c — the cityhub program's command line: subcommands, their
  * help, the version (with every driver's libraries), and the drivers'
- * process-wide set-up. The subcommands are run.c (the daemon) and
- * inspect.c (check, journal). */
+ * process-wide set-up. The subcommands are run.c (the daemon),
+ * inspect.c (check, journal), schema.c and deadletter.c. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -60,7 +60,11 @@ static void usage(FILE *f)
                "                    --dump prints stored readings as line protocol\n"
                "  schema -c FILE    the data dictionary: every measurement, field, type,\n"
                "                    unit and tag FILE makes the hub write (--format\n"
-               "                    json|markdown)\n");
+               "                    json|markdown)\n"
+               "  deadletter list PATH\n"
+               "                    what a store or an input refused, kept in the\n"
+               "                    dead-letter file PATH; `deadletter retry PATH -c FILE`\n"
+               "                    resends it once the cause is fixed\n");
     size_t n = 0;
     const struct drv_ops *const *all = drv_all(&n);
     for (size_t i = 0; i < n; i++)
@@ -118,6 +122,37 @@ static void usage_schema(FILE *f)
                "store and its unit, and the tags of its readings. Default format: markdown.\n");
 }
 
+static void usage_deadletter(FILE *f)
+{
+    fprintf(f, "usage: cityhub deadletter list PATH [--json] [--all]\n"
+               "       cityhub deadletter retry PATH -c FILE [--output NAME] [--dry-run]\n"
+               "\n"
+               "A dead-letter file keeps what was refused, one JSON object per line: lines a\n"
+               "store refused (an output's file, by default deadletter/NAME.jsonl beside the\n"
+               "journal's directory) and messages an input could not read.\n"
+               "\n"
+               "list: one line per entry (time, source, seq or topic, payload bytes, reason)\n"
+               "and a summary by reason. A line that is not an entry is reported as\n"
+               "PATH:LINE: not a dead-letter entry (why).\n"
+               "  --json       the entries as they are in the file, one JSON object a line\n"
+               "  --all        PATH.1 (the older entries, rotated) first, then PATH\n"
+               "\n"
+               "retry: resend the lines of an output's entries to the output of that name in\n"
+               "FILE, in batches. Lines the store accepts leave the file; lines it refuses\n"
+               "again stay with the new reason. An unavailable store (connection, 5xx) or an\n"
+               "alarm (401/403/404) stops the retry; what was not accepted stays. Messages\n"
+               "an input refused cannot be resent: they are skipped, counted.\n"
+               "  -c, --config FILE  the hub's configuration (the outputs)\n"
+               "  --output NAME      send every entry to this output instead\n"
+               "  --dry-run          print what would be sent; change nothing\n"
+               "Safe while the hub runs: the file is rewritten under the lock the hub takes\n"
+               "for each entry it adds.\n"
+               "\n"
+               "exit status: 0 done (list: every line an entry; retry: every entry that can\n"
+               "be resent was accepted), 1 malformed lines, entries still refused or the\n"
+               "retry stopped, 2 bad usage, configuration or file\n");
+}
+
 /* A driver's command: cityhub NAME ... (drivers/driver.h). */
 static const struct drv_command *find_command(const char *name, const struct drv_ops **owner)
 {
@@ -161,6 +196,8 @@ int main(int argc, char **argv)
         print_version();
         return 0;
     }
+    if (!strcmp(cmd, "deadletter"))
+        return ch_cmd_deadletter(argc - 1, argv + 1, usage_deadletter);
     void (*cmd_usage)(FILE *) = NULL;
     if (!strcmp(cmd, "run"))
         cmd_usage = usage_run;

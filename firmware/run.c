@@ -192,6 +192,7 @@ static void emit_health(struct ch_daemon *d)
     hub_reading_add_uint(r, "journal_dropped", js.dropped);
     hub_reading_add_uint(r, "journal_fsyncs", js.fsyncs);
     hub_reading_add_uint(r, "journal_disk_full", js.disk_full);
+    hub_reading_add_uint(r, "journal_damaged", js.damaged_records);
     struct drv_stats in = {0}, out = {0};
     for (size_t i = 0; i < d->nins; i++)
         if (d->ins[i].ops->stats)
@@ -558,11 +559,16 @@ int ch_cmd_run(const char *path, const char *log_level)
     }
     struct hub_journal_stats js;
     hub_journal_stats(d.journal, &js);
+    char damage[160] = "";
+    if (js.damaged_records || js.set_aside)
+        snprintf(damage, sizeof(damage),
+                 "; %" PRIu64 " damaged records passed over, %" PRIu64 " foreign files set aside",
+                 js.damaged_records, js.set_aside);
     hub_info("cityhub",
              "cityhub %s starting: gateway %s, journal %s (%" PRIu64 " segments, next seq %" PRIu64
-             "%s)",
+             "%s%s)",
              CITYHUB_VERSION, h->name, h->journal.path, js.segments, js.next_seq,
-             js.recovered_cut ? ", torn tail cut" : "");
+             js.recovered_cut ? ", torn tail cut" : "", damage);
 
     struct drv_sink sink = {.emit = sink_emit, .ctx = d.accept};
     struct drv_env env = {

@@ -1,12 +1,19 @@
 /* hub/deadletter.c — the bounded, rotated file of refused data (see
  * deadletter.h). Each entry is built in memory and written with one
- * write(2) on an O_APPEND descriptor, so entries never interleave. */
+ * write(2) on an O_APPEND descriptor, so entries never interleave.
+ *
+ * Each append holds flock(LOCK_EX) on the file, and `cityhub deadletter
+ * retry` rewrites it (PATH.tmp renamed over PATH) under the same lock. Once
+ * the lock is held the descriptor is checked against the path (fstat vs
+ * stat): when the file was replaced or renamed away meanwhile, it is
+ * reopened, so an entry never goes to a file no one will read. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +37,50 @@ static int open_file(struct hub_deadletter *d)
         return -1;
     struct stat st;
     d->size = fstat(d->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+    return 0;
+}
+
+static int lock_fd(int fd, int op)
+{
+    int rc;
+    while ((rc = flock(fd, op)) != 0 && errno == EINTR)
+        ;
+    return rc;
+}
+
+int hub_deadletter_lock(const char *path, int *fd, int flags, int op, struct stat *st)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        if (*fd < 0 && (*fd = open(path, flags | O_CLOEXEC, 0600)) < 0)
+            return -1;
+        struct stat sp, sf;
+        if (lock_fd(*fd, op) != 0 || fstat(*fd, &sf) != 0)
+            return -1;
+        if (stat(path, &sp) == 0 && sp.st_dev == sf.st_dev && sp.st_ino == sf.st_ino) {
+            if (st)
+                *st = sf;
+            return 0;
+        }
+        close(*fd); /* and its lock: the path names another file now */
+        *fd = -1;
+    }
+    errno = EAGAIN;
+    return -1;
+}
+
+void hub_deadletter_unlock(int fd)
+{
+    lock_fd(fd, LOCK_UN);
+}
+
+/* Lock the file at d->path for one append: d->fd is then that file, locked,
+ * and d->size its size. Returns 0, or -1 (errno set; d->fd may be -1). */
+static int lock_current(struct hub_deadletter *d)
+{
+    struct stat st;
+    if (hub_deadletter_lock(d->path, &d->fd, O_WRONLY | O_CREAT | O_APPEND, LOCK_EX, &st) != 0)
+        return -1;
+    d->size = (uint64_t)st.st_size;
     return 0;
 }
 
@@ -134,22 +185,30 @@ int hub_deadletter_write(hub_deadletter_t *d, int64_t time_ns, const char *sourc
         return HUB_EIO;
     }
     pthread_mutex_lock(&d->mu);
-    if (d->size > 0 && d->size + b.len > d->max_bytes) {
+    rc = HUB_EIO;
+    int locked = lock_current(d) == 0;
+    if (locked && d->size > 0 && d->size + b.len > d->max_bytes) {
+        /* rotate: PATH becomes PATH.1 and a new PATH is begun, the old
+         * file's lock held until the new one exists */
         char old[4096];
         snprintf(old, sizeof(old), "%s.1", d->path);
-        close(d->fd);
-        if (rename(d->path, old) != 0 || open_file(d) != 0) {
-            if (d->fd < 0)
-                open_file(d);
-        }
+        int fd = d->fd;
+        if (rename(d->path, old) == 0) {
+            d->fd = -1;
+            locked = lock_current(d) == 0;
+            close(fd);
+        } /* else: kept on the file as it is, past max_bytes */
     }
-    ssize_t w = d->fd >= 0 ? write(d->fd, b.data, b.len) : -1;
-    if (w == (ssize_t)b.len) {
-        d->size += b.len;
-        d->count++;
-        rc = HUB_OK;
-    } else {
-        rc = HUB_EIO;
+    if (locked) {
+        ssize_t w = write(d->fd, b.data, b.len);
+        int saved = errno;
+        if (w == (ssize_t)b.len) {
+            d->size += b.len;
+            d->count++;
+            rc = HUB_OK;
+        }
+        hub_deadletter_unlock(d->fd);
+        errno = saved;
     }
     pthread_mutex_unlock(&d->mu);
     hub_buf_free(&b);

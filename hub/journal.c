@@ -47,7 +47,7 @@ static int mkdir_p(const char *path)
         if (tmp[i] == '/' || tmp[i] == 0) {
             char c = tmp[i];
             tmp[i] = 0;
-            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+            if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
                 return -1;
             tmp[i] = c;
         }
@@ -201,18 +201,35 @@ static int recover_active(hub_journal_t *j, char *err, size_t errlen)
         uint32_t len;
         rc = journal_record_read(&in, j->dict_on ? &j->dict : NULL, off, size, seq, NULL, &len,
                                  &why);
-        if (rc == HUB_EIO) {
-            snprintf(err, errlen, "%s: read at byte %" PRIu64 ": %s", path, off, strerror(errno));
-            goto out;
+        if (rc == HUB_OK) {
+            off += HUB_JOURNAL_FRAME_SIZE + len;
+            seq++;
+            continue;
         }
         if (rc == HUB_ENOMEM) {
             snprintf(err, errlen, "%s: out of memory", path);
             goto out;
         }
+        /* A bad record with good ones after it is damage (a flipped bit, a
+         * bad sector), not a torn tail: pass over it, keep the rest. */
+        uint64_t at = 0, next = 0;
+        if (rc != HUB_EIO)
+            rc = journal_resync(&in, j->dict_on, off, size, seq, &at, &next);
+        if (rc == HUB_EIO) {
+            snprintf(err, errlen, "%s: read at byte %" PRIu64 ": %s", path, off, strerror(errno));
+            goto out;
+        }
         if (rc != HUB_OK)
-            break;
-        off += HUB_JOURNAL_FRAME_SIZE + len;
-        seq++;
+            break; /* nothing valid after it: a torn tail, cut below */
+        hub_warn(J_WHO,
+                 "%s: damaged record%s at bytes %" PRIu64 "..%" PRIu64 " (%s): %" PRIu64
+                 " record%s lost (seq %" PRIu64 "..%" PRIu64 "), the records after them kept",
+                 path, next - seq == 1 ? "" : "s", off, at - 1, why, next - seq,
+                 next - seq == 1 ? "" : "s", seq, next - 1);
+        j->st.damaged_records += next - seq;
+        j->st.damaged_bytes += at - off;
+        off = at;
+        seq = next;
     }
     if (off < size) {
         if (j->read_only) {
@@ -248,7 +265,58 @@ out:
     return rc;
 }
 
-/* List the segment files of j->dir into j->segs, sorted. */
+/* Why the segment file name (numbered base, size bytes) cannot be one of
+ * this journal's, or NULL when it can. A file shorter than a header is a
+ * segment whose creation was cut short: only the newest can be that. */
+static const char *not_a_segment(hub_journal_t *j, const char *name, uint64_t base, uint64_t size,
+                                 bool newest)
+{
+    if (base > J_MAX_SEQ)
+        return "impossible sequence number in its name";
+    if (size < HUB_JOURNAL_HEADER_SIZE)
+        return newest ? NULL : "shorter than a segment header";
+    uint8_t h[HUB_JOURNAL_HEADER_SIZE];
+    int fd = openat(j->dirfd, name, O_RDONLY | O_CLOEXEC);
+    ssize_t r = fd >= 0 ? journal_pread_full(fd, h, sizeof(h), 0) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (r < 0)
+        return NULL; /* unreadable now: the readers will say so */
+    if (memcmp(h, J_MAGIC, 4) != 0)
+        return "not a journal segment (no CHJ1 header)";
+    uint32_t v = journal_get_le32(h + 4);
+    if (v != J_VERSION && v != J_VERSION_PLAIN)
+        return "a segment format this version does not know";
+    if (journal_get_le64(h + 8) != base)
+        return "its header names another sequence number than its file name";
+    return NULL;
+}
+
+/* Rename a file that does not belong to NAME.foreign (or .foreign.N), out of
+ * the segments' way but kept for a person to look at. */
+static void set_aside(hub_journal_t *j, const char *name, const char *why)
+{
+    char to[J_SEG_NAME_LEN + 32];
+    snprintf(to, sizeof(to), "%s.foreign", name);
+    struct stat sb;
+    for (int i = 1; i < 1000 && fstatat(j->dirfd, to, &sb, AT_SYMLINK_NOFOLLOW) == 0; i++)
+        snprintf(to, sizeof(to), "%s.foreign.%d", name, i);
+    j->st.set_aside++;
+    if (j->read_only) {
+        hub_warn(J_WHO, "%s/%s: %s: not used", j->dir, name, why);
+        return;
+    }
+    if (renameat(j->dirfd, name, j->dirfd, to) != 0) {
+        hub_err(J_WHO, "%s/%s: %s: cannot set it aside: %s", j->dir, name, why, strerror(errno));
+        return;
+    }
+    journal_fsync(j, j->dirfd);
+    hub_warn(J_WHO, "%s/%s: %s: set aside as %s, not used", j->dir, name, why, to);
+}
+
+/* List the segment files of j->dir into j->segs, sorted; files with a
+ * segment's name that are not this journal's segments are set aside, never
+ * trusted for numbering. */
 static int list_segments(hub_journal_t *j, char *err, size_t errlen)
 {
     DIR *d = opendir(j->dir);
@@ -274,6 +342,19 @@ static int list_segments(hub_journal_t *j, char *err, size_t errlen)
     closedir(d);
     if (j->nsegs > 1)
         qsort(j->segs, j->nsegs, sizeof(*j->segs), seg_cmp);
+    /* From the newest down: each one set aside makes the one before it the
+     * newest. */
+    for (size_t i = j->nsegs; rc == HUB_OK && i-- > 0;) {
+        char name[J_SEG_NAME_LEN + 1];
+        snprintf(name, sizeof(name), "%020" PRIu64 ".seg", j->segs[i].base);
+        const char *why =
+            not_a_segment(j, name, j->segs[i].base, j->segs[i].size, i + 1 == j->nsegs);
+        if (!why)
+            continue;
+        set_aside(j, name, why);
+        memmove(&j->segs[i], &j->segs[i + 1], (j->nsegs - i - 1) * sizeof(*j->segs));
+        j->nsegs--;
+    }
     return rc;
 }
 
@@ -353,7 +434,7 @@ int hub_journal_open(const struct hub_journal_opts *opts, hub_journal_t **out, c
     }
     snprintf(path, sizeof(path), "%s/cursors", j->dir);
     if (!j->read_only) {
-        if (mkdir(path, 0755) == 0) {
+        if (mkdir(path, 0700) == 0) {
             journal_fsync(j, j->dirfd); /* make the new entry durable */
         } else if (errno != EEXIST) {
             snprintf(err, errlen, "%s: create: %s", path, strerror(errno));

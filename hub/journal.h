@@ -28,10 +28,17 @@
  * accepted records durable with one fsync; the daemon calls it every
  * sync_interval, so a power cut loses at most that window.
  *
- * On open, recovery scans the newest segment and cuts it at the first record
- * whose frame is torn or whose CRC fails (truncate + fsync), as LevelDB's log
- * reader and Kafka's segment recovery do. Older segments were sealed by a
- * successful fsync at rotation and are checked as they are read.
+ * On open, recovery scans the newest segment and cuts a torn tail: the
+ * bytes from the first record whose frame is torn or whose CRC fails, when
+ * no valid record follows (truncate + fsync), as LevelDB's log reader and
+ * Kafka's segment recovery do. A bad record with valid ones after it is
+ * damage, not a tail: it is passed over (logged, counted in
+ * damaged_records) and the records after it are kept. Older segments were
+ * sealed by a successful fsync at rotation and are checked as they are
+ * read, the same way. Files named like segments whose header does not
+ * match (another program's, another journal's, a number no journal
+ * reaches) are renamed NAME.foreign and never used. Files and directories
+ * are created 0600 / 0700: readings may be private.
  *
  * Each output has a named cursor: the seq of the next record it has not yet
  * delivered, persisted in cursors/NAME (write temp, fsync, rename, fsync dir).
@@ -113,6 +120,11 @@ struct hub_journal_stats {
     uint64_t dropped;       /* records deleted undelivered (drop_oldest) since open */
     uint64_t disk_full;     /* appends refused (HUB_EFULL) as the file system was full */
     uint64_t recovered_cut; /* bytes cut from a torn tail at open */
+    /* At open, in the newest segment: records lost to damage in the middle
+     * (passed over; the records after them are kept) and their bytes. */
+    uint64_t damaged_records;
+    uint64_t damaged_bytes;
+    uint64_t set_aside; /* files named like segments that were not this journal's */
 };
 
 typedef struct hub_journal hub_journal_t;
@@ -174,10 +186,13 @@ void hub_journal_reader_free(hub_journal_reader_t *rd);
  * HUB_JOURNAL_MAX_RECORD, a smaller one gets HUB_EFULL and the reader does
  * not advance). *skipped is added to, not set; it may be NULL.
  * Returns HUB_OK with *seq,
- * HUB_EEMPTY when caught up, HUB_ECORRUPT when a sealed segment has a bad
- * record (the reader then skips to the next segment; *skipped tells how many
- * seqs were passed over), or HUB_EIO. If records the reader wanted were
- * dropped, it moves to the first stored one and adds the gap to *skipped. */
+ * HUB_EEMPTY when caught up, HUB_ECORRUPT when a segment has a bad record
+ * (the reader then moves on to the next valid record of the segment, or to
+ * the next segment when there is none; *skipped tells how many seqs were
+ * passed over; logged), or HUB_EIO. If records the reader wanted were
+ * dropped, it moves to the first stored one and adds the gap to *skipped;
+ * records missing between segments (a file deleted from outside) are
+ * passed over the same way, and logged. */
 int hub_journal_reader_next(hub_journal_reader_t *rd, struct hub_buf *payload, uint64_t *seq,
                             uint64_t *skipped);
 

@@ -119,7 +119,7 @@ static int cursor_store(hub_journal_t *j, const char *name, uint64_t seq)
     snprintf(path, sizeof(path), "%s/cursors/%s", j->dir, tmp);
     int fsyncs = 0, rc = HUB_EIO;
 
-    int fd = openat(j->cursor_dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = openat(j->cursor_dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         goto out;
     if (journal_pwrite_all(fd, path, buf, (size_t)n, 0) < 0)

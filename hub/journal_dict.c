@@ -7,8 +7,11 @@
  * that a REF: the id and the payload after the key. Ids count from 0 in
  * each segment, in the order of its DEFINEs, so a reader rebuilds the
  * dictionary by reading the segment from its header, and every segment is
- * readable on its own. The writer's dictionary has a hash index (linear
- * probing, never more than half full); a reader's needs none. */
+ * readable on its own. A DEFINE lost to damage costs the REFs of its
+ * series in that segment (each a corrupt record, passed over on its own)
+ * and nothing else: the DEFINEs after it carry their ids, the lost ids
+ * stay unknown. The writer's dictionary has a hash index (linear probing,
+ * never more than half full); a reader's needs none. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,23 +77,32 @@ static void slot_put(uint32_t *slots, uint32_t nslots, uint32_t hash, uint32_t i
     slots[i] = id + 1;
 }
 
-int journal_dict_reserve(struct j_dict *d, size_t len)
+/* Room for nkeys more keys, len bytes in all. */
+static int reserve(struct j_dict *d, size_t nkeys, size_t len)
 {
     if (journal_grow((void **)&d->bytes, &d->cap, d->used, len, 1, 4096) != HUB_OK ||
-        journal_grow((void **)&d->keys, &d->keys_cap, d->n, 1, sizeof(*d->keys), 64) != HUB_OK)
+        journal_grow((void **)&d->keys, &d->keys_cap, d->n, nkeys, sizeof(*d->keys), 64) != HUB_OK)
         return HUB_ENOMEM;
-    if (d->indexed && 2 * (d->n + 1) > d->nslots) {
-        uint32_t ns = d->nslots ? d->nslots * 2 : 128;
+    if (d->indexed && 2 * (d->n + nkeys) > d->nslots) {
+        uint32_t ns = d->nslots ? d->nslots : 128;
+        while (ns < 2 * (d->n + nkeys))
+            ns *= 2;
         uint32_t *s = calloc(ns, sizeof(*s));
         if (!s)
             return HUB_ENOMEM;
         for (uint32_t i = 0; i < d->n; i++)
-            slot_put(s, ns, d->keys[i].hash, i);
+            if (d->keys[i].len) /* not a lost one */
+                slot_put(s, ns, d->keys[i].hash, i);
         free(d->slots);
         d->slots = s;
         d->nslots = ns;
     }
     return HUB_OK;
+}
+
+int journal_dict_reserve(struct j_dict *d, size_t len)
+{
+    return reserve(d, 1, len);
 }
 
 void journal_dict_add(struct j_dict *d, const void *key, size_t len, uint32_t hash)
@@ -129,7 +141,7 @@ int journal_record_read(struct j_in *in, struct j_dict *d, uint64_t off, uint64_
     if (!d)
         return journal_frame_read(in, off, limit, expect, out, len, why);
     enum j_rec_type t;
-    int rc = journal_frame_read_typed(in, off, limit, expect, out, &d->rec, &t, len, why);
+    int rc = journal_frame_read_typed(in, off, limit, expect, true, out, &d->rec, &t, len, why);
     if (rc != HUB_OK || t == J_REC_PLAIN)
         return rc;
     const uint8_t *p = d->rec.data;
@@ -141,7 +153,7 @@ int journal_record_read(struct j_in *in, struct j_dict *d, uint64_t off, uint64_
     }
     size_t start = out ? out->len : 0;
     if (t == J_REC_REF) {
-        if (id >= d->n) {
+        if (id >= d->n || d->keys[id].len == 0) {
             *why = "unknown series id (its definition is lost)";
             return HUB_ECORRUPT;
         }
@@ -153,21 +165,29 @@ int journal_record_read(struct j_in *in, struct j_dict *d, uint64_t off, uint64_
         }
         return HUB_OK;
     }
-    /* A DEFINE: the next id, the key's length, the payload. */
+    /* A DEFINE: the next id, the key's length, the payload. An id past the
+     * next one follows DEFINEs lost to damage (passed over by a resync):
+     * those ids stay unknown. */
     if (!get_varint32(p, n, &at, &klen) || klen == 0 || klen > n - at) {
         *why = "bad series definition";
         return HUB_ECORRUPT;
     }
-    if (id != d->n || !journal_dict_fits(d, klen)) {
-        *why = id != d->n ? "series defined out of order" : "series dictionary over its bound";
+    if (id < d->n) {
+        *why = "series id defined twice";
         return HUB_ECORRUPT;
     }
-    if ((rc = journal_dict_reserve(d, klen)) != HUB_OK) {
+    if (id >= J_DICT_MAX_KEYS || klen > J_DICT_MAX_BYTES - d->used) {
+        *why = "series dictionary over its bound";
+        return HUB_ECORRUPT;
+    }
+    if ((rc = reserve(d, id - d->n + 1, klen)) != HUB_OK) {
         *why = "out of memory";
         return rc;
     }
     if (out && (rc = hub_buf_add(out, p + at, n - at)) != HUB_OK)
         goto undo;
+    while (d->n < id) /* lost ones: no key */
+        d->keys[d->n++] = (struct j_key){.off = (uint32_t)d->used};
     journal_dict_add(d, p + at, klen, d->indexed ? journal_dict_hash(p + at, klen) : 0);
     return HUB_OK;
 undo:

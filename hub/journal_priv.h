@@ -48,6 +48,9 @@
 #define J_PATH_MAX 4096
 #define J_SEG_NAME_LEN 24 /* 20 digits + ".seg" */
 #define J_CURSOR_FILE_MAX 64
+/* No journal gets near this (a million readings a second for 146,000
+ * years): a segment named past it does not belong. */
+#define J_MAX_SEQ (1ull << 62)
 
 /* The frame's 32-bit length field: the stored length in the low 24 bits
  * (HUB_JOURNAL_MAX_RECORD needs 21), the record type in the top 8 (0 in a
@@ -228,13 +231,23 @@ int journal_segs_push(hub_journal_t *j, uint64_t base, uint64_t size);
  * or out's HUB_EFULL / HUB_ENOMEM. */
 int journal_frame_read(struct j_in *in, uint64_t off, uint64_t limit, uint64_t expect,
                        struct hub_buf *out, uint32_t *len, const char **why);
-/* journal_frame_read for a segment of J_VERSION: a plain record's stored
- * bytes go to out (if not NULL), a dictionary record's to typed (reset
- * first; always). *type is set. With typed NULL a record type other than
- * plain is corrupt. */
+/* journal_frame_read, in a segment of J_VERSION when typed_ok: a plain
+ * record's stored bytes go to out (if not NULL), a dictionary record's to
+ * typed (reset first; if not NULL). *type is set. Without typed_ok a record
+ * type other than plain is corrupt. */
 int journal_frame_read_typed(struct j_in *in, uint64_t off, uint64_t limit, uint64_t expect,
-                             struct hub_buf *out, struct hub_buf *typed, enum j_rec_type *type,
-                             uint32_t *len, const char **why);
+                             bool typed_ok, struct hub_buf *out, struct hub_buf *typed,
+                             enum j_rec_type *type, uint32_t *len, const char **why);
+/* After a bad frame at off (which should have carried seq expect): the
+ * first offset past it, below limit, where a valid frame starts whose seq
+ * is past expect and no more than the bytes left could hold (typed_ok: a
+ * segment of J_VERSION, whose frames may carry a record type). Returns
+ * HUB_OK with *at and *seq, HUB_EEMPTY when there is none (the rest is a
+ * torn or garbage tail), or HUB_EIO. As LevelDB's log reader
+ * resynchronises on the next block, but record by record: one bad record
+ * costs itself only. */
+int journal_resync(struct j_in *in, bool typed_ok, uint64_t off, uint64_t limit, uint64_t expect,
+                   uint64_t *at, uint64_t *seq);
 /* Log a message of kind k at most once per HUB_LOG_REPEAT_NS, with the count
  * of those held back since. Keeps errno. Any lock may be held. */
 void journal_log(hub_journal_t *j, enum j_lim k, enum hub_log_level lvl, const char *fmt, ...)

@@ -122,8 +122,12 @@ int hub_journal_reader_next(hub_journal_reader_t *rd, struct hub_buf *payload, u
                 pthread_mutex_lock(&j->mu);
                 bool listed = seg_index(j, base) >= 0;
                 pthread_mutex_unlock(&j->mu);
-                if (listed)
-                    pass_to(rd, next_base, &gap);
+                if (listed) {
+                    uint64_t n = pass_to(rd, next_base, &gap);
+                    if (n)
+                        hub_warn(J_WHO, "%s: segment file gone: %" PRIu64 " records missing", path,
+                                 n);
+                }
                 continue;
             }
             rd->seg_base = base;
@@ -158,8 +162,18 @@ int hub_journal_reader_next(hub_journal_reader_t *rd, struct hub_buf *payload, u
                 rc = HUB_EEMPTY;
                 goto out;
             }
-            /* End of a sealed segment: on to the next one. */
-            pass_to(rd, next_base, &gap);
+            /* End of a sealed segment: on to the next one. Records between
+             * its last and the next one's first are missing: a segment
+             * file deleted or cut from outside. */
+            uint64_t missing_from = rd->pos_seq;
+            uint64_t n = pass_to(rd, next_base, &gap);
+            if (n && missing_from < next_base) {
+                journal_seg_path(j, base, path, sizeof(path));
+                hub_warn(J_WHO,
+                         "%s: ends at seq %" PRIu64 ", the next segment starts at %" PRIu64
+                         ": %" PRIu64 " records missing (a segment file deleted or truncated?)",
+                         path, missing_from, next_base, n);
+            }
             reader_close_seg(rd);
             continue;
         }
@@ -172,15 +186,36 @@ int hub_journal_reader_next(hub_journal_reader_t *rd, struct hub_buf *payload, u
         rc = journal_record_read(&rd->in, rd->dict_on ? &rd->dict : NULL, rd->off, limit,
                                  rd->pos_seq, passing ? NULL : payload, &len, &why);
         if (rc == HUB_ECORRUPT) {
-            /* Skip the rest of this segment. */
-            uint64_t n = pass_to(rd, next_base, &gap);
+            /* Resynchronise on the next valid record of the segment; with
+             * none, skip the rest of it. */
+            uint64_t at = limit, to = next_base;
+            rc = journal_resync(&rd->in, rd->dict_on, rd->off, limit, rd->pos_seq, &at, &to);
+            if (rc == HUB_EIO)
+                goto out;
+            /* (a sealed segment's records end where the next one begins) */
+            if (rc != HUB_OK || (!last && to >= next_base)) {
+                at = limit;
+                to = next_base;
+            }
+            uint64_t n = pass_to(rd, to, &gap);
             journal_seg_path(j, base, path, sizeof(path));
-            hub_warn(J_WHO, "%s: bad record at byte %" PRIu64 " (%s): skipping %" PRIu64 " records",
-                     path, rd->off, why, n);
-            rd->off = limit;
-            rd->pos_seq = next_base;
-            if (!last)
+            if (n && at < limit)
+                hub_warn(J_WHO,
+                         "%s: bad record at byte %" PRIu64 " (%s): %" PRIu64
+                         " records skipped, reading on at byte %" PRIu64 " (seq %" PRIu64 ")",
+                         path, rd->off, why, n, at, to);
+            else if (n)
+                hub_warn(J_WHO,
+                         "%s: bad record at byte %" PRIu64 " (%s): skipping the %" PRIu64
+                         " records left in the segment",
+                         path, rd->off, why, n);
+            rd->off = at;
+            rd->pos_seq = to;
+            if (!n)
+                continue; /* positioning past it: nothing this reader wanted */
+            if (at >= limit && !last)
                 reader_close_seg(rd);
+            rc = HUB_ECORRUPT;
             goto out;
         }
         if (rc != HUB_OK)

@@ -73,7 +73,7 @@ static int seg_file_create(hub_journal_t *j, uint64_t base)
 {
     char path[J_PATH_MAX];
     journal_seg_path(j, base, path, sizeof(path));
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd >= 0 && journal_fsync(j, j->dirfd) < 0) {
         int e = errno;
         close(fd);

@@ -146,8 +146,8 @@ static const uint8_t *in_get(struct j_in *in, uint64_t off, size_t n, uint64_t l
 }
 
 int journal_frame_read_typed(struct j_in *in, uint64_t off, uint64_t limit, uint64_t expect,
-                             struct hub_buf *out, struct hub_buf *typed, enum j_rec_type *type,
-                             uint32_t *len, const char **why)
+                             bool typed_ok, struct hub_buf *out, struct hub_buf *typed,
+                             enum j_rec_type *type, uint32_t *len, const char **why)
 {
     int rc = HUB_OK;
     if (limit - off < HUB_JOURNAL_FRAME_SIZE) {
@@ -168,8 +168,8 @@ int journal_frame_read_typed(struct j_in *in, uint64_t off, uint64_t limit, uint
         *why = "zero-filled frame";
         return HUB_ECORRUPT;
     }
-    uint32_t t = typed ? field >> J_TYPE_SHIFT : 0;
-    uint32_t n = typed ? field & J_LEN_MASK : field;
+    uint32_t t = typed_ok ? field >> J_TYPE_SHIFT : 0;
+    uint32_t n = typed_ok ? field & J_LEN_MASK : field;
     if (n == 0 || n > HUB_JOURNAL_MAX_RECORD) {
         *why = "bad record length";
         return HUB_ECORRUPT;
@@ -187,7 +187,7 @@ int journal_frame_read_typed(struct j_in *in, uint64_t off, uint64_t limit, uint
         return HUB_ECORRUPT;
     }
     struct hub_buf *dst = t == J_REC_PLAIN ? out : typed;
-    if (t != J_REC_PLAIN)
+    if (t != J_REC_PLAIN && typed)
         hub_buf_reset(typed);
     uint32_t crc = hub_crc32c(0, fh + 4, 12);
     uint64_t p = off + HUB_JOURNAL_FRAME_SIZE;
@@ -229,7 +229,40 @@ int journal_frame_read(struct j_in *in, uint64_t off, uint64_t limit, uint64_t e
                        struct hub_buf *out, uint32_t *len, const char **why)
 {
     enum j_rec_type t;
-    return journal_frame_read_typed(in, off, limit, expect, out, NULL, &t, len, why);
+    return journal_frame_read_typed(in, off, limit, expect, false, out, NULL, &t, len, why);
+}
+
+int journal_resync(struct j_in *in, bool typed_ok, uint64_t off, uint64_t limit, uint64_t expect,
+                   uint64_t *at, uint64_t *seq)
+{
+    /* Every record takes at least a frame and one byte: the bytes left
+     * bound the seqs a record there can carry. */
+    uint64_t max_seq = expect + (limit - off) / (HUB_JOURNAL_FRAME_SIZE + 1);
+    for (uint64_t p = off + 1; p + HUB_JOURNAL_FRAME_SIZE < limit; p++) {
+        int rc = HUB_OK;
+        const uint8_t *h = in_get(in, p, HUB_JOURNAL_FRAME_SIZE, limit, &rc);
+        if (!h)
+            return rc == HUB_EIO ? HUB_EIO : HUB_EEMPTY;
+        uint32_t n = journal_get_le32(h + 4);
+        if (typed_ok)
+            n &= J_LEN_MASK; /* the type is checked with the CRC below */
+        uint64_t s = journal_get_le64(h + 8);
+        if (s <= expect || s > max_seq || n == 0 || n > HUB_JOURNAL_MAX_RECORD ||
+            (uint64_t)n > limit - p - HUB_JOURNAL_FRAME_SIZE)
+            continue; /* cheap tests first: most offsets end here */
+        uint32_t len;
+        const char *why;
+        enum j_rec_type t;
+        rc = journal_frame_read_typed(in, p, limit, s, typed_ok, NULL, NULL, &t, &len, &why);
+        if (rc == HUB_EIO)
+            return rc;
+        if (rc == HUB_OK) {
+            *at = p;
+            *seq = s;
+            return HUB_OK;
+        }
+    }
+    return HUB_EEMPTY;
 }
 
 void journal_log(hub_journal_t *j, enum j_lim k, enum hub_log_level lvl, const char *fmt, ...)

@@ -5,7 +5,7 @@ set -eu
 fixtures_init
 
 "$CITYHUB" --version | grep -q "^cityhub [0-9]" || fail "--version"
-for c in run check journal; do
+for c in run check journal deadletter; do
     "$CITYHUB" "$c" --help | grep -q "usage: cityhub $c" || fail "$c --help"
 done
 set +e

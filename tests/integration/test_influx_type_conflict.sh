@@ -16,21 +16,8 @@ S=$(($(date +%s) - 7200))
 curl -sf -XPOST "$INFLUX_URL/write?db=city&precision=s" --data-binary "conflict,device=x value=1.5 $S" ||
     fail "could not write the float point"
 
-cat >"$T/hub.yaml" <<YAML
-hub:
-  name: gw-conflict
-  journal: {path: $T/state/journal}
-mqtt_inputs:
-  - name: lp
-    url: $MQTT_URL
-    subscribe:
-      - {topic: "lp/#", format: influx, qos: 1}
-outputs:
-  - {name: ioc, type: influxdb, url: "$INFLUX_URL", database: city, batch_size: 5000, flush_interval: 2s}
-YAML
-mkdir -p "$T/state"
-start_hub "$T/hub.yaml"
-mosquitto_wait_subscribed gw-conflict-lp 'lp/#' || fail "the hub never subscribed"
+start_lp_hub gw-conflict \
+    "{name: ioc, type: influxdb, url: \"$INFLUX_URL\", database: city, batch_size: 5000, flush_interval: 2s}"
 
 # 5000 readings in two messages (2500 lines each), read as one batch; line
 # 3001 (seq 3000) writes `value` as an integer.

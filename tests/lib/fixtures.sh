@@ -450,6 +450,24 @@ mosquitto_wait_subscribed() {
         '$MOSQ_LOG' | wc -l) -ge $n ]"
 }
 
+# start_lp_hub NAME OUTPUT...: $T/hub.yaml for a hub NAME (journal in
+# $T/state/journal) whose one input, lp, reads line protocol from MQTT topics
+# lp/# on $MQTT_URL, with one output per OUTPUT (a YAML flow mapping, e.g.
+# "{name: ioc, type: influxdb, ...}"); start it and wait until it subscribed.
+start_lp_hub() {
+    local name=$1 o
+    shift
+    {
+        printf 'hub:\n  name: %s\n  journal: {path: %s/state/journal}\n' "$name" "$T"
+        printf 'mqtt_inputs:\n  - name: lp\n    url: %s\n' "$MQTT_URL"
+        printf '    subscribe:\n      - {topic: "lp/#", format: influx, qos: 1}\noutputs:\n'
+        for o in "$@"; do printf '  - %s\n' "$o"; done
+    } >"$T/hub.yaml"
+    mkdir -p "$T/state"
+    start_hub "$T/hub.yaml"
+    mosquitto_wait_subscribed "$name-lp" 'lp/#' || fail "the hub never subscribed"
+}
+
 mosquitto_connects() {
     grep -c "New client connected from .* as $1 (" "$MOSQ_LOG" || true
 }

@@ -54,8 +54,13 @@ static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ft
     return remove(p);
 }
 
-struct capture;
+/* Log lines go to a file while a test counts them (capture_begin/_end). */
+struct capture {
+    int saved;
+    char path[64];
+};
 static struct capture *capturing; /* restored by teardown after a failure */
+static void capture_begin(struct capture *c);
 static int capture_end(struct capture *c, const char *needle);
 
 static int teardown(void **state)
@@ -915,18 +920,229 @@ static void test_sealed_segment_corrupt(void **state)
     assert_int_equal(hub_journal_reader_new(j, 0, &rd), HUB_OK);
     assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_OK);
     assert_int_equal(seq, 0);
+    /* record 1 alone is lost: the reader reads on at record 2 */
     assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_ECORRUPT);
-    assert_int_equal(skipped, second - 1);
+    assert_int_equal(skipped, 1);
+    uint64_t n = 0;
+    while (hub_journal_reader_next(rd, &b, &seq, &skipped) == HUB_OK) {
+        assert_int_equal(seq, 2 + n++);
+        size_t len = mkpayload(seq, p);
+        assert_memory_equal(b.data, p, len);
+    }
+    assert_int_equal(2 + n, 30);
+    assert_int_equal(skipped, 1);
+    hub_journal_reader_free(rd);
+
+    /* The last record of the segment damaged: nothing to read on at in it,
+     * the reader goes on with the next segment. */
+    uint64_t last_off = 16, k;
+    for (k = 0; k + 1 < second; k++)
+        last_off += 16 + mkpayload(k, p);
+    c = read_byte(path, last_off + 16) ^ 1;
+    patch_file(path, last_off + 16, &c, 1);
+    skipped = 0;
+    assert_int_equal(hub_journal_reader_new(j, 2, &rd), HUB_OK);
+    for (k = 2; k + 1 < second; k++) {
+        assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_OK);
+        assert_int_equal(seq, k);
+    }
+    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_ECORRUPT);
+    assert_int_equal(skipped, 1);
     assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_OK);
     assert_int_equal(seq, second);
-    uint64_t n = 1;
-    while (hub_journal_reader_next(rd, &b, &seq, &skipped) == HUB_OK)
-        assert_int_equal(seq, second + n++);
-    assert_int_equal(second + n, 30);
-    assert_int_equal(skipped, second - 1);
     hub_journal_reader_free(rd);
     hub_buf_free(&b);
     hub_journal_close(j);
+}
+
+/* One damaged record in the middle of the newest segment (a flipped bit in
+ * its payload, or in its length) costs that record only: recovery passes
+ * over it and keeps the records after it, appends go on, and a reader
+ * reports the one record as corrupt. */
+static void test_active_damage_resyncs(void **state)
+{
+    struct fx *f = *state;
+    char path[128];
+    seg_file(f->dir, 0, path, sizeof(path));
+    uint8_t p[128];
+    uint64_t off7 = 16;
+    for (uint64_t k = 0; k < 7; k++)
+        off7 += 16 + mkpayload(k, p);
+    uint64_t len7 = 16 + mkpayload(7, p);
+    /* a payload byte, a length byte (record too long), a seq byte */
+    const uint64_t at[] = {off7 + 16, off7 + 4, off7 + 9};
+    for (size_t t = 0; t < sizeof(at) / sizeof(at[0]); t++) {
+        unlink(path);
+        hub_journal_t *j = jopen(f->dir, 0, 0, 0);
+        append_n(j, 0, 20);
+        hub_journal_close(j);
+        uint64_t size = file_size(path);
+        uint8_t c = read_byte(path, at[t]) ^ 0x40;
+        patch_file(path, at[t], &c, 1);
+
+        j = jopen(f->dir, 0, 0, 0);
+        struct hub_journal_stats st;
+        hub_journal_stats(j, &st);
+        assert_int_equal(st.next_seq, 20);
+        assert_int_equal(st.recovered_cut, 0);
+        assert_int_equal(st.damaged_records, 1);
+        assert_int_equal(st.damaged_bytes, len7);
+        assert_int_equal(file_size(path), size);
+        append_n(j, 20, 5);
+
+        hub_journal_reader_t *rd;
+        struct hub_buf b;
+        hub_buf_init(&b, 4096);
+        uint64_t seq, skipped = 0, want = 0;
+        int rc;
+        assert_int_equal(hub_journal_reader_new(j, 0, &rd), HUB_OK);
+        while ((rc = hub_journal_reader_next(rd, &b, &seq, &skipped)) != HUB_EEMPTY) {
+            if (rc == HUB_ECORRUPT) {
+                assert_int_equal(want, 7);
+                assert_int_equal(skipped, 1);
+                want = 8;
+                continue;
+            }
+            assert_int_equal(rc, HUB_OK);
+            assert_int_equal(seq, want);
+            size_t len = mkpayload(seq, p);
+            assert_int_equal(b.len, len);
+            assert_memory_equal(b.data, p, len);
+            want++;
+        }
+        assert_int_equal(want, 25);
+        assert_int_equal(skipped, 1);
+        hub_journal_reader_free(rd);
+        hub_buf_free(&b);
+        hub_journal_close(j);
+    }
+}
+
+/* Files named like segments that are not this journal's are set aside,
+ * never trusted for numbering: junk with the highest number, a file in the
+ * middle whose header names another seq, a header-less file that is not
+ * the newest. */
+static void test_foreign_segments_set_aside(void **state)
+{
+    struct fx *f = *state;
+    char path[128], junk[128];
+    hub_journal_t *j = jopen(f->dir, 256, 0, 0);
+    append_n(j, 0, 30);
+    struct hub_journal_stats st;
+    hub_journal_stats(j, &st);
+    uint64_t nsegs = st.segments;
+    assert_true(nsegs >= 3);
+    hub_journal_close(j);
+    snprintf(junk, sizeof(junk), "%s/09999999999999999999.seg", f->dir);
+    write_file(junk, "this is not a journal segment at all", 36);
+    uint8_t h[16];
+    journal_make_header(h, 7); /* a good header, for another base */
+    seg_file(f->dir, 3, path, sizeof(path));
+    write_file(path, h, sizeof(h));
+    seg_file(f->dir, 1, path, sizeof(path));
+    write_file(path, "CHJ", 3);
+
+    struct capture cap;
+    capture_begin(&cap);
+    j = jopen(f->dir, 256, 0, 0);
+    assert_int_equal(capture_end(&cap, "set aside as"), 3);
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.next_seq, 30);
+    assert_int_equal(st.set_aside, 3);
+    assert_int_equal(st.segments, nsegs);
+    assert_int_equal(read_check(j, 0, 0, NULL), 30);
+    append_n(j, 30, 1);
+    hub_journal_close(j);
+    struct stat sb;
+    assert_int_not_equal(stat(junk, &sb), 0);
+    char moved[160];
+    snprintf(moved, sizeof(moved), "%s.foreign", junk);
+    assert_int_equal(stat(moved, &sb), 0);
+    assert_int_equal(count_segs(f->dir), (int)nsegs);
+    /* reopened: nothing more to set aside, the numbering holds */
+    j = jopen(f->dir, 256, 0, 0);
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.next_seq, 31);
+    assert_int_equal(st.set_aside, 0);
+    hub_journal_close(j);
+}
+
+/* A segment deleted from outside is a gap: the reader passes over its
+ * records, counts them and logs it. */
+static void test_missing_segment_logged(void **state)
+{
+    struct fx *f = *state;
+    hub_journal_t *j = jopen(f->dir, 256, 0, 0);
+    append_n(j, 0, 30);
+    hub_journal_close(j);
+    uint64_t bases[64];
+    size_t nb = 0;
+    DIR *d = opendir(f->dir);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && nb < 64)
+        if (strlen(e->d_name) == 24)
+            bases[nb++] = strtoull(e->d_name, NULL, 10);
+    closedir(d);
+    assert_true(nb >= 3);
+    uint64_t b1 = UINT64_MAX, b2 = UINT64_MAX; /* second and third lowest */
+    for (size_t i = 0; i < nb; i++)
+        if (bases[i] > 0 && bases[i] < b1)
+            b1 = bases[i];
+    for (size_t i = 0; i < nb; i++)
+        if (bases[i] > b1 && bases[i] < b2)
+            b2 = bases[i];
+    char path[128];
+    seg_file(f->dir, b1, path, sizeof(path));
+    assert_int_equal(unlink(path), 0);
+
+    j = jopen(f->dir, 256, 0, 0);
+    struct capture cap;
+    capture_begin(&cap);
+    hub_journal_reader_t *rd;
+    struct hub_buf b;
+    hub_buf_init(&b, 4096);
+    uint64_t seq, skipped = 0, n = 0;
+    assert_int_equal(hub_journal_reader_new(j, 0, &rd), HUB_OK);
+    while (hub_journal_reader_next(rd, &b, &seq, &skipped) == HUB_OK)
+        n++;
+    hub_journal_reader_free(rd);
+    hub_buf_free(&b);
+    assert_int_equal(capture_end(&cap, "records missing"), 1);
+    assert_int_equal(skipped, b2 - b1);
+    assert_int_equal(n, 30 - (b2 - b1));
+    hub_journal_close(j);
+}
+
+/* Readings may be private: the journal's directories are 0700, its files
+ * 0600, whatever the umask lets through. */
+static void test_private_modes(void **state)
+{
+    struct fx *f = *state;
+    char dir[128], path[160];
+    snprintf(dir, sizeof(dir), "%s/state/journal", f->dir);
+    mode_t old = umask(0);
+    hub_journal_t *j = jopen(dir, 0, 0, 0);
+    umask(old);
+    uint64_t seq;
+    append_n(j, 0, 3);
+    assert_int_equal(hub_journal_cursor_open(j, "ioc", &seq), HUB_OK);
+    assert_int_equal(hub_journal_cursor_commit(j, "ioc", 2), HUB_OK);
+    hub_journal_close(j);
+    struct stat sb;
+    assert_int_equal(stat(dir, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    snprintf(path, sizeof(path), "%s/state", f->dir);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    snprintf(path, sizeof(path), "%s/cursors", dir);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    snprintf(path, sizeof(path), "%s/cursors/ioc", dir);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    seg_file(dir, 0, path, sizeof(path));
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
 }
 
 /* An older segment holding seqs the next one starts with (never written by
@@ -1405,12 +1621,6 @@ static int append_big(hub_journal_t *j, uint64_t i, uint64_t *seq)
     uint8_t p[256];
     return hub_journal_append(j, p, bigpayload(i, p, 200), seq);
 }
-
-/* Log lines go to a file while a test counts them. */
-struct capture {
-    int saved;
-    char path[64];
-};
 
 static void capture_begin(struct capture *c)
 {
@@ -2086,32 +2296,50 @@ static size_t mktyped(uint8_t *out, uint64_t seq, enum j_rec_type t, const void 
     return sz;
 }
 
+/* Read the next record: HUB_OK with seq want_seq and payload want. */
+static void next_is(hub_journal_reader_t *rd, struct hub_buf *b, uint64_t want_seq,
+                    const char *want, uint64_t *skipped)
+{
+    uint64_t seq = UINT64_MAX;
+    assert_int_equal(hub_journal_reader_next(rd, b, &seq, skipped), HUB_OK);
+    assert_int_equal(seq, want_seq);
+    assert_int_equal(b->len, strlen(want));
+    assert_memory_equal(b->data, want, strlen(want));
+}
+
 /* Hand-made version 2 segments: DEFINE and REF records read back whole; a
- * REF whose id was never defined is a corrupt record, never a payload — in
- * a sealed segment the reader skips the rest of it (counted), in the
- * newest one recovery cuts there. */
+ * REF whose id was never defined (or whose DEFINE was lost) is a corrupt
+ * record, never a payload, and costs itself only: the DEFINEs after a lost
+ * one carry their ids. Recovery of the newest segment passes over such a
+ * record as damage and rebuilds the writer's dictionary. */
 static void test_dict_unknown_id_corrupt(void **state)
 {
     struct fx *f = *state;
     uint8_t seg[1024];
     size_t off = 16;
     put_header(seg, 2, 0);
-    static const uint8_t def[] = {0, 3, 'K', 'E', 'Y', '1', '2'}; /* id 0, key "KEY", then "12" */
-    static const uint8_t ref0[] = {0, '3', '4'};                  /* id 0, then "34" */
-    static const uint8_t ref5[] = {5, '5', '6'};                  /* id 5: never defined */
-    off += mktyped(seg + off, 0, J_REC_DEFINE, def, sizeof(def));
+    static const uint8_t def0[] = {0, 3, 'K', 'E', 'Y', '1', '2'}; /* id 0, key "KEY", "12" */
+    static const uint8_t ref0[] = {0, '3', '4'};                   /* id 0, then "34" */
+    static const uint8_t ref5[] = {5, '5', '6'};                   /* id 5: never defined */
+    static const uint8_t def2[] = {2, 2, 'Z', 'Z', '9'};           /* id 2 (1 lost): "ZZ", "9" */
+    static const uint8_t ref1[] = {1, '0'};                        /* id 1: lost */
+    static const uint8_t ref2[] = {2, '8'};
+    off += mktyped(seg + off, 0, J_REC_DEFINE, def0, sizeof(def0));
     off += mktyped(seg + off, 1, J_REC_REF, ref0, sizeof(ref0));
     off += mktyped(seg + off, 2, J_REC_REF, ref5, sizeof(ref5));
-    off += mktyped(seg + off, 3, J_REC_REF, ref0, sizeof(ref0));
+    off += mktyped(seg + off, 3, J_REC_DEFINE, def2, sizeof(def2));
+    off += mktyped(seg + off, 4, J_REC_REF, ref1, sizeof(ref1));
+    off += mktyped(seg + off, 5, J_REC_REF, ref2, sizeof(ref2));
+    off += mktyped(seg + off, 6, J_REC_REF, ref0, sizeof(ref0));
     char path[128];
     seg_file(f->dir, 0, path, sizeof(path));
     write_file(path, seg, off);
     /* the next, newest segment: a plain record */
     uint8_t seg2[64];
-    put_header(seg2, 2, 4);
-    size_t off2 = 16 + mkframe(seg2 + 16, 4, "plain", 5);
+    put_header(seg2, 2, 7);
+    size_t off2 = 16 + mkframe(seg2 + 16, 7, "plain", 5);
     char path2[128];
-    seg_file(f->dir, 4, path2, sizeof(path2));
+    seg_file(f->dir, 7, path2, sizeof(path2));
     write_file(path2, seg2, off2);
 
     hub_journal_t *j = jopen(f->dir, 0, 0, 0);
@@ -2120,53 +2348,46 @@ static void test_dict_unknown_id_corrupt(void **state)
     hub_buf_init(&b, HUB_JOURNAL_MAX_RECORD);
     uint64_t seq, skipped = 0;
     assert_int_equal(hub_journal_reader_new(j, 0, &rd), HUB_OK);
-    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_OK);
-    assert_int_equal(seq, 0);
-    assert_int_equal(b.len, 5);
-    assert_memory_equal(b.data, "KEY12", 5);
-    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_OK);
-    assert_int_equal(seq, 1);
-    assert_int_equal(b.len, 5);
-    assert_memory_equal(b.data, "KEY34", 5);
+    next_is(rd, &b, 0, "KEY12", &skipped);
+    next_is(rd, &b, 1, "KEY34", &skipped);
     assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_ECORRUPT);
-    assert_int_equal(skipped, 2); /* seqs 2 and 3 */
-    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_OK);
-    assert_int_equal(seq, 4);
-    assert_int_equal(b.len, 5);
-    assert_memory_equal(b.data, "plain", 5);
-    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_EEMPTY);
-    hub_journal_reader_free(rd);
-    /* a reader starting at the REF after the bad one finds the segment's
-     * DEFINE on its way, and the bad REF stops it there too */
-    skipped = 0;
-    assert_int_equal(hub_journal_reader_new(j, 3, &rd), HUB_OK);
-    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_ECORRUPT);
-    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_OK);
-    assert_int_equal(seq, 4);
     assert_int_equal(skipped, 1);
+    next_is(rd, &b, 3, "ZZ9", &skipped);
+    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_ECORRUPT);
+    assert_int_equal(skipped, 2);
+    next_is(rd, &b, 5, "ZZ8", &skipped);
+    next_is(rd, &b, 6, "KEY34", &skipped);
+    next_is(rd, &b, 7, "plain", &skipped);
+    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_EEMPTY);
+    assert_int_equal(skipped, 2);
+    hub_journal_reader_free(rd);
+    /* a reader starting after the bad ones takes in the DEFINEs on its way */
+    skipped = 0;
+    assert_int_equal(hub_journal_reader_new(j, 5, &rd), HUB_OK);
+    next_is(rd, &b, 5, "ZZ8", &skipped);
+    next_is(rd, &b, 6, "KEY34", &skipped);
+    assert_int_equal(skipped, 0);
     hub_journal_reader_free(rd);
     hub_journal_close(j);
 
-    /* as the newest segment: recovery cuts at the unknown id */
+    /* as the newest segment: recovery passes over the two as damage */
     unlink(path2);
     j = jopen(f->dir, 0, 0, 0);
-    struct hub_journal_stats st;
+    struct hub_journal_stats st, st1;
     hub_journal_stats(j, &st);
-    assert_int_equal(st.next_seq, 2);
-    assert_int_equal(st.recovered_cut, 2 * (16 + sizeof(ref5)));
-    /* appending goes on after the cut, with the dictionary recovery rebuilt */
-    static const uint8_t again[] = {'K', 'E', 'Y', '7', '8'};
-    struct hub_journal_stats st1;
-    assert_int_equal(hub_journal_append_keyed(j, again, sizeof(again), 3, &seq), HUB_OK);
+    assert_int_equal(st.next_seq, 7);
+    assert_int_equal(st.recovered_cut, 0);
+    assert_int_equal(st.damaged_records, 2);
+    /* appends go on with the dictionary recovery rebuilt: REFs of ids 2, 0 */
+    assert_int_equal(hub_journal_append_keyed(j, "ZZ7", 3, 2, NULL), HUB_OK);
+    assert_int_equal(hub_journal_append_keyed(j, "KEY78", 5, 3, NULL), HUB_OK);
     hub_journal_stats(j, &st1);
-    assert_int_equal(st1.append_bytes - st.append_bytes, 16 + 1 + 2);
+    assert_int_equal(st1.append_bytes - st.append_bytes, (16 + 1 + 1) + (16 + 1 + 2));
     hub_journal_close(j);
     j = jopen(f->dir, 0, 0, 0);
-    assert_int_equal(hub_journal_reader_new(j, 2, &rd), HUB_OK);
-    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_OK);
-    assert_int_equal(seq, 2);
-    assert_int_equal(b.len, 5);
-    assert_memory_equal(b.data, "KEY78", 5);
+    assert_int_equal(hub_journal_reader_new(j, 7, &rd), HUB_OK);
+    next_is(rd, &b, 7, "ZZ7", &skipped);
+    next_is(rd, &b, 8, "KEY78", &skipped);
     hub_journal_reader_free(rd);
     hub_buf_free(&b);
     hub_journal_close(j);
@@ -2197,6 +2418,10 @@ int main(void)
         T(test_drop_newest),
         T(test_reader_stops_at_committed_end),
         T(test_sealed_segment_corrupt),
+        T(test_active_damage_resyncs),
+        T(test_foreign_segments_set_aside),
+        T(test_missing_segment_logged),
+        T(test_private_modes),
         T(test_overlapping_segments),
         T(test_creates_nested_dir),
         T(test_wait_and_wake),
