@@ -214,7 +214,7 @@ static int recover_active(hub_journal_t *j, char *err, size_t errlen)
          * bad sector), not a torn tail: pass over it, keep the rest. */
         uint64_t at = 0, next = 0;
         if (rc != HUB_EIO)
-            rc = journal_resync(&in, j->dict_on, off, size, seq, &at, &next);
+            rc = journal_resync(&in, j->dict_on ? &j->dict : NULL, off, size, seq, &at, &next);
         if (rc == HUB_EIO) {
             snprintf(err, errlen, "%s: read at byte %" PRIu64 ": %s", path, off, strerror(errno));
             goto out;

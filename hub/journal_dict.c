@@ -135,6 +135,39 @@ static bool get_varint32(const uint8_t *p, size_t n, size_t *at, uint32_t *v)
     return false;
 }
 
+/* What a dictionary record (type t, stored bytes p[0..n)) says, checked
+ * against d: its id, and for a DEFINE where its payload starts (*pay) and
+ * its key's length. NULL, or why it is corrupt. */
+static const char *dict_check(const struct j_dict *d, enum j_rec_type t, const uint8_t *p, size_t n,
+                              uint32_t *id, size_t *pay, uint32_t *klen)
+{
+    size_t at = 0;
+    if (!get_varint32(p, n, &at, id))
+        return "bad series id";
+    *pay = at;
+    if (t == J_REC_REF)
+        return *id >= d->n || d->keys[*id].len == 0 ? "unknown series id (its definition is lost)"
+                                                    : NULL;
+    /* A DEFINE: the next id, the key's length, the payload. An id past the
+     * next one follows DEFINEs lost to damage (passed over by a resync):
+     * those ids stay unknown. */
+    if (!get_varint32(p, n, &at, klen) || *klen == 0 || *klen > n - at)
+        return "bad series definition";
+    *pay = at;
+    if (*id < d->n)
+        return "series id defined twice";
+    if (*id >= J_DICT_MAX_KEYS || *klen > J_DICT_MAX_BYTES - d->used)
+        return "series dictionary over its bound";
+    return NULL;
+}
+
+bool journal_dict_record_ok(struct j_dict *d, enum j_rec_type t)
+{
+    uint32_t id, klen;
+    size_t pay;
+    return t == J_REC_PLAIN || !dict_check(d, t, d->rec.data, d->rec.len, &id, &pay, &klen);
+}
+
 int journal_record_read(struct j_in *in, struct j_dict *d, uint64_t off, uint64_t limit,
                         uint64_t expect, struct hub_buf *out, uint32_t *len, const char **why)
 {
@@ -145,18 +178,15 @@ int journal_record_read(struct j_in *in, struct j_dict *d, uint64_t off, uint64_
     if (rc != HUB_OK || t == J_REC_PLAIN)
         return rc;
     const uint8_t *p = d->rec.data;
-    size_t n = d->rec.len, at = 0;
+    size_t n = d->rec.len, at;
     uint32_t id, klen;
-    if (!get_varint32(p, n, &at, &id)) {
-        *why = "bad series id";
+    const char *bad = dict_check(d, t, p, n, &id, &at, &klen);
+    if (bad) {
+        *why = bad;
         return HUB_ECORRUPT;
     }
     size_t start = out ? out->len : 0;
     if (t == J_REC_REF) {
-        if (id >= d->n || d->keys[id].len == 0) {
-            *why = "unknown series id (its definition is lost)";
-            return HUB_ECORRUPT;
-        }
         if (out) {
             const struct j_key *k = &d->keys[id];
             if ((rc = hub_buf_add(out, d->bytes + k->off, k->len)) != HUB_OK ||
@@ -164,21 +194,6 @@ int journal_record_read(struct j_in *in, struct j_dict *d, uint64_t off, uint64_
                 goto undo;
         }
         return HUB_OK;
-    }
-    /* A DEFINE: the next id, the key's length, the payload. An id past the
-     * next one follows DEFINEs lost to damage (passed over by a resync):
-     * those ids stay unknown. */
-    if (!get_varint32(p, n, &at, &klen) || klen == 0 || klen > n - at) {
-        *why = "bad series definition";
-        return HUB_ECORRUPT;
-    }
-    if (id < d->n) {
-        *why = "series id defined twice";
-        return HUB_ECORRUPT;
-    }
-    if (id >= J_DICT_MAX_KEYS || klen > J_DICT_MAX_BYTES - d->used) {
-        *why = "series dictionary over its bound";
-        return HUB_ECORRUPT;
     }
     if ((rc = reserve(d, id - d->n + 1, klen)) != HUB_OK) {
         *why = "out of memory";

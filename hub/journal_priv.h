@@ -238,15 +238,17 @@ int journal_frame_read(struct j_in *in, uint64_t off, uint64_t limit, uint64_t e
 int journal_frame_read_typed(struct j_in *in, uint64_t off, uint64_t limit, uint64_t expect,
                              bool typed_ok, struct hub_buf *out, struct hub_buf *typed,
                              enum j_rec_type *type, uint32_t *len, const char **why);
-/* After a bad frame at off (which should have carried seq expect): the
- * first offset past it, below limit, where a valid frame starts whose seq
- * is past expect and no more than the bytes left could hold (typed_ok: a
- * segment of J_VERSION, whose frames may carry a record type). Returns
+/* After a bad record at off (which should have carried seq expect): the
+ * first offset past it, below limit, where a valid record starts whose seq
+ * is past expect and no more than the bytes left could hold. d is the
+ * segment's dictionary (NULL: a segment of J_VERSION_PLAIN, whose frames
+ * carry no record type): a dictionary record is valid when d takes it (a
+ * REF of a known id, a DEFINE of a new one); d is not changed. Returns
  * HUB_OK with *at and *seq, HUB_EEMPTY when there is none (the rest is a
  * torn or garbage tail), or HUB_EIO. As LevelDB's log reader
  * resynchronises on the next block, but record by record: one bad record
  * costs itself only. */
-int journal_resync(struct j_in *in, bool typed_ok, uint64_t off, uint64_t limit, uint64_t expect,
+int journal_resync(struct j_in *in, struct j_dict *d, uint64_t off, uint64_t limit, uint64_t expect,
                    uint64_t *at, uint64_t *seq);
 /* Log a message of kind k at most once per HUB_LOG_REPEAT_NS, with the count
  * of those held back since. Keeps errno. Any lock may be held. */
@@ -280,6 +282,9 @@ void journal_dict_add(struct j_dict *d, const void *key, size_t len, uint32_t ha
  * were. */
 int journal_record_read(struct j_in *in, struct j_dict *d, uint64_t off, uint64_t limit,
                         uint64_t expect, struct hub_buf *out, uint32_t *len, const char **why);
+/* Would d take the dictionary record of type t whose stored bytes are in
+ * d->rec (journal_frame_read_typed)? Always true for a plain one. */
+bool journal_dict_record_ok(struct j_dict *d, enum j_rec_type t);
 
 /* ---- journal_space.c --------------------------------------------------- */
 

@@ -189,7 +189,8 @@ int hub_journal_reader_next(hub_journal_reader_t *rd, struct hub_buf *payload, u
             /* Resynchronise on the next valid record of the segment; with
              * none, skip the rest of it. */
             uint64_t at = limit, to = next_base;
-            rc = journal_resync(&rd->in, rd->dict_on, rd->off, limit, rd->pos_seq, &at, &to);
+            rc = journal_resync(&rd->in, rd->dict_on ? &rd->dict : NULL, rd->off, limit,
+                                rd->pos_seq, &at, &to);
             if (rc == HUB_EIO)
                 goto out;
             /* (a sealed segment's records end where the next one begins) */

@@ -232,7 +232,7 @@ int journal_frame_read(struct j_in *in, uint64_t off, uint64_t limit, uint64_t e
     return journal_frame_read_typed(in, off, limit, expect, false, out, NULL, &t, len, why);
 }
 
-int journal_resync(struct j_in *in, bool typed_ok, uint64_t off, uint64_t limit, uint64_t expect,
+int journal_resync(struct j_in *in, struct j_dict *d, uint64_t off, uint64_t limit, uint64_t expect,
                    uint64_t *at, uint64_t *seq)
 {
     /* Every record takes at least a frame and one byte: the bytes left
@@ -244,7 +244,7 @@ int journal_resync(struct j_in *in, bool typed_ok, uint64_t off, uint64_t limit,
         if (!h)
             return rc == HUB_EIO ? HUB_EIO : HUB_EEMPTY;
         uint32_t n = journal_get_le32(h + 4);
-        if (typed_ok)
+        if (d)
             n &= J_LEN_MASK; /* the type is checked with the CRC below */
         uint64_t s = journal_get_le64(h + 8);
         if (s <= expect || s > max_seq || n == 0 || n > HUB_JOURNAL_MAX_RECORD ||
@@ -253,9 +253,12 @@ int journal_resync(struct j_in *in, bool typed_ok, uint64_t off, uint64_t limit,
         uint32_t len;
         const char *why;
         enum j_rec_type t;
-        rc = journal_frame_read_typed(in, p, limit, s, typed_ok, NULL, NULL, &t, &len, &why);
+        rc = journal_frame_read_typed(in, p, limit, s, d != NULL, NULL, d ? &d->rec : NULL, &t,
+                                      &len, &why);
         if (rc == HUB_EIO)
             return rc;
+        if (rc == HUB_OK && d && !journal_dict_record_ok(d, t))
+            continue; /* a good frame the dictionary does not take */
         if (rc == HUB_OK) {
             *at = p;
             *seq = s;

@@ -73,7 +73,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    hub_log_set_level(HUB_LOG_ERROR);
+    hub_log_set_level(getenv("FZ_LOG") ? HUB_LOG_DEBUG : HUB_LOG_ERROR);
     const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
     snprintf(fz_dir, sizeof(fz_dir), "%s/fuzz_journal.%d", base, (int)getpid());
     mkdir(fz_dir, 0755);
@@ -187,9 +187,10 @@ static bool frame_ok(const struct model *m, const uint8_t *b, size_t size, size_
     return true;
 }
 
-/* frame_ok, and a record the dictionary takes (a DEFINE is added to it). */
+/* frame_ok, and a record the dictionary takes (with apply, a DEFINE is
+ * added to it). */
 static bool record_ok(struct model *m, const uint8_t *b, size_t size, size_t off, uint64_t seq,
-                      uint32_t *len)
+                      uint32_t *len, bool apply)
 {
     unsigned t;
     if (!frame_ok(m, b, size, off, seq, len, &t))
@@ -206,6 +207,8 @@ static bool record_ok(struct model *m, const uint8_t *b, size_t size, size_t off
     if (!varint32(p, *len, &at, &klen) || klen == 0 || klen > *len - at || id < m->next ||
         id >= FZ_MAX_KEYS || m->bytes + klen > FZ_MAX_KEY_BYTES)
         return false;
+    if (!apply)
+        return true;
     m->defined[id] = true;
     m->next = id + 1;
     m->bytes += klen;
@@ -215,9 +218,10 @@ static bool record_ok(struct model *m, const uint8_t *b, size_t size, size_t off
 /* The recovered newest segment must be a valid header followed by valid
  * records with rising seqs that end exactly at EOF; between them only
  * damaged stretches that recovery passed over (a frame with a later seq
- * after them), whose lost seqs add up to *lost. Returns the seq after the
- * last frame. */
-static uint64_t verify_segment(uint64_t base, uint64_t *lost)
+ * after them), whose lost seqs add up to *lost. before is the file's size
+ * before recovery cut its tail (0: not known), which bounded the seqs
+ * recovery looked for past damage. Returns the seq after the last frame. */
+static uint64_t verify_segment(uint64_t base, size_t before, uint64_t *lost)
 {
     char path[256];
     snprintf(path, sizeof(path), "%s/%020" PRIu64 ".seg", fz_dir, base);
@@ -241,23 +245,23 @@ static uint64_t verify_segment(uint64_t base, uint64_t *lost)
     static struct model m;
     memset(&m, 0, sizeof(m));
     m.v2 = b[4] == 2;
-    size_t off = 16;
+    size_t off = 16, scan = before > size ? before : size;
     uint64_t seq = base;
     *lost = 0;
     while (off < size) {
         uint32_t len;
-        unsigned t;
-        if (record_ok(&m, b, size, off, seq, &len)) {
+        if (record_ok(&m, b, size, off, seq, &len, true)) {
             off += 16 + len;
             seq++;
             continue;
         }
-        /* damage: the next offset holding a good frame with a later seq */
+        /* damage: the next offset holding a good record with a later seq */
         size_t p = off + 1;
         uint64_t s = 0;
         for (; p + 16 < size; p++) {
             s = (uint64_t)le32(b + p + 8) | (uint64_t)le32(b + p + 12) << 32;
-            if (s > seq && s <= seq + (size - off) / 17 && frame_ok(&m, b, size, p, s, &len, &t))
+            if (s > seq && s <= seq + (scan - off) / 17 &&
+                record_ok(&m, b, size, p, s, &len, false))
                 break;
         }
         CHECK(p + 16 < size); /* else it was a tail, and should have been cut */
@@ -344,7 +348,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct hub_journal_stats st;
     hub_journal_stats(j, &st);
     uint64_t lost = 0;
-    CHECK(verify_segment(newest_segment(), &lost) == st.next_seq);
+    uint64_t newest = newest_segment();
+    size_t before = newest == base ? size + (mode & 1 ? 16 : 0) : 0;
+    CHECK(verify_segment(newest, before, &lost) == st.next_seq);
     CHECK(lost == st.damaged_records);
     (void)base;
 
