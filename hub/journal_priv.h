@@ -240,7 +240,8 @@ int journal_frame_read_typed(struct j_in *in, uint64_t off, uint64_t limit, uint
                              enum j_rec_type *type, uint32_t *len, const char **why);
 /* After a bad record at off (which should have carried seq expect): the
  * first offset past it, below limit, where a valid record starts whose seq
- * is past expect and no more than the bytes left could hold. d is the
+ * is past expect, with no more records lost before it than the bytes from
+ * off could hold. d is the
  * segment's dictionary (NULL: a segment of J_VERSION_PLAIN, whose frames
  * carry no record type): a dictionary record is valid when d takes it (a
  * REF of a known id, a DEFINE of a new one); d is not changed. Returns

@@ -235,10 +235,12 @@ int journal_frame_read(struct j_in *in, uint64_t off, uint64_t limit, uint64_t e
 int journal_resync(struct j_in *in, struct j_dict *d, uint64_t off, uint64_t limit, uint64_t expect,
                    uint64_t *at, uint64_t *seq)
 {
-    /* Every record takes at least a frame and one byte: the bytes left
-     * bound the seqs a record there can carry. */
-    uint64_t max_seq = expect + (limit - off) / (HUB_JOURNAL_FRAME_SIZE + 1);
+    /* Every record takes at least a frame and one byte: the records lost
+     * between off and a record at p (seqs expect .. its seq - 1) fit in
+     * the bytes between, which bounds the seq it can carry (a bound that
+     * stays the same when a tail after it is cut). */
     for (uint64_t p = off + 1; p + HUB_JOURNAL_FRAME_SIZE < limit; p++) {
+        uint64_t max_seq = expect + (p - off) / (HUB_JOURNAL_FRAME_SIZE + 1);
         int rc = HUB_OK;
         const uint8_t *h = in_get(in, p, HUB_JOURNAL_FRAME_SIZE, limit, &rc);
         if (!h)
