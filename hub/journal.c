@@ -243,6 +243,14 @@ static int recover_active(hub_journal_t *j, char *err, size_t errlen)
     j->active_size = off;
     j->next_seq = seq;
     if (!j->read_only) {
+        /* what a crash left in the page cache: durable from here on */
+        if (journal_fsync(j, in.fd) < 0) {
+            snprintf(err, errlen, "%s: fsync: %s", path, strerror(errno));
+            rc = HUB_EIO;
+            goto out;
+        }
+        j->synced_size = off;
+        j->synced_seq = seq;
         j->active_fd = in.fd;
         in.fd = -1;
     }
@@ -455,8 +463,10 @@ void hub_journal_close(hub_journal_t *j)
 {
     if (!j)
         return;
+    if (j->active_fd >= 0 && j->untrusted)
+        journal_redo_unsynced(j); /* logs what fails */
     if (j->active_fd >= 0) {
-        if (j->dirty && fdatasync(j->active_fd) < 0)
+        if (j->dirty && !j->untrusted && journal_datasync(j->active_fd) < 0)
             hub_err(J_WHO, "%s: final sync: %s", j->dir ? j->dir : "?", strerror(errno));
         close(j->active_fd);
     }
@@ -529,12 +539,7 @@ int hub_journal_append(hub_journal_t *j, const void *payload, size_t len, uint64
         if (rc == HUB_OK)
             rc = journal_seg_ready(j);
         if (rc == HUB_OK) {
-            uint64_t s = j->next_seq;
-            journal_put_le32(fh + 4, (uint32_t)len);
-            journal_put_le64(fh + 8, s);
-            uint32_t crc = hub_crc32c(0, fh + 4, 12);
-            crc = hub_crc32c(crc, payload, len);
-            journal_put_le32(fh, hub_crc32c_mask(crc));
+            journal_frame_header(fh, j->next_seq, payload, (uint32_t)len);
             rc = write_record(j, fh, payload, len, n);
         }
         if (rc != J_EDISKFULL)
@@ -576,6 +581,11 @@ int hub_journal_sync(hub_journal_t *j)
     if (!j || j->read_only)
         return HUB_OK;
     pthread_mutex_lock(&j->mu);
+    if (j->untrusted) { /* an earlier fsync failed: never trust a later one */
+        int rc = journal_redo_unsynced(j);
+        pthread_mutex_unlock(&j->mu);
+        return rc;
+    }
     if (!j->dirty) {
         pthread_mutex_unlock(&j->mu);
         return HUB_OK;
@@ -587,22 +597,31 @@ int hub_journal_sync(hub_journal_t *j)
         pthread_mutex_unlock(&j->mu);
         return HUB_EIO;
     }
+    uint64_t base = j->segs[j->nsegs - 1].base, size = j->active_size, next = j->next_seq;
     j->dirty = false;
     j->st.fsyncs++;
     pthread_mutex_unlock(&j->mu);
 
-    int r = fdatasync(fd);
+    int r = journal_datasync(fd);
     int e = errno;
     close(fd);
+    pthread_mutex_lock(&j->mu);
+    int rc = HUB_OK;
     if (r < 0) {
-        pthread_mutex_lock(&j->mu);
         j->dirty = true;
-        pthread_mutex_unlock(&j->mu);
-        journal_log(j, J_LIM_SYNC, HUB_LOG_ERROR, "%s: fdatasync: %s", j->dir, strerror(e));
-        errno = e;
-        return HUB_EIO;
+        j->st.sync_failed++;
+        journal_log(j, J_LIM_SYNC, HUB_LOG_ERROR,
+                    "%s: fdatasync: %s: writing the records since the last good sync again", j->dir,
+                    strerror(e));
+        j->untrusted = true;
+        rc = journal_redo_unsynced(j);
+    } else if (j->nsegs && j->segs[j->nsegs - 1].base == base && size > j->synced_size) {
+        j->synced_size = size;
+        j->synced_seq = next;
     }
-    return HUB_OK;
+    pthread_mutex_unlock(&j->mu);
+    errno = e;
+    return rc;
 }
 
 bool hub_journal_wait(hub_journal_t *j, uint64_t after, int timeout_ms)

@@ -105,6 +105,13 @@ struct hub_journal {
     uint64_t next_seq;
     bool dirty;     /* appended since the last fsync */
     bool tail_junk; /* a failed write left bytes past active_size */
+    /* What of the active segment is known durable: its first synced_size
+     * bytes, records below synced_seq. After a failed fsync (untrusted) the
+     * rest is written again into a new file before anything else is
+     * trusted to be on disk (journal_redo_unsynced). */
+    uint64_t synced_size;
+    uint64_t synced_seq;
+    bool untrusted;
 
     struct j_cursor cursors[HUB_JOURNAL_MAX_CURSORS];
     struct hub_journal_stats st;
@@ -134,6 +141,10 @@ struct hub_journal_reader {
  * the file's path and the bytes to be written; a non-zero answer is taken as
  * that write failing with that errno. */
 extern int (*hub_journal_fault_hook)(const char *path, size_t bytes);
+/* Tests only; NULL in the program. Asked before each fsync/fdatasync the
+ * journal makes, with the fd; a non-zero answer is taken as that fsync
+ * failing with that errno. */
+extern int (*hub_journal_sync_hook)(int fd);
 
 static inline void journal_put_le32(uint8_t *p, uint32_t v)
 {
@@ -175,6 +186,8 @@ int journal_pwrite_all(int fd, const char *path, const void *buf, size_t n, uint
 ssize_t journal_pread_full(int fd, void *buf, size_t n, uint64_t off);
 /* fsync and count it; caller holds j->mu (or owns j exclusively). */
 int journal_fsync(hub_journal_t *j, int fd);
+/* fdatasync, through the test hook; counts nothing (callers do). */
+int journal_datasync(int fd);
 /* Make room in j->segs for one more segment / add one. HUB_OK or HUB_ENOMEM. */
 int journal_segs_reserve(hub_journal_t *j);
 int journal_segs_push(hub_journal_t *j, uint64_t base, uint64_t size);
@@ -184,9 +197,20 @@ int journal_segs_push(hub_journal_t *j, uint64_t base, uint64_t size);
  * or out's HUB_EFULL / HUB_ENOMEM. */
 int journal_frame_read(struct j_in *in, uint64_t off, uint64_t limit, uint64_t expect,
                        struct hub_buf *out, uint32_t *len, const char **why);
+/* How many records a damaged stretch of bytes can have held: each took at
+ * least a frame and one byte. It depends on those bytes only, not on how far
+ * the file goes on, so recovery decides the same at every open. */
+static inline uint64_t journal_resync_max_lost(uint64_t bytes)
+{
+    return bytes / (HUB_JOURNAL_FRAME_SIZE + 1);
+}
+
+/* The frame header of a record: crc32c (masked), length, seq. */
+void journal_frame_header(uint8_t *fh, uint64_t seq, const void *payload, uint32_t len);
 /* After a bad frame at off (which should have carried seq expect): the
- * first offset past it, below limit, where a valid frame starts whose seq
- * is past expect and no more than the bytes left could hold. Returns HUB_OK
+ * first offset from it, below limit, where a valid frame starts whose seq
+ * is past expect by no more than journal_resync_max_lost of the bytes
+ * passed over. Returns HUB_OK
  * with *at and *seq, HUB_EEMPTY when there is none (the rest is a torn or
  * garbage tail), or HUB_EIO. As LevelDB's log reader resynchronises on the
  * next block, but record by record: one bad record costs itself only. */
@@ -219,5 +243,17 @@ int journal_make_room(hub_journal_t *j, uint64_t n);
  * j->mu. Returns HUB_OK when a segment was deleted (try again) or HUB_EFULL
  * when nothing more can be freed under the on_full policy. */
 int journal_free_space(hub_journal_t *j);
+/* An fsync of the active segment failed: the kernel may have dropped the
+ * pages it could not write, and a later fsync that succeeds proves nothing
+ * (PostgreSQL's lesson). Read the records not known durable back through a
+ * new descriptor, check each, write the good ones into a new segment file
+ * and fsync that; it becomes the active segment (the old file's unsynced
+ * tail is shadowed by it, or replaced when nothing of it was synced).
+ * From the first record that no longer checks, the rest of them is lost:
+ * logged and counted, and the next append begins a new segment (readers
+ * see the gap between segments, and log it). Caller holds
+ * j->mu. Returns HUB_OK or HUB_EIO (still untrusted: tried again at the
+ * next sync). */
+int journal_redo_unsynced(hub_journal_t *j);
 
 #endif

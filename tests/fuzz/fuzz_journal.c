@@ -178,11 +178,11 @@ static uint64_t verify_segment(uint64_t base, uint64_t *lost)
             continue;
         }
         /* damage: the next offset holding a valid frame with a later seq */
-        size_t p = off + 1;
+        size_t p = off;
         uint64_t s = 0;
         for (; p + 16 < size; p++) {
             s = (uint64_t)le32(b + p + 8) | (uint64_t)le32(b + p + 12) << 32;
-            if (s > seq && s <= seq + (size - off) / 17 && frame_ok(b, size, p, s, &len))
+            if (s > seq && s - seq <= (p - off) / 17 && frame_ok(b, size, p, s, &len))
                 break;
         }
         CHECK(p + 16 < size); /* else it was a tail, and should have been cut */
