@@ -413,6 +413,7 @@ int hub_journal_open(const struct hub_journal_opts *opts, hub_journal_t **out, c
         j->segment_size = J_MIN_SEGMENT;
     j->on_full = opts->on_full;
     j->read_only = opts->read_only;
+    j->sync_each = opts->sync_each;
 
     struct stat sb;
     bool dir_existed = stat(j->dir, &sb) == 0;
@@ -565,6 +566,26 @@ int hub_journal_append(hub_journal_t *j, const void *payload, size_t len, uint64
     j->dirty = true;
     j->st.appends++;
     j->st.append_bytes += n;
+    if (j->sync_each) {
+        /* durable before it is accepted; a failed fsync is handled as in
+         * hub_journal_sync (written again; if that fails too, the record
+         * stays accepted in the page cache and the next append tries again) */
+        j->st.fsyncs++;
+        if (j->untrusted || journal_datasync(j->active_fd) < 0) {
+            if (!j->untrusted) {
+                j->st.sync_failed++;
+                journal_log(j, J_LIM_SYNC, HUB_LOG_ERROR,
+                            "%s: fdatasync: %s: writing the records since the last good sync again",
+                            j->dir, strerror(errno));
+            }
+            j->untrusted = true;
+            journal_redo_unsynced(j);
+        } else {
+            j->dirty = false;
+            j->synced_size = j->active_size;
+            j->synced_seq = j->next_seq;
+        }
+    }
     if (seq)
         *seq = s;
     if (j->next_seq > j->wake_at) { /* a waiter wants this one: not every append wakes */

@@ -98,6 +98,9 @@ struct hub_journal_opts {
     uint64_t max_size;     /* bound on all segments; 0 = 256 MiB */
     enum hub_journal_on_full on_full;
     bool read_only; /* inspect: no recovery cut, no appends */
+    /* fdatasync every append before it returns (sync_interval 0): a power
+     * cut loses nothing accepted, at one flash write per reading */
+    bool sync_each;
 };
 
 struct hub_journal_stats {

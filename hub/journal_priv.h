@@ -85,6 +85,7 @@ struct hub_journal {
     uint64_t max_size;
     enum hub_journal_on_full on_full;
     bool read_only;
+    bool sync_each;
 
     pthread_mutex_t mu;
     pthread_cond_t cond;       /* signalled on every append, deletion and wake */

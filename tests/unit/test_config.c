@@ -377,6 +377,14 @@ static void test_bad_duration(void **state)
         1);
     expect_errors("hub:\n  name: gw\n  journal: {sync_interval: 500us}\n",
                   "test.yaml:3:28: sync_interval 500us is too short (at least 1ms)\n", 1);
+    /* 0 is allowed: sync every reading */
+    char *got = NULL;
+    unsigned n = 0;
+    struct ch_config *c = load("hub:\n  name: gw\n  journal: {sync_interval: 0s}\n", &got, &n);
+    assert_non_null(c);
+    assert_int_equal(c->hub.journal.sync_interval_ns, 0);
+    ch_config_free(c);
+    free(got);
 }
 
 static void test_bad_size(void **state)

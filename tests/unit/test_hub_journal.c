@@ -1229,6 +1229,34 @@ static void test_failed_fsync_rewrites(void **state)
     hub_journal_close(j);
 }
 
+/* sync_each (sync_interval 0): every append is synced before it returns;
+ * a failed fsync there is handled as in hub_journal_sync. */
+static void test_sync_each(void **state)
+{
+    struct fx *f = *state;
+    struct hub_journal_opts o = {.dir = f->dir, .sync_each = true};
+    hub_journal_t *j = NULL;
+    char err[256];
+    assert_int_equal(hub_journal_open(&o, &j, err, sizeof(err)), HUB_OK);
+    struct hub_journal_stats a, b;
+    hub_journal_stats(j, &a);
+    append_n(j, 0, 5);
+    hub_journal_stats(j, &b);
+    assert_int_equal(b.fsyncs - a.fsyncs, 5);
+    hub_journal_sync_hook = sync_hook;
+    sync_fail_n = 1;
+    append_n(j, 5, 1);
+    hub_journal_stats(j, &b);
+    assert_int_equal(b.sync_failed, 1);
+    append_n(j, 6, 2);
+    hub_journal_sync_hook = NULL;
+    assert_int_equal(read_check(j, 0, 0, NULL), 8);
+    hub_journal_close(j);
+    j = jopen(f->dir, 0, 0, 0);
+    assert_int_equal(read_check(j, 0, 0, NULL), 8);
+    hub_journal_close(j);
+}
+
 /* Readings may be private: the journal's directories are 0700, its files
  * 0600, whatever the umask lets through. */
 static void test_private_modes(void **state)
@@ -2115,6 +2143,7 @@ int main(void)
         T(test_missing_segment_logged),
         T(test_private_modes),
         T(test_failed_fsync_rewrites),
+        T(test_sync_each),
         T(test_overlapping_segments),
         T(test_creates_nested_dir),
         T(test_wait_and_wake),
