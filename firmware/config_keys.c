@@ -41,7 +41,9 @@ const struct hub_cfg_key ch_journal_keys[] = {
      .def = "100ms",
      .offset = offsetof(struct ch_journal_cfg, sync_interval_ns),
      .min = NS_MS,
-     .help = "how often the journal is synced to flash: at most this much is lost on a power cut"},
+     .zero_ok = true,
+     .help = "how often the journal is synced to flash: at most this much is lost on a power "
+             "cut; 0 syncs every reading before it is accepted (slow, and wears the flash)"},
     {.name = "on_full",
      .type = HUB_CFG_ENUM,
      .def = "drop_oldest",

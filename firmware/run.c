@@ -446,7 +446,9 @@ static int main_loop(struct ch_daemon *d, const sigset_t *sigs)
     const struct ch_hub_cfg *h = &d->c->hub;
     struct hub_log_limit sync_limit = {0};
     int64_t next_health = d->started_ns + h->status_interval_ns;
-    int64_t next_sync = d->started_ns + h->journal.sync_interval_ns;
+    /* sync_interval 0: the journal syncs each append itself */
+    int64_t sync_every = h->journal.sync_interval_ns ? h->journal.sync_interval_ns : INT64_MAX / 2;
+    int64_t next_sync = d->started_ns + sync_every;
     for (;;) {
         int64_t wait = (next_sync < next_health ? next_sync : next_health) - hub_mono_ns();
         if (wait < HUB_NS_PER_MS)
@@ -466,7 +468,7 @@ static int main_loop(struct ch_daemon *d, const sigset_t *sigs)
                 hub_log_limit_pass(&sync_limit, now, &held))
                 hub_err("journal", "fsync failed: %s (%" PRIu64 " more since last report)",
                         strerror(errno), held);
-            next_sync = now + h->journal.sync_interval_ns;
+            next_sync = now + sync_every;
         }
         if (now >= next_health) {
             emit_health(d);
@@ -541,6 +543,7 @@ int ch_cmd_run(const char *path, const char *log_level)
         .segment_size = h->journal.segment_size,
         .max_size = h->journal.max_size,
         .on_full = (enum hub_journal_on_full)h->journal.on_full,
+        .sync_each = h->journal.sync_interval_ns == 0,
     };
     d.metrics = hub_metrics_new(CH_METRICS_MAX);
     if (!d.metrics) {

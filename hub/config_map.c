@@ -260,7 +260,7 @@ static int set_duration(const struct hub_cfg_key *k, int64_t *dst, const char *t
         return -1;
     }
     int64_t ns = (int64_t)v;
-    if (k->min > 0 && ns < k->min) {
+    if (k->min > 0 && ns < k->min && !(k->zero_ok && ns == 0)) {
         format_duration(k->min, lim, sizeof(lim));
         snprintf(err, errlen, "%s %s is too short (at least %s)", k->name, text, lim);
         return -1;

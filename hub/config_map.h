@@ -64,6 +64,7 @@ struct hub_cfg_key {
     size_t offset;    /* offsetof the member */
     size_t size;      /* STRING: sizeof the char array */
     int64_t min, max; /* INT: inclusive bounds (both 0 = any) ; DURATION: min ns (max 0 = any) */
+    bool zero_ok;     /* DURATION: 0 is allowed too, below min (it means something else) */
     const char *const *choices; /* ENUM */
     const char *help;
     /* OBJECT and LIST: */

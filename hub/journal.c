@@ -254,6 +254,14 @@ static int recover_active(hub_journal_t *j, char *err, size_t errlen)
     j->active_size = off;
     j->next_seq = seq;
     if (!j->read_only) {
+        /* what a crash left in the page cache: durable from here on */
+        if (journal_fsync(j, in.fd) < 0) {
+            snprintf(err, errlen, "%s: fsync: %s", path, strerror(errno));
+            rc = HUB_EIO;
+            goto out;
+        }
+        j->synced_size = off;
+        j->synced_seq = seq;
         j->active_fd = in.fd;
         in.fd = -1;
     }
@@ -418,6 +426,7 @@ int hub_journal_open(const struct hub_journal_opts *opts, hub_journal_t **out, c
         j->segment_size = J_MIN_SEGMENT;
     j->on_full = opts->on_full;
     j->read_only = opts->read_only;
+    j->sync_each = opts->sync_each;
 
     struct stat sb;
     bool dir_existed = stat(j->dir, &sb) == 0;
@@ -468,8 +477,10 @@ void hub_journal_close(hub_journal_t *j)
 {
     if (!j)
         return;
+    if (j->active_fd >= 0 && j->untrusted)
+        journal_redo_unsynced(j); /* logs what fails */
     if (j->active_fd >= 0) {
-        if (j->dirty && fdatasync(j->active_fd) < 0)
+        if (j->dirty && !j->untrusted && journal_datasync(j->active_fd) < 0)
             hub_err(J_WHO, "%s: final sync: %s", j->dir ? j->dir : "?", strerror(errno));
         close(j->active_fd);
     }
@@ -647,6 +658,26 @@ int hub_journal_append_keyed(hub_journal_t *j, const void *payload, size_t len, 
     j->dirty = true;
     j->st.appends++;
     j->st.append_bytes += n;
+    if (j->sync_each) {
+        /* durable before it is accepted; a failed fsync is handled as in
+         * hub_journal_sync (written again; if that fails too, the record
+         * stays accepted in the page cache and the next append tries again) */
+        j->st.fsyncs++;
+        if (j->untrusted || journal_datasync(j->active_fd) < 0) {
+            if (!j->untrusted) {
+                j->st.sync_failed++;
+                journal_log(j, J_LIM_SYNC, HUB_LOG_ERROR,
+                            "%s: fdatasync: %s: writing the records since the last good sync again",
+                            j->dir, strerror(errno));
+            }
+            j->untrusted = true;
+            journal_redo_unsynced(j);
+        } else {
+            j->dirty = false;
+            j->synced_size = j->active_size;
+            j->synced_seq = j->next_seq;
+        }
+    }
     if (seq)
         *seq = s;
     if (j->next_seq > j->wake_at) { /* a waiter wants this one: not every append wakes */
@@ -663,6 +694,11 @@ int hub_journal_sync(hub_journal_t *j)
     if (!j || j->read_only)
         return HUB_OK;
     pthread_mutex_lock(&j->mu);
+    if (j->untrusted) { /* an earlier fsync failed: never trust a later one */
+        int rc = journal_redo_unsynced(j);
+        pthread_mutex_unlock(&j->mu);
+        return rc;
+    }
     if (!j->dirty) {
         pthread_mutex_unlock(&j->mu);
         return HUB_OK;
@@ -674,22 +710,31 @@ int hub_journal_sync(hub_journal_t *j)
         pthread_mutex_unlock(&j->mu);
         return HUB_EIO;
     }
+    uint64_t base = j->segs[j->nsegs - 1].base, size = j->active_size, next = j->next_seq;
     j->dirty = false;
     j->st.fsyncs++;
     pthread_mutex_unlock(&j->mu);
 
-    int r = fdatasync(fd);
+    int r = journal_datasync(fd);
     int e = errno;
     close(fd);
+    pthread_mutex_lock(&j->mu);
+    int rc = HUB_OK;
     if (r < 0) {
-        pthread_mutex_lock(&j->mu);
         j->dirty = true;
-        pthread_mutex_unlock(&j->mu);
-        journal_log(j, J_LIM_SYNC, HUB_LOG_ERROR, "%s: fdatasync: %s", j->dir, strerror(e));
-        errno = e;
-        return HUB_EIO;
+        j->st.sync_failed++;
+        journal_log(j, J_LIM_SYNC, HUB_LOG_ERROR,
+                    "%s: fdatasync: %s: writing the records since the last good sync again", j->dir,
+                    strerror(e));
+        j->untrusted = true;
+        rc = journal_redo_unsynced(j);
+    } else if (j->nsegs && j->segs[j->nsegs - 1].base == base && size > j->synced_size) {
+        j->synced_size = size;
+        j->synced_seq = next;
     }
-    return HUB_OK;
+    pthread_mutex_unlock(&j->mu);
+    errno = e;
+    return rc;
 }
 
 bool hub_journal_wait(hub_journal_t *j, uint64_t after, int timeout_ms)

@@ -26,7 +26,11 @@
  * are in the file (the kernel's page cache), so a crash or kill -9 of the
  * process loses nothing accepted. Group commit: hub_journal_sync() makes all
  * accepted records durable with one fsync; the daemon calls it every
- * sync_interval, so a power cut loses at most that window.
+ * sync_interval, so a power cut loses at most that window. A failed fsync
+ * is not retried on the same file (the kernel may have dropped the pages
+ * it could not write): the records since the last good sync are read back,
+ * checked, and written into a new segment file, which is fsynced instead
+ * (stats sync_failed, sync_lost).
  *
  * On open, recovery scans the newest segment and cuts a torn tail: the
  * bytes from the first record whose frame is torn or whose CRC fails, when
@@ -107,6 +111,9 @@ struct hub_journal_opts {
     uint64_t max_size;     /* bound on all segments; 0 = 256 MiB */
     enum hub_journal_on_full on_full;
     bool read_only; /* inspect: no recovery cut, no appends */
+    /* fdatasync every append before it returns (sync_interval 0): a power
+     * cut loses nothing accepted, at one flash write per reading */
+    bool sync_each;
 };
 
 struct hub_journal_stats {
@@ -124,7 +131,9 @@ struct hub_journal_stats {
      * (passed over; the records after them are kept) and their bytes. */
     uint64_t damaged_records;
     uint64_t damaged_bytes;
-    uint64_t set_aside; /* files named like segments that were not this journal's */
+    uint64_t set_aside;   /* files named like segments that were not this journal's */
+    uint64_t sync_failed; /* fsyncs of the active segment that failed (since open) */
+    uint64_t sync_lost;   /* records lost to them: unreadable when written again */
 };
 
 typedef struct hub_journal hub_journal_t;

@@ -121,6 +121,7 @@ struct hub_journal {
     uint64_t max_size;
     enum hub_journal_on_full on_full;
     bool read_only;
+    bool sync_each;
 
     pthread_mutex_t mu;
     pthread_cond_t cond;       /* signalled on every append, deletion and wake */
@@ -143,6 +144,13 @@ struct hub_journal {
     struct j_dict dict; /* the active segment's series */
     bool dirty;         /* appended since the last fsync */
     bool tail_junk;     /* a failed write left bytes past active_size */
+    /* What of the active segment is known durable: its first synced_size
+     * bytes, records below synced_seq. After a failed fsync (untrusted) the
+     * rest is written again into a new file before anything else is
+     * trusted to be on disk (journal_redo_unsynced). */
+    uint64_t synced_size;
+    uint64_t synced_seq;
+    bool untrusted;
 
     struct j_cursor cursors[HUB_JOURNAL_MAX_CURSORS];
     struct hub_journal_stats st;
@@ -174,6 +182,10 @@ struct hub_journal_reader {
  * the file's path and the bytes to be written; a non-zero answer is taken as
  * that write failing with that errno. */
 extern int (*hub_journal_fault_hook)(const char *path, size_t bytes);
+/* Tests only; NULL in the program. Asked before each fsync/fdatasync the
+ * journal makes, with the fd; a non-zero answer is taken as that fsync
+ * failing with that errno. */
+extern int (*hub_journal_sync_hook)(int fd);
 
 static inline void journal_put_le32(uint8_t *p, uint32_t v)
 {
@@ -222,6 +234,8 @@ int journal_fsync(hub_journal_t *j, int fd);
  * them in use, for need more (doubling; first when empty). HUB_OK or
  * HUB_ENOMEM (*arr unchanged). */
 int journal_grow(void **arr, size_t *alloc, size_t used, size_t need, size_t elem, size_t first);
+/* fdatasync, through the test hook; counts nothing (callers do). */
+int journal_datasync(int fd);
 /* Make room in j->segs for one more segment / add one. HUB_OK or HUB_ENOMEM. */
 int journal_segs_reserve(hub_journal_t *j);
 int journal_segs_push(hub_journal_t *j, uint64_t base, uint64_t size);
@@ -238,17 +252,26 @@ int journal_frame_read(struct j_in *in, uint64_t off, uint64_t limit, uint64_t e
 int journal_frame_read_typed(struct j_in *in, uint64_t off, uint64_t limit, uint64_t expect,
                              bool typed_ok, struct hub_buf *out, struct hub_buf *typed,
                              enum j_rec_type *type, uint32_t *len, const char **why);
+/* How many records a damaged stretch of bytes can have held: each took at
+ * least a frame and one byte. It depends on those bytes only, not on how far
+ * the file goes on, so recovery decides the same at every open. */
+static inline uint64_t journal_resync_max_lost(uint64_t bytes)
+{
+    return bytes / (HUB_JOURNAL_FRAME_SIZE + 1);
+}
+
+/* The frame header of a plain record: crc32c (masked), length, seq. */
+void journal_frame_header(uint8_t *fh, uint64_t seq, const void *payload, uint32_t len);
 /* After a bad record at off (which should have carried seq expect): the
- * first offset past it, below limit, where a valid record starts whose seq
- * is past expect, with no more records lost before it than the bytes from
- * off could hold. d is the
- * segment's dictionary (NULL: a segment of J_VERSION_PLAIN, whose frames
- * carry no record type): a dictionary record is valid when d takes it (a
- * REF of a known id, a DEFINE of a new one); d is not changed. Returns
- * HUB_OK with *at and *seq, HUB_EEMPTY when there is none (the rest is a
- * torn or garbage tail), or HUB_EIO. As LevelDB's log reader
- * resynchronises on the next block, but record by record: one bad record
- * costs itself only. */
+ * first offset from it, below limit, where a valid record starts whose seq
+ * is past expect by no more than journal_resync_max_lost of the bytes
+ * passed over. d is the segment's dictionary (NULL: a segment of
+ * J_VERSION_PLAIN, whose frames carry no record type): a dictionary record
+ * is valid when d takes it (a REF of a known id, a DEFINE of a new one); d
+ * is not changed. Returns HUB_OK with *at and *seq, HUB_EEMPTY when there
+ * is none (the rest is a torn or garbage tail), or HUB_EIO. As LevelDB's
+ * log reader resynchronises on the next block, but record by record: one
+ * bad record costs itself only. */
 int journal_resync(struct j_in *in, struct j_dict *d, uint64_t off, uint64_t limit, uint64_t expect,
                    uint64_t *at, uint64_t *seq);
 /* Log a message of kind k at most once per HUB_LOG_REPEAT_NS, with the count
@@ -309,5 +332,17 @@ int journal_make_room(hub_journal_t *j, uint64_t n);
  * j->mu. Returns HUB_OK when a segment was deleted (try again) or HUB_EFULL
  * when nothing more can be freed under the on_full policy. */
 int journal_free_space(hub_journal_t *j);
+/* An fsync of the active segment failed: the kernel may have dropped the
+ * pages it could not write, and a later fsync that succeeds proves nothing
+ * (PostgreSQL's lesson). Read the records not known durable back through a
+ * new descriptor, check each, write the good ones into a new segment file
+ * and fsync that; it becomes the active segment (the old file's unsynced
+ * tail is shadowed by it, or replaced when nothing of it was synced).
+ * From the first record that no longer checks, the rest of them is lost:
+ * logged and counted, and the next append begins a new segment (readers
+ * see the gap between segments, and log it). Caller holds
+ * j->mu. Returns HUB_OK or HUB_EIO (still untrusted: tried again at the
+ * next sync). */
+int journal_redo_unsynced(hub_journal_t *j);
 
 #endif

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -121,6 +122,8 @@ int journal_seg_ready(hub_journal_t *j)
     /* A new segment: its series dictionary starts empty. */
     journal_dict_reset(&j->dict);
     j->dict_on = true;
+    j->synced_size = HUB_JOURNAL_HEADER_SIZE;
+    j->synced_seq = base;
     j->tail_junk = false;
     return HUB_OK;
 }
@@ -131,11 +134,15 @@ int journal_seg_ready(hub_journal_t *j)
 static int rotate(hub_journal_t *j)
 {
     char path[J_PATH_MAX];
+    if (j->untrusted && journal_redo_unsynced(j) != HUB_OK)
+        return HUB_EIO;
     if (journal_fsync(j, j->active_fd) < 0) {
         int e = errno;
         journal_seg_path(j, j->segs[j->nsegs - 1].base, path, sizeof(path));
         journal_log(j, J_LIM_SYNC, HUB_LOG_ERROR, "%s: fsync before rotation: %s", path,
                     strerror(e));
+        j->st.sync_failed++;
+        j->untrusted = true; /* the next try writes the unsynced records again */
         return io_fail(e);
     }
     j->dirty = false;
@@ -150,7 +157,153 @@ static int rotate(hub_journal_t *j)
     j->segs[j->nsegs - 1].size = j->active_size;
     journal_segs_push(j, j->next_seq, 0);
     j->active_size = 0;
+    j->synced_size = 0;
+    j->synced_seq = j->next_seq;
     j->tail_junk = false;
+    return HUB_OK;
+}
+
+/* Copy the records of [from, to) of the file in_fd (seqs from seq) that
+ * still check into out_fd after a header for base; lost gets those that do
+ * not. Returns the bytes written, or 0 with errno on a failed write. */
+static uint64_t copy_checked(hub_journal_t *j, int in_fd, uint64_t from, uint64_t to, uint64_t seq,
+                             int out_fd, const char *out_path, uint64_t base, uint64_t *lost)
+{
+    struct j_in in = {.fd = in_fd, .buf = malloc(J_IOBUF)};
+    /* The records are written whole (plain), their series keys taken from
+     * the segment's dictionary, rebuilt from its header: a REF copied as it
+     * is could lose its DEFINE, which may lie before from. */
+    struct j_dict dict;
+    struct j_dict *d = j->dict_on ? &dict : NULL;
+    journal_dict_init(&dict, false);
+    if (d && in.buf) {
+        uint64_t o = HUB_JOURNAL_HEADER_SIZE, s = j->segs[j->nsegs - 1].base;
+        uint32_t l;
+        const char *w;
+        while (o < from && journal_record_read(&in, d, o, from, s, NULL, &l, &w) == HUB_OK) {
+            o += HUB_JOURNAL_FRAME_SIZE + l;
+            s++;
+        }
+    }
+    struct hub_buf rec;
+    uint8_t fh[HUB_JOURNAL_FRAME_SIZE], h[HUB_JOURNAL_HEADER_SIZE];
+    uint64_t w = HUB_JOURNAL_HEADER_SIZE, off = from;
+    hub_buf_init(&rec, HUB_JOURNAL_MAX_RECORD);
+    journal_make_header(h, base);
+    if (!in.buf || journal_pwrite_all(out_fd, out_path, h, sizeof(h), 0) < 0) {
+        w = 0;
+        goto out;
+    }
+    while (off < to && seq < j->next_seq) {
+        uint32_t len = 0;
+        const char *why = NULL;
+        hub_buf_reset(&rec);
+        int rc = journal_record_read(&in, d, off, to, seq, &rec, &len, &why);
+        if (rc == HUB_OK) {
+            journal_frame_header(fh, seq, rec.data, (uint32_t)rec.len);
+            if (journal_pwrite_all(out_fd, out_path, fh, sizeof(fh), w) < 0 ||
+                journal_pwrite_all(out_fd, out_path, rec.data, rec.len, w + sizeof(fh)) < 0) {
+                w = 0;
+                goto out;
+            }
+            w += sizeof(fh) + rec.len;
+            off += sizeof(fh) + len;
+            seq++;
+            continue;
+        }
+        *lost = j->next_seq - seq; /* this one and the rest: see journal_redo_unsynced */
+        break;
+    }
+out:
+    journal_dict_free(&dict);
+    hub_buf_free(&rec);
+    free(in.buf);
+    return w;
+}
+
+int journal_redo_unsynced(hub_journal_t *j)
+{
+    char path[J_PATH_MAX], npath[J_PATH_MAX + 8];
+    struct j_seg *a = &j->segs[j->nsegs - 1];
+    uint64_t base = a->base, from = j->synced_size, to = j->active_size;
+    if (from < HUB_JOURNAL_HEADER_SIZE)
+        from = HUB_JOURNAL_HEADER_SIZE;
+    /* Nothing of the segment's records known durable: replace its file;
+     * else a new segment from the first record not known durable. */
+    bool replace = j->synced_seq <= base;
+    uint64_t nbase = replace ? base : j->synced_seq;
+    journal_seg_path(j, base, path, sizeof(path));
+    if (replace)
+        snprintf(npath, sizeof(npath), "%s.redo", path);
+    else
+        journal_seg_path(j, nbase, npath, sizeof(npath));
+    if (!replace && journal_segs_reserve(j) != HUB_OK)
+        return HUB_EIO;
+    a = &j->segs[j->nsegs - 1];
+
+    uint64_t lost = 0, n = 0;
+    int rfd = open(path, O_RDONLY | O_CLOEXEC); /* a new descriptor: what the kernel has now */
+    int wfd = rfd < 0 ? -1 : open(npath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (wfd >= 0)
+        n = copy_checked(j, rfd, from, to, j->synced_seq, wfd, npath, nbase, &lost);
+    if (n == 0 || journal_fsync(j, wfd) < 0 ||
+        (replace &&
+         renameat(j->dirfd, npath + strlen(j->dir) + 1, j->dirfd, path + strlen(j->dir) + 1) < 0) ||
+        journal_fsync(j, j->dirfd) < 0) {
+        journal_log(j, J_LIM_SYNC, HUB_LOG_ERROR,
+                    "%s: writing the records not known durable again: %s (tried again at the "
+                    "next sync)",
+                    npath, strerror(errno));
+        if (wfd >= 0) {
+            close(wfd);
+            unlink(npath);
+        }
+        if (rfd >= 0)
+            close(rfd);
+        return HUB_EIO;
+    }
+    close(rfd);
+    close(j->active_fd);
+    j->active_fd = wfd;
+    if (replace) {
+        j->total_bytes = j->total_bytes - to + n;
+    } else {
+        a->size = to; /* sealed: its records from nbase on are shadowed */
+        journal_segs_push(j, nbase, 0);
+        j->total_bytes += n;
+    }
+    j->active_size = n;
+    j->synced_size = n;
+    j->synced_seq = j->next_seq;
+    if (lost) {
+        /* the records kept end before next_seq: seal them, and let the next
+         * append begin a segment at next_seq (reserved above or now) */
+        if (journal_segs_reserve(j) == HUB_OK) {
+            j->segs[j->nsegs - 1].size = n;
+            journal_segs_push(j, j->next_seq, 0);
+            close(j->active_fd);
+            j->active_fd = -1;
+            j->active_size = 0;
+            j->synced_size = 0;
+        }
+    }
+    /* The new file holds whole records under a header of J_VERSION: its
+     * dictionary starts empty. */
+    journal_dict_reset(&j->dict);
+    j->dict_on = true;
+    j->untrusted = false;
+    j->dirty = false;
+    j->tail_junk = false;
+    j->st.sync_lost += lost;
+    if (lost)
+        hub_err(J_WHO,
+                "%s: after a failed fsync, %" PRIu64
+                " records no longer read back right: lost (%" PRIu64 " lost so far)",
+                path, lost, j->st.sync_lost);
+    hub_warn(J_WHO,
+             "%s: after a failed fsync, the records from seq %" PRIu64
+             " were written again into %s and synced",
+             path, j->synced_seq > lost ? nbase : nbase, npath);
     return HUB_OK;
 }
 

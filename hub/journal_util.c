@@ -84,10 +84,25 @@ ssize_t journal_pread_full(int fd, void *buf, size_t n, uint64_t off)
     return (ssize_t)got;
 }
 
+int (*hub_journal_sync_hook)(int fd);
+
+static int sync_hooked(int fd)
+{
+    int e = hub_journal_sync_hook ? hub_journal_sync_hook(fd) : 0;
+    if (e)
+        errno = e;
+    return e ? -1 : 0;
+}
+
 int journal_fsync(hub_journal_t *j, int fd)
 {
     j->st.fsyncs++;
-    return fsync(fd);
+    return sync_hooked(fd) < 0 ? -1 : fsync(fd);
+}
+
+int journal_datasync(int fd)
+{
+    return sync_hooked(fd) < 0 ? -1 : fdatasync(fd);
 }
 
 int journal_grow(void **arr, size_t *alloc, size_t used, size_t need, size_t elem, size_t first)
@@ -232,15 +247,19 @@ int journal_frame_read(struct j_in *in, uint64_t off, uint64_t limit, uint64_t e
     return journal_frame_read_typed(in, off, limit, expect, false, out, NULL, &t, len, why);
 }
 
+void journal_frame_header(uint8_t *fh, uint64_t seq, const void *payload, uint32_t len)
+{
+    journal_put_le32(fh + 4, len);
+    journal_put_le64(fh + 8, seq);
+    uint32_t crc = hub_crc32c(0, fh + 4, 12);
+    crc = hub_crc32c(crc, payload, len);
+    journal_put_le32(fh, hub_crc32c_mask(crc));
+}
+
 int journal_resync(struct j_in *in, struct j_dict *d, uint64_t off, uint64_t limit, uint64_t expect,
                    uint64_t *at, uint64_t *seq)
 {
-    /* Every record takes at least a frame and one byte: the records lost
-     * between off and a record at p (seqs expect .. its seq - 1) fit in
-     * the bytes between, which bounds the seq it can carry (a bound that
-     * stays the same when a tail after it is cut). */
-    for (uint64_t p = off + 1; p + HUB_JOURNAL_FRAME_SIZE < limit; p++) {
-        uint64_t max_seq = expect + (p - off) / (HUB_JOURNAL_FRAME_SIZE + 1);
+    for (uint64_t p = off; p + HUB_JOURNAL_FRAME_SIZE < limit; p++) {
         int rc = HUB_OK;
         const uint8_t *h = in_get(in, p, HUB_JOURNAL_FRAME_SIZE, limit, &rc);
         if (!h)
@@ -249,8 +268,8 @@ int journal_resync(struct j_in *in, struct j_dict *d, uint64_t off, uint64_t lim
         if (d)
             n &= J_LEN_MASK; /* the type is checked with the CRC below */
         uint64_t s = journal_get_le64(h + 8);
-        if (s <= expect || s > max_seq || n == 0 || n > HUB_JOURNAL_MAX_RECORD ||
-            (uint64_t)n > limit - p - HUB_JOURNAL_FRAME_SIZE)
+        if (s <= expect || s - expect > journal_resync_max_lost(p - off) || n == 0 ||
+            n > HUB_JOURNAL_MAX_RECORD || (uint64_t)n > limit - p - HUB_JOURNAL_FRAME_SIZE)
             continue; /* cheap tests first: most offsets end here */
         uint32_t len;
         const char *why;

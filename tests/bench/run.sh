@@ -1,6 +1,8 @@
 #!/bin/bash
 # tests/bench/run.sh BUILD_DIR — print cityhub's figures (make bench).
 #   journal append + group commit vs fsync per reading (readings/s, CPU, fsyncs/s, bytes)
+#   journal recovery of a full journal (BENCH_RECOVERY_MIB, 256): open, warm and
+#   cold page cache; a full read with CRC checks
 #   journal record -> line protocol -> gzip (readings/s, bytes per reading)
 #   cityhub run with the demo config against the simulator and a real InfluxDB:
 #   readings/s accepted, CPU per reading and peak RSS (VmHWM); journal bytes
@@ -21,6 +23,9 @@ echo "== cityhub $(cat VERSION) benchmarks on $(nproc) cores, $(uname -m); N=$N"
 work="$top/build/bench-tmp"
 rm -rf "$work" && mkdir -p "$work"
 "$B/tests/bench/bench_journal" "$work" "$N" || exit 1
+rm -rf "$work"
+mkdir -p "$work"
+"$B/tests/bench/bench_recovery" "$work/recovery" "${BENCH_RECOVERY_MIB:-256}" || exit 1
 rm -rf "$work"
 "$B/tests/bench/bench_encode" "$N" || exit 1
 "$B/tests/bench/bench_reading" $((N / 2)) || exit 1

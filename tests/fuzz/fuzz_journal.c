@@ -255,11 +255,11 @@ static uint64_t verify_segment(uint64_t base, uint64_t *lost)
             continue;
         }
         /* damage: the next offset holding a good record with a later seq */
-        size_t p = off + 1;
+        size_t p = off;
         uint64_t s = 0;
         for (; p + 16 < size; p++) {
             s = (uint64_t)le32(b + p + 8) | (uint64_t)le32(b + p + 12) << 32;
-            if (s > seq && s <= seq + (p - off) / 17 && record_ok(&m, b, size, p, s, &len, false))
+            if (s > seq && s - seq <= (p - off) / 17 && record_ok(&m, b, size, p, s, &len, false))
                 break;
         }
         CHECK(p + 16 < size); /* else it was a tail, and should have been cut */

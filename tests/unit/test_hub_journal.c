@@ -60,6 +60,8 @@ struct capture {
     char path[64];
 };
 static struct capture *capturing; /* restored by teardown after a failure */
+static int sync_fail_n;           /* test_failed_fsync_rewrites */
+static const char *sync_garble_path;
 static void capture_begin(struct capture *c);
 static int capture_end(struct capture *c, const char *needle);
 
@@ -69,6 +71,9 @@ static int teardown(void **state)
     if (capturing)
         capture_end(capturing, "");
     hub_journal_fault_hook = NULL;
+    hub_journal_sync_hook = NULL;
+    sync_fail_n = 0;
+    sync_garble_path = NULL;
     nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     if (f->mounted) {
         if (umount(f->dir) != 0 && umount2(f->dir, MNT_DETACH) != 0) /* busy after a failure */
@@ -1110,6 +1115,152 @@ static void test_missing_segment_logged(void **state)
     assert_int_equal(capture_end(&cap, "records missing"), 1);
     assert_int_equal(skipped, b2 - b1);
     assert_int_equal(n, 30 - (b2 - b1));
+    hub_journal_close(j);
+}
+
+/* fsync failures, on cue: the next sync_fail_n fsyncs fail with EIO (-1:
+ * all); with sync_fail_garble, the first failure also overwrites the bytes
+ * past sync_garble_off of the active segment, as a disk that dropped the
+ * pages it could not write returns them. */
+static uint64_t sync_garble_off;
+static int sync_hook(int fd)
+{
+    (void)fd;
+    if (sync_fail_n == 0)
+        return 0;
+    if (sync_fail_n > 0)
+        sync_fail_n--;
+    if (sync_garble_path) {
+        uint64_t size = file_size(sync_garble_path);
+        uint8_t junk[64];
+        memset(junk, 0xA5, sizeof(junk));
+        for (uint64_t o = sync_garble_off; o < size; o += sizeof(junk))
+            patch_file(sync_garble_path, o, junk,
+                       size - o < sizeof(junk) ? size - o : sizeof(junk));
+        sync_garble_path = NULL;
+    }
+    return EIO;
+}
+
+/* A failed fsync is not retried on the same pages: the records since the
+ * last good sync are read back, checked and written into a new segment
+ * file that is synced instead; every record stays readable, and after a
+ * reopen too. */
+static void test_failed_fsync_rewrites(void **state)
+{
+    struct fx *f = *state;
+    hub_journal_t *j = jopen(f->dir, 0, 0, 0);
+    append_n(j, 0, 10);
+    assert_int_equal(hub_journal_sync(j), HUB_OK);
+    append_n(j, 10, 10);
+    hub_journal_sync_hook = sync_hook;
+    sync_fail_n = 1;
+    assert_int_equal(hub_journal_sync(j), HUB_OK);
+    struct hub_journal_stats st;
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.sync_failed, 1);
+    assert_int_equal(st.sync_lost, 0);
+    assert_int_equal(st.segments, 2); /* the records from seq 10 in a new file */
+    char path[128];
+    seg_file(f->dir, 10, path, sizeof(path));
+    assert_true(file_size(path) > 16);
+    append_n(j, 20, 5);
+    assert_int_equal(read_check(j, 0, 0, NULL), 25);
+
+    /* Every fsync failing: sync says so, appends go on, nothing is lost;
+     * once the disk works again the next sync writes them again. */
+    sync_fail_n = -1;
+    append_n(j, 25, 5);
+    assert_int_equal(hub_journal_sync(j), HUB_EIO);
+    assert_int_equal(hub_journal_sync(j), HUB_EIO);
+    append_n(j, 30, 5);
+    sync_fail_n = 0;
+    assert_int_equal(hub_journal_sync(j), HUB_OK);
+    assert_int_equal(read_check(j, 0, 0, NULL), 35);
+    hub_journal_close(j);
+    hub_journal_sync_hook = NULL;
+    j = jopen(f->dir, 0, 0, 0);
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.next_seq, 35);
+    assert_int_equal(read_check(j, 0, 0, NULL), 35);
+    hub_journal_close(j);
+
+    /* Nothing of the segment synced yet, and the pages the disk dropped
+     * come back as garbage: the file is replaced, the garbled records are
+     * counted as lost and never read back as records. */
+    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    mkdir(f->dir, 0700);
+    j = jopen(f->dir, 0, 0, 0);
+    append_n(j, 0, 8);
+    seg_file(f->dir, 0, path, sizeof(path));
+    uint8_t p[128];
+    uint64_t off5 = 16;
+    for (uint64_t k = 0; k < 5; k++)
+        off5 += 16 + mkpayload(k, p);
+    hub_journal_sync_hook = sync_hook;
+    sync_fail_n = 1;
+    sync_garble_path = path;
+    sync_garble_off = off5;
+    assert_int_equal(hub_journal_sync(j), HUB_OK);
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.sync_lost, 3);
+    assert_int_equal(st.segments, 2); /* the next append begins a segment at 8 */
+    uint64_t skipped = 0;
+    assert_int_equal(read_check(j, 0, 0, &skipped), 5);
+    append_n(j, 8, 2);
+    hub_journal_close(j);
+    hub_journal_sync_hook = NULL;
+    j = jopen(f->dir, 0, 0, 0);
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.next_seq, 10);
+    hub_journal_reader_t *rd;
+    struct hub_buf b;
+    hub_buf_init(&b, 4096);
+    uint64_t seq, n = 0;
+    int rc;
+    skipped = 0;
+    assert_int_equal(hub_journal_reader_new(j, 0, &rd), HUB_OK);
+    while ((rc = hub_journal_reader_next(rd, &b, &seq, &skipped)) != HUB_EEMPTY) {
+        if (rc == HUB_ECORRUPT)
+            continue;
+        assert_int_equal(rc, HUB_OK);
+        size_t len = mkpayload(seq, p);
+        assert_int_equal(b.len, len);
+        assert_memory_equal(b.data, p, len);
+        n++;
+    }
+    assert_int_equal(n, 7);
+    assert_int_equal(skipped, 3);
+    hub_journal_reader_free(rd);
+    hub_buf_free(&b);
+    hub_journal_close(j);
+}
+
+/* sync_each (sync_interval 0): every append is synced before it returns;
+ * a failed fsync there is handled as in hub_journal_sync. */
+static void test_sync_each(void **state)
+{
+    struct fx *f = *state;
+    struct hub_journal_opts o = {.dir = f->dir, .sync_each = true};
+    hub_journal_t *j = NULL;
+    char err[256];
+    assert_int_equal(hub_journal_open(&o, &j, err, sizeof(err)), HUB_OK);
+    struct hub_journal_stats a, b;
+    hub_journal_stats(j, &a);
+    append_n(j, 0, 5);
+    hub_journal_stats(j, &b);
+    assert_int_equal(b.fsyncs - a.fsyncs, 5);
+    hub_journal_sync_hook = sync_hook;
+    sync_fail_n = 1;
+    append_n(j, 5, 1);
+    hub_journal_stats(j, &b);
+    assert_int_equal(b.sync_failed, 1);
+    append_n(j, 6, 2);
+    hub_journal_sync_hook = NULL;
+    assert_int_equal(read_check(j, 0, 0, NULL), 8);
+    hub_journal_close(j);
+    j = jopen(f->dir, 0, 0, 0);
+    assert_int_equal(read_check(j, 0, 0, NULL), 8);
     hub_journal_close(j);
 }
 
@@ -2393,6 +2544,53 @@ static void test_dict_unknown_id_corrupt(void **state)
     hub_journal_close(j);
 }
 
+/* A failed fsync with series dictionary records: the records written
+ * again into a new file after the last good sync are REFs whose DEFINEs lie
+ * before it; they are written whole, and everything reads back, appends
+ * after them included, and after a reopen. Also when the whole segment is
+ * written again (nothing synced yet). */
+static void test_dict_failed_fsync_rewrites(void **state)
+{
+    struct fx *f = *state;
+    enum { S = 4 };
+    hub_journal_t *j = jopen(f->dir, 0, 0, 0);
+    append_keyed_n(j, 0, 10, S); /* four DEFINEs, then REFs */
+    assert_int_equal(hub_journal_sync(j), HUB_OK);
+    append_keyed_n(j, 10, 10, S); /* REFs only */
+    hub_journal_sync_hook = sync_hook;
+    sync_fail_n = 1;
+    assert_int_equal(hub_journal_sync(j), HUB_OK);
+    struct hub_journal_stats st;
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.sync_failed, 1);
+    assert_int_equal(st.sync_lost, 0);
+    assert_int_equal(st.segments, 2);
+    append_keyed_n(j, 20, 10, S); /* DEFINEs again in the new file, then REFs */
+    assert_int_equal(read_keyed(j, 0, S), 30);
+    assert_int_equal(read_keyed(j, 12, S), 18);
+    hub_journal_sync_hook = NULL;
+    hub_journal_close(j);
+    j = jopen(f->dir, 0, 0, 0);
+    append_keyed_n(j, 30, 5, S);
+    assert_int_equal(read_keyed(j, 0, S), 35);
+    hub_journal_close(j);
+
+    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    mkdir(f->dir, 0700);
+    j = jopen(f->dir, 0, 0, 0);
+    append_keyed_n(j, 0, 12, S);
+    hub_journal_sync_hook = sync_hook;
+    sync_fail_n = 1;
+    assert_int_equal(hub_journal_sync(j), HUB_OK);
+    hub_journal_sync_hook = NULL;
+    append_keyed_n(j, 12, 8, S);
+    assert_int_equal(read_keyed(j, 0, S), 20);
+    hub_journal_close(j);
+    j = jopen(f->dir, 0, 0, 0);
+    assert_int_equal(read_keyed(j, 0, S), 20);
+    hub_journal_close(j);
+}
+
 int main(void)
 {
     hub_log_set_level(HUB_LOG_ERROR); /* recovery warnings are expected here */
@@ -2422,6 +2620,8 @@ int main(void)
         T(test_foreign_segments_set_aside),
         T(test_missing_segment_logged),
         T(test_private_modes),
+        T(test_failed_fsync_rewrites),
+        T(test_sync_each),
         T(test_overlapping_segments),
         T(test_creates_nested_dir),
         T(test_wait_and_wake),
@@ -2441,6 +2641,7 @@ int main(void)
         T(test_dict_bound),
         T(test_dict_v1_segment_read),
         T(test_dict_unknown_id_corrupt),
+        T(test_dict_failed_fsync_rewrites),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
