@@ -22,7 +22,12 @@
 #include "drivers/influx/influx.h"
 #include "drivers/influx/line.h"
 #include "hub/buf.h"
+#include "hub/journal.h"
 #include "hub/reading.h"
+
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- the oracle: line.c as it was -------------------------------------- */
 
@@ -549,12 +554,100 @@ static void test_lines_fixed(void **state)
     hub_reading_free(r);
 }
 
+/* ---- journal bytes against line protocol ---------------------------------- */
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+/* Reading i of a workload: kind 0, an energy meter of 10 (5 tags, 5
+ * fields); kind 1, a Modbus device of 100 with 20 uint16 registers. */
+static hub_reading_t *workload(int kind, uint64_t i)
+{
+    int64_t t = 1796397817000000000LL + (int64_t)i * 10000000;
+    char dev[32];
+    hub_reading_t *r;
+    if (kind == 0) {
+        r = hub_reading_new("energy", t);
+        snprintf(dev, sizeof(dev), "meter-%u", (unsigned)(i % 10));
+        hub_reading_add_tag(r, "gateway", "gw-donghoi-01");
+        hub_reading_add_tag(r, "device", dev);
+        hub_reading_add_tag(r, "district", "dong-hoi");
+        hub_reading_add_tag(r, "site", "quang-trung-crossing");
+        hub_reading_add_tag(r, "feeder", "f3");
+        hub_reading_add_float(r, "voltage", 230.0 + (double)(i % 70) / 10.0);
+        hub_reading_add_float(r, "current", 12.5 + (double)(i % 13) / 7.0);
+        hub_reading_add_int(r, "active_power", 2875 + (int64_t)(i % 500) - 250);
+        hub_reading_add_uint(r, "energy_total", 1234567 + i);
+        hub_reading_add_float(r, "frequency", 50.0 + (double)(i % 11) / 100.0);
+        return r;
+    }
+    r = hub_reading_new("bench", t);
+    snprintf(dev, sizeof(dev), "dev-%u", (unsigned)(i % 100));
+    hub_reading_add_tag(r, "device", dev);
+    hub_reading_add_tag(r, "gateway", "gw-bench");
+    for (int k = 0; k < 20; k++) {
+        char key[16];
+        snprintf(key, sizeof(key), "r%d", k);
+        hub_reading_add_uint(r, key, (i * 2654435761u + (uint64_t)k * 40503u) % 65536);
+    }
+    return r;
+}
+
+/* The goal of the journal's series dictionary: for repetitive readings the
+ * journal writes at most half the bytes of their line protocol (frames,
+ * segment headers and per-segment definitions included). */
+static void test_journal_half_of_line_protocol(void **state)
+{
+    (void)state;
+    for (int kind = 0; kind < 2; kind++) {
+        char dir[64];
+        snprintf(dir, sizeof(dir), "/tmp/influx-line-j-XXXXXX");
+        assert_non_null(mkdtemp(dir));
+        struct hub_journal_opts o = {.dir = dir, .segment_size = 1 << 20, .max_size = 1 << 26};
+        hub_journal_t *j = NULL;
+        char err[256];
+        assert_int_equal(hub_journal_open(&o, &j, err, sizeof(err)), HUB_OK);
+        struct hub_buf lp;
+        hub_buf_init(&lp, 1 << 20);
+        static uint8_t rec[HUB_READING_MAX_ENCODED];
+        uint64_t lp_bytes = 0;
+        enum { N = 20000 };
+        for (uint64_t i = 0; i < N; i++) {
+            hub_reading_t *r = workload(kind, i);
+            size_t key_len = 0, len = hub_reading_encode_keyed(r, rec, sizeof(rec), &key_len);
+            assert_true(key_len > 0 && key_len < len);
+            assert_int_equal(hub_journal_append_keyed(j, rec, len, key_len, NULL), HUB_OK);
+            hub_buf_reset(&lp);
+            assert_int_equal(drv_influx_encode(r, false, &lp), HUB_OK);
+            lp_bytes += lp.len;
+            hub_reading_free(r);
+        }
+        struct hub_journal_stats st;
+        hub_journal_stats(j, &st);
+        assert_true(st.segments >= 2); /* definitions repeated per segment are counted */
+        printf("# workload %d: journal %.1f B/reading (files), line protocol %.1f\n", kind,
+               (double)st.bytes / N, (double)lp_bytes / N);
+        assert_true(st.bytes * 2 <= lp_bytes);
+        hub_journal_close(j);
+        hub_buf_free(&lp);
+        nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_float_edges),         cmocka_unit_test(test_float_random_bits),
-        cmocka_unit_test(test_float_random_sensor), cmocka_unit_test(test_lines_fixed),
+        cmocka_unit_test(test_float_edges),
+        cmocka_unit_test(test_float_random_bits),
+        cmocka_unit_test(test_float_random_sensor),
+        cmocka_unit_test(test_lines_fixed),
         cmocka_unit_test(test_lines_random),
+        cmocka_unit_test(test_journal_half_of_line_protocol),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
