@@ -140,7 +140,8 @@ static int recover_active(hub_journal_t *j, char *err, size_t errlen)
         snprintf(err, errlen, "%s: read header: %s", path, strerror(errno));
         goto out;
     }
-    if ((size_t)r < sizeof(h) || !journal_header_ok(h, s->base)) {
+    unsigned version = (size_t)r < sizeof(h) ? 0 : journal_header_version(h, s->base);
+    if (version == 0) {
         if (j->read_only) {
             /* Nothing can be read from it; report it as empty. An empty file
              * is a segment just created (its header follows with its first
@@ -181,7 +182,12 @@ static int recover_active(hub_journal_t *j, char *err, size_t errlen)
             snprintf(err, errlen, "%s: rewrite header: %s", path, strerror(e));
             goto out;
         }
+        version = J_VERSION;
     }
+    /* The writer's dictionary is rebuilt from the segment's DEFINEs; a
+     * segment of an older cityhub takes plain records until it is full. */
+    journal_dict_reset(&j->dict);
+    j->dict_on = version == J_VERSION;
 
     in.buf = malloc(J_IOBUF);
     if (!in.buf) {
@@ -193,17 +199,22 @@ static int recover_active(hub_journal_t *j, char *err, size_t errlen)
     const char *why = NULL;
     while (off < size) {
         uint32_t len;
-        rc = journal_frame_read(&in, off, size, seq, NULL, &len, &why);
+        rc = journal_record_read(&in, j->dict_on ? &j->dict : NULL, off, size, seq, NULL, &len,
+                                 &why);
         if (rc == HUB_OK) {
             off += HUB_JOURNAL_FRAME_SIZE + len;
             seq++;
             continue;
         }
+        if (rc == HUB_ENOMEM) {
+            snprintf(err, errlen, "%s: out of memory", path);
+            goto out;
+        }
         /* A bad record with good ones after it is damage (a flipped bit, a
          * bad sector), not a torn tail: pass over it, keep the rest. */
         uint64_t at = 0, next = 0;
         if (rc != HUB_EIO)
-            rc = journal_resync(&in, off, size, seq, &at, &next);
+            rc = journal_resync(&in, j->dict_on ? &j->dict : NULL, off, size, seq, &at, &next);
         if (rc == HUB_EIO) {
             snprintf(err, errlen, "%s: read at byte %" PRIu64 ": %s", path, off, strerror(errno));
             goto out;
@@ -281,7 +292,8 @@ static const char *not_a_segment(hub_journal_t *j, const char *name, uint64_t ba
         return NULL; /* unreadable now: the readers will say so */
     if (memcmp(h, J_MAGIC, 4) != 0)
         return "not a journal segment (no CHJ1 header)";
-    if (journal_get_le32(h + 4) != J_VERSION)
+    uint32_t v = journal_get_le32(h + 4);
+    if (v != J_VERSION && v != J_VERSION_PLAIN)
         return "a segment format this version does not know";
     if (journal_get_le64(h + 8) != base)
         return "its header names another sequence number than its file name";
@@ -396,6 +408,7 @@ int hub_journal_open(const struct hub_journal_opts *opts, hub_journal_t **out, c
         return HUB_ENOMEM;
     }
     j->dirfd = j->cursor_dirfd = j->active_fd = -1;
+    journal_dict_init(&j->dict, true);
     pthread_mutex_init(&j->cursor_mu, NULL);
     pthread_mutex_init(&j->log_mu, NULL);
 
@@ -478,6 +491,7 @@ void hub_journal_close(hub_journal_t *j)
     hub_cond_destroy(&j->mu, &j->cond);
     pthread_mutex_destroy(&j->cursor_mu);
     pthread_mutex_destroy(&j->log_mu);
+    journal_dict_free(&j->dict);
     free(j->segs);
     free(j->dir);
     free(j);
@@ -485,15 +499,66 @@ void hub_journal_close(hub_journal_t *j)
 
 /* ---- appending ----------------------------------------------------------- */
 
-/* Write the framed record (fh + payload, n bytes) at the committed end of
- * the active segment. Caller holds j->mu. Returns HUB_OK, J_EDISKFULL or
- * HUB_EIO; a failed write leaves nothing of the record. */
-static int write_record(hub_journal_t *j, const uint8_t *fh, const void *payload, size_t len,
-                        uint64_t n)
+/* How a payload is stored: plain, or through the active segment's series
+ * dictionary (hub/journal_dict.c). */
+struct rec_form {
+    enum j_rec_type type;
+    uint8_t hdr[J_DICT_HDR_MAX]; /* a dictionary record's id (and key_len) */
+    size_t hdr_len;
+    const uint8_t *data; /* the stored part of the payload */
+    size_t data_len;
+    uint64_t n; /* frame + hdr + data */
+};
+
+static size_t put_varint(uint8_t *p, uint32_t v)
+{
+    size_t i = 0;
+    while (v >= 0x80) {
+        p[i++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[i++] = (uint8_t)v;
+    return i;
+}
+
+/* Decide the form of payload (len bytes, its key the first key_len, whose
+ * hash is hash) in the active segment. Caller holds j->mu. */
+static void rec_form(hub_journal_t *j, const uint8_t *payload, size_t len, size_t key_len,
+                     uint32_t hash, struct rec_form *f)
+{
+    f->type = J_REC_PLAIN;
+    f->hdr_len = 0;
+    f->data = payload;
+    f->data_len = len;
+    if (j->dict_on && key_len > 0) {
+        long id = journal_dict_find(&j->dict, payload, key_len, hash);
+        if (id >= 0) {
+            f->type = J_REC_REF;
+            f->hdr_len = put_varint(f->hdr, (uint32_t)id);
+            f->data = payload + key_len;
+            f->data_len = len - key_len;
+        } else if (len + J_DICT_HDR_MAX <= HUB_JOURNAL_MAX_RECORD &&
+                   journal_dict_fits(&j->dict, key_len) &&
+                   journal_dict_reserve(&j->dict, key_len) == HUB_OK) {
+            f->type = J_REC_DEFINE;
+            f->hdr_len = put_varint(f->hdr, j->dict.n);
+            f->hdr_len += put_varint(f->hdr + f->hdr_len, (uint32_t)key_len);
+        }
+        /* else plain: the dictionary is at its bound (or out of memory) */
+    }
+    f->n = HUB_JOURNAL_FRAME_SIZE + f->hdr_len + f->data_len;
+}
+
+/* Write the framed record (fh, then f's bytes, f->n in all) at the
+ * committed end of the active segment. Caller holds j->mu. Returns HUB_OK,
+ * J_EDISKFULL or HUB_EIO; a failed write leaves nothing of the record. */
+static int write_record(hub_journal_t *j, const uint8_t *fh, const struct rec_form *f)
 {
     char path[J_PATH_MAX];
-    struct iovec iov[2] = {{(void *)(uintptr_t)fh, HUB_JOURNAL_FRAME_SIZE},
-                           {(void *)(uintptr_t)payload, len}};
+    struct iovec iov[3] = {{(void *)(uintptr_t)fh, HUB_JOURNAL_FRAME_SIZE},
+                           {(void *)(uintptr_t)f->hdr, f->hdr_len},
+                           {(void *)(uintptr_t)f->data, f->data_len}};
+    uint64_t n = f->n;
     ssize_t w;
     int e = 0;
     journal_seg_path(j, j->segs[j->nsegs - 1].base, path, sizeof(path));
@@ -501,7 +566,7 @@ static int write_record(hub_journal_t *j, const uint8_t *fh, const void *payload
         w = -1;
     } else {
         do {
-            w = pwritev(j->active_fd, iov, 2, (off_t)j->active_size);
+            w = pwritev(j->active_fd, iov, 3, (off_t)j->active_size);
         } while (w < 0 && errno == EINTR);
         e = w < 0 ? errno : ENOSPC; /* a short write: the file system filled up */
     }
@@ -518,16 +583,28 @@ static int write_record(hub_journal_t *j, const uint8_t *fh, const void *payload
 
 int hub_journal_append(hub_journal_t *j, const void *payload, size_t len, uint64_t *seq)
 {
-    if (!j || !payload || len == 0 || len > HUB_JOURNAL_MAX_RECORD)
+    return hub_journal_append_keyed(j, payload, len, 0, seq);
+}
+
+int hub_journal_append_keyed(hub_journal_t *j, const void *payload, size_t len, size_t key_len,
+                             uint64_t *seq)
+{
+    if (!j || !payload || len == 0 || len > HUB_JOURNAL_MAX_RECORD || key_len > len)
         return HUB_EINVAL;
     if (j->read_only)
         return HUB_EINVAL;
 
     uint8_t fh[HUB_JOURNAL_FRAME_SIZE];
-    uint64_t n = HUB_JOURNAL_FRAME_SIZE + (uint64_t)len;
+    uint32_t hash = key_len ? journal_dict_hash(payload, key_len) : 0; /* outside the lock */
+    struct rec_form f;
     int rc;
 
     pthread_mutex_lock(&j->mu);
+    /* Room is made for the form the record has in the active segment now;
+     * a rotation on the way empties the dictionary (a REF becomes a
+     * DEFINE), and then room is made again for the larger record. */
+    rec_form(j, payload, len, key_len, hash, &f);
+    uint64_t n = f.n;
     for (;;) {
         if (j->tail_junk) {
             if (ftruncate(j->active_fd, (off_t)j->active_size) < 0) {
@@ -540,8 +617,20 @@ int hub_journal_append(hub_journal_t *j, const void *payload, size_t len, uint64
         if (rc == HUB_OK)
             rc = journal_seg_ready(j);
         if (rc == HUB_OK) {
-            journal_frame_header(fh, j->next_seq, payload, (uint32_t)len);
-            rc = write_record(j, fh, payload, len, n);
+            rec_form(j, payload, len, key_len, hash, &f);
+            if (f.n > n) {
+                n = f.n;
+                continue;
+            }
+            uint64_t s = j->next_seq;
+            uint32_t field = (uint32_t)(f.hdr_len + f.data_len) | (uint32_t)f.type << J_TYPE_SHIFT;
+            journal_put_le32(fh + 4, field);
+            journal_put_le64(fh + 8, s);
+            uint32_t crc = hub_crc32c(0, fh + 4, 12);
+            crc = hub_crc32c(crc, f.hdr, f.hdr_len);
+            crc = hub_crc32c(crc, f.data, f.data_len);
+            journal_put_le32(fh, hub_crc32c_mask(crc));
+            rc = write_record(j, fh, &f);
         }
         if (rc != J_EDISKFULL)
             break;
@@ -559,6 +648,9 @@ int hub_journal_append(hub_journal_t *j, const void *payload, size_t len, uint64
     }
     if (rc != HUB_OK)
         goto out;
+    if (f.type == J_REC_DEFINE) /* room reserved by rec_form */
+        journal_dict_add(&j->dict, payload, key_len, hash);
+    n = f.n;
     uint64_t s = j->next_seq;
     j->active_size += n;
     j->total_bytes += n;

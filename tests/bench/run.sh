@@ -5,7 +5,8 @@
 #   cold page cache; a full read with CRC checks
 #   journal record -> line protocol -> gzip (readings/s, bytes per reading)
 #   cityhub run with the demo config against the simulator and a real InfluxDB:
-#   readings/s accepted, CPU per reading and peak RSS (VmHWM).
+#   readings/s accepted, CPU per reading and peak RSS (VmHWM); journal bytes
+#   written per reading against its line protocol.
 #   cityhub run with 100 Modbus TCP devices x 20 holding registers at 1 Hz on
 #   4 buses (4 simulators, profile load) into the real InfluxDB: readings/s and
 #   fields/s accepted, CPU per 1,000 readings, peak RSS and where the RSS goes
@@ -210,11 +211,21 @@ for cfg in demo load; do
     hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$HUB_PID/status")
     stop_hub
     n=$(journal_stat "$T/$cfg.yaml" next_seq)
+    # journal bytes per stored reading (segment files less their headers)
+    # against the line protocol of the same readings (--dump: "SEQ LINE")
+    jbytes=$(find "$T/journal" -name '*.seg' -printf '%s\n' | awk '{ b += $1 - 16 } END { print b + 0 }')
+    lp=$("$CITYHUB" journal -c "$T/$cfg.yaml" --dump |
+        LC_ALL=C awk '{ n++; b += length($0) - length($1) } END { print n + 0, b + 0 }')
     rm -rf "$T/journal"
     hz=$(getconf CLK_TCK)
-    awk -v n="$n" -v s="$SECS" -v t="$ticks" -v hz="$hz" -v kb="$hwm" -v c="$cfg" 'BEGIN {
+    awk -v n="$n" -v s="$SECS" -v t="$ticks" -v hz="$hz" -v kb="$hwm" -v c="$cfg" -v jb="$jbytes" \
+        -v lp="$lp" 'BEGIN {
         printf "cityhub run (%s config, %d s): %.0f readings/s accepted, %.1f us CPU/reading, peak RSS %.1f MiB\n",
-            c, s, n / s, (n > 0 ? t / hz * 1e6 / n : 0), kb / 1024 }'
+            c, s, n / s, (n > 0 ? t / hz * 1e6 / n : 0), kb / 1024
+        split(lp, a, " ")
+        if (a[1] > 0 && a[2] > 0)
+            printf "  journal bytes written per reading (frames included): %.1f | line protocol %.1f | ratio %.3f (%d readings stored)\n",
+                jb / a[1], a[2] / a[1], jb / a[2], a[1] }'
 done
 
 # ---- 100 Modbus TCP devices x 20 holding registers at 1 Hz ------------------------
