@@ -35,6 +35,7 @@ struct ch_hub_cfg {
     struct hub_cfg_tags tags;
     struct ch_journal_cfg journal;
     int log_level;              /* enum hub_log_level */
+    char log_file[256];         /* "" = stderr (journald under systemd) */
     int64_t status_interval_ns; /* how often status points are written */
 };
 
