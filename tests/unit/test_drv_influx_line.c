@@ -24,6 +24,7 @@
 #include "hub/buf.h"
 #include "hub/journal.h"
 #include "hub/reading.h"
+#include "tests/bench/bench_common.h"
 
 #include <ftw.h>
 #include <sys/stat.h>
@@ -564,28 +565,15 @@ static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ft
     return remove(p);
 }
 
-/* Reading i of a workload: kind 0, an energy meter of 10 (5 tags, 5
- * fields); kind 1, a Modbus device of 100 with 20 uint16 registers. */
+/* Reading i of a workload: kind 0, the benchmarks' energy meter (5 tags,
+ * 5 fields); kind 1, a Modbus device of 100 with 20 uint16 registers. */
 static hub_reading_t *workload(int kind, uint64_t i)
 {
     int64_t t = 1796397817000000000LL + (int64_t)i * 10000000;
     char dev[32];
     hub_reading_t *r;
-    if (kind == 0) {
-        r = hub_reading_new("energy", t);
-        snprintf(dev, sizeof(dev), "meter-%u", (unsigned)(i % 10));
-        hub_reading_add_tag(r, "gateway", "gw-donghoi-01");
-        hub_reading_add_tag(r, "device", dev);
-        hub_reading_add_tag(r, "district", "dong-hoi");
-        hub_reading_add_tag(r, "site", "quang-trung-crossing");
-        hub_reading_add_tag(r, "feeder", "f3");
-        hub_reading_add_float(r, "voltage", 230.0 + (double)(i % 70) / 10.0);
-        hub_reading_add_float(r, "current", 12.5 + (double)(i % 13) / 7.0);
-        hub_reading_add_int(r, "active_power", 2875 + (int64_t)(i % 500) - 250);
-        hub_reading_add_uint(r, "energy_total", 1234567 + i);
-        hub_reading_add_float(r, "frequency", 50.0 + (double)(i % 11) / 100.0);
-        return r;
-    }
+    if (kind == 0)
+        return bench_reading(i, t); /* the benchmarks' energy meter */
     r = hub_reading_new("bench", t);
     snprintf(dev, sizeof(dev), "dev-%u", (unsigned)(i % 100));
     hub_reading_add_tag(r, "device", dev);
