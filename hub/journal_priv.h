@@ -1,5 +1,6 @@
 /* hub/journal_priv.h — the journal's layout, shared by its source files
- * (journal.c: open, recovery, append, sync; journal_space.c: rotation and
+ * (journal.c: open, append, sync; journal_recover.c: listing and recovery
+ * at open; journal_space.c: rotation and
  * freeing space; journal_cursor.c; journal_reader.c; journal_util.c: framing
  * and file helpers). Nothing outside hub/journal*.c includes it but the
  * journal's unit test.
@@ -309,6 +310,15 @@ int journal_record_read(struct j_in *in, struct j_dict *d, uint64_t off, uint64_
 /* Would d take the dictionary record of type t whose stored bytes are in
  * d->rec (journal_frame_read_typed)? Always true for a plain one. */
 bool journal_dict_record_ok(struct j_dict *d, enum j_rec_type t);
+
+/* ---- journal_recover.c ------------------------------------------------- */
+
+/* List the segment files of j->dir into j->segs, sorted; set aside those
+ * that are not this journal's. HUB_OK, or an error described in err. */
+int journal_list_segments(hub_journal_t *j, char *err, size_t errlen);
+/* Recover the newest segment (see journal_recover.c). Sets active_fd,
+ * active_size, next_seq. HUB_OK, or an error described in err. */
+int journal_recover_active(hub_journal_t *j, char *err, size_t errlen);
 
 /* ---- journal_space.c --------------------------------------------------- */
 
