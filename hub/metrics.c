@@ -21,6 +21,7 @@ struct hub_metric {
     const char *label_key;
     const char *label2_key;
     enum hub_metric_kind kind;
+    uint32_t divisor; /* exposed as value / divisor; 0 = 1 */
     char label_value[HUB_METRIC_LABEL_MAX];
     char label2_value[HUB_METRIC_LABEL_MAX];
 };
@@ -117,6 +118,12 @@ struct hub_metric *hub_metrics_add2(hub_metrics_t *m, enum hub_metric_kind kind,
     return found;
 }
 
+void hub_metric_set_divisor(struct hub_metric *mt, uint32_t divisor)
+{
+    if (mt)
+        mt->divisor = divisor;
+}
+
 void hub_metric_inc(struct hub_metric *mt, uint64_t n)
 {
     if (mt)
@@ -200,6 +207,16 @@ static int add_label(struct hub_buf *out, const char *key, const char *value)
     return rc;
 }
 
+/* Digits of the fraction for a divisor: 1000000 -> 6 (a power of ten is
+ * exact; others round up to the next). */
+static int digits(uint32_t divisor)
+{
+    int n = 0;
+    for (uint64_t p = 1; p < divisor; p *= 10)
+        n++;
+    return n;
+}
+
 static int write_sample(struct hub_buf *out, const struct hub_metric *e)
 {
     int rc = hub_buf_adds(out, e->name);
@@ -214,8 +231,12 @@ static int write_sample(struct hub_buf *out, const struct hub_metric *e)
         if (rc == HUB_OK)
             rc = hub_buf_addc(out, '}');
     }
-    if (rc == HUB_OK)
-        rc = hub_buf_printf(out, " %llu\n", (unsigned long long)hub_metric_get(e));
+    uint64_t v = hub_metric_get(e);
+    if (rc == HUB_OK && e->divisor > 1)
+        rc = hub_buf_printf(out, " %llu.%0*llu\n", (unsigned long long)(v / e->divisor),
+                            digits(e->divisor), (unsigned long long)(v % e->divisor));
+    else if (rc == HUB_OK)
+        rc = hub_buf_printf(out, " %llu\n", (unsigned long long)v);
     return rc;
 }
 

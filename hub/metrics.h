@@ -52,6 +52,11 @@ struct hub_metric *hub_metrics_add2(hub_metrics_t *m, enum hub_metric_kind kind,
                                     const char *label2_key, const char *label2_value,
                                     const char *help);
 
+/* Expose mt's value divided by divisor (e.g. 1000000: it counts
+ * microseconds of a metric named in seconds, as Prometheus wants base
+ * units). Updates and hub_metric_get stay in the stored unit. */
+void hub_metric_set_divisor(struct hub_metric *mt, uint32_t divisor);
+
 void hub_metric_inc(struct hub_metric *mt, uint64_t n); /* counters (and gauges) */
 void hub_metric_set(struct hub_metric *mt, uint64_t v); /* gauges */
 uint64_t hub_metric_get(const struct hub_metric *mt);   /* 0 for NULL */

@@ -202,9 +202,10 @@ int drv_modbus_bus_new(const struct drv_modbus_input_cfg *cfg, const struct drv_
         d->next_due = start; /* the pool spreads the first polls (modbus_drv.c) */
         if (plan_buffers(d) != 0)
             goto nomem;
-        d->m_skew = hub_metrics_add(
-            env->metrics, HUB_METRIC_COUNTER, "cityhub_modbus_poll_skew_microseconds_total",
-            "device", d->cfg.name, "sum over polls of how late each started after its due time");
+        d->m_skew = hub_metrics_add(env->metrics, HUB_METRIC_COUNTER,
+                                    "cityhub_modbus_poll_skew_seconds_total", "device", d->cfg.name,
+                                    "sum over polls of how late each started after its due time");
+        hub_metric_set_divisor(d->m_skew, 1000000); /* counted in microseconds */
         d->m_polls = hub_metrics_add(env->metrics, HUB_METRIC_COUNTER, "cityhub_modbus_polls_total",
                                      "device", d->cfg.name, "polls of a Modbus device");
         d->m_errors =

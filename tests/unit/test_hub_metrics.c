@@ -50,6 +50,10 @@ static void test_exposition(void **state)
     hub_metric_inc(hub_metrics_add(m, HUB_METRIC_COUNTER, "b_total", "device", "q\"x\\y\nz", "p"),
                    1);
     hub_metrics_add2(m, HUB_METRIC_COUNTER, "c_total", "output", "ioc", "class", "2xx", "r");
+    struct hub_metric *us =
+        hub_metrics_add(m, HUB_METRIC_COUNTER, "d_seconds_total", NULL, NULL, "s");
+    hub_metric_set_divisor(us, 1000000);
+    hub_metric_inc(us, 2000123);
     struct hub_buf out;
     hub_buf_init(&out, 1 << 16);
     assert_int_equal(hub_metrics_write_prometheus(m, &out), HUB_OK);
@@ -62,7 +66,10 @@ static void test_exposition(void **state)
                        "b_total{device=\"q\\\"x\\\\y\\nz\"} 1\n"
                        "# HELP c_total r\n"
                        "# TYPE c_total counter\n"
-                       "c_total{output=\"ioc\",class=\"2xx\"} 0\n";
+                       "c_total{output=\"ioc\",class=\"2xx\"} 0\n"
+                       "# HELP d_seconds_total s\n"
+                       "# TYPE d_seconds_total counter\n"
+                       "d_seconds_total 2.000123\n";
     assert_string_equal((const char *)out.data, want);
     /* a buffer too small fails cleanly */
     struct hub_buf small;
