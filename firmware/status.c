@@ -477,8 +477,11 @@ static int listen_on(struct ch_status *st, char *err, size_t errlen)
     const struct ch_status_cfg *cfg = st->env.cfg;
     char host[CH_STATUS_LISTEN_MAX], portstr[8];
     int port;
-    if (ch_status_parse_listen(cfg->listen, host, sizeof(host), &port, err, errlen) != 0)
+    char why[256];
+    if (ch_status_parse_listen(cfg->listen, host, sizeof(host), &port, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "listen %s", why);
         return -1;
+    }
     snprintf(portstr, sizeof(portstr), "%d", port);
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,

@@ -26,11 +26,11 @@
  * read in that slot), CH_STATUS_POINTS of them per field (5 minutes), as
  * floats; at most CH_STATUS_MAX_SERIES rows (a device, or a measurement
  * without a device tag) of at most CH_STATUS_MAX_FIELDS numeric fields each,
- * CH_STATUS_MAX_CELLS fields in all. Worst case about 1 MiB; 100 devices of
- * 6 fields take 170 KiB. Series or fields past a bound are not shown (counted
- * in cityhub_status_values_dropped_total). */
-#define CH_STATUS_STEP_S 5
-#define CH_STATUS_POINTS 60
+ * CH_STATUS_MAX_CELLS fields in all: some 210 bytes per field, 440 per
+ * row; worst case about 1.1 MiB, 100 devices of 20 fields 460 KiB. Series or fields past a bound
+ * are not shown (counted in cityhub_status_values_dropped_total). */
+#define CH_STATUS_STEP_S 10
+#define CH_STATUS_POINTS 30
 #define CH_STATUS_MAX_SERIES 512
 #define CH_STATUS_MAX_FIELDS 32
 #define CH_STATUS_MAX_CELLS 4096

@@ -16,7 +16,7 @@ int ch_status_parse_listen(const char *text, char *host, size_t hostlen, int *po
     if (p[0] == '[') {
         const char *close = strchr(p, ']');
         if (!close || close[1] != ':') {
-            snprintf(err, errlen, "listen \"%s\": write an IPv6 address as [ADDRESS]:PORT", text);
+            snprintf(err, errlen, "\"%s\": write an IPv6 address as [ADDRESS]:PORT", text);
             return -1;
         }
         hl = (size_t)(close - p - 1);
@@ -25,15 +25,14 @@ int ch_status_parse_listen(const char *text, char *host, size_t hostlen, int *po
     } else {
         colon = strrchr(p, ':');
         if (!colon || strchr(p, ':') != colon) {
-            snprintf(err, errlen,
-                     "listen \"%s\": use HOST:PORT (an IPv6 address in brackets: [::1]:8780)",
+            snprintf(err, errlen, "\"%s\": use HOST:PORT (an IPv6 address in brackets: [::1]:8780)",
                      text);
             return -1;
         }
         hl = (size_t)(colon - p);
     }
     if (hl == 0 || hl >= hostlen) {
-        snprintf(err, errlen, "listen \"%s\": the host is empty or too long", text);
+        snprintf(err, errlen, "\"%s\": the host is empty or too long", text);
         return -1;
     }
     memcpy(host, p, hl);
@@ -41,20 +40,20 @@ int ch_status_parse_listen(const char *text, char *host, size_t hostlen, int *po
     char *end = NULL;
     long v = strtol(colon + 1, &end, 10);
     if (colon[1] < '0' || colon[1] > '9' || *end || v < 1 || v > 65535) {
-        snprintf(err, errlen, "listen \"%s\": the port must be 1..65535", text);
+        snprintf(err, errlen, "\"%s\": the port must be 1..65535", text);
         return -1;
     }
     if (text[0] == '[') {
         struct in6_addr a6;
         if (inet_pton(AF_INET6, host, &a6) != 1) {
-            snprintf(err, errlen, "listen \"%s\": %s is not an IPv6 address", text, host);
+            snprintf(err, errlen, "\"%s\": %s is not an IPv6 address", text, host);
             return -1;
         }
     }
     for (const char *c = host; *c; c++)
         if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
               *c == '.' || *c == '-' || *c == ':' || *c == '%' || *c == '_')) {
-            snprintf(err, errlen, "listen \"%s\": the host has a character not allowed", text);
+            snprintf(err, errlen, "\"%s\": the host has a character not allowed", text);
             return -1;
         }
     *port = (int)v;
