@@ -6,7 +6,8 @@
 # live page, in headless Chromium, shows the device rows with values that
 # update (screenshot in build/test-logs/status-page.png). Then, on ::1,
 # basic authentication: 401 without or with wrong credentials, 200 with,
-# and the password never in /health, /metrics or the log; a non-loopback
+# and the password never in /health, /metrics or the log; every source down
+# is failing, 503; a non-loopback
 # listen without password_file is refused by `cityhub check`.
 set -eu
 . tests/lib/fixtures.sh
@@ -119,8 +120,8 @@ curl -sf "$S/api/values" >"$T/values.json" || fail "/api/values"
     fail "lab-1 unit"
 [ "$(jq -r '.series[] | select(.key=="tank-1") | .fields[0].value' "$T/values.json")" = 5.5 ] ||
     fail "tank-1 last value"
-[ "$(jq -r '.series[] | select(.key=="lab-1") | .fields[0].points | length' "$T/values.json")" = 60 ] ||
-    fail "60 points per field"
+[ "$(jq -r '.series[] | select(.key=="lab-1") | .fields[0].points | length' "$T/values.json")" = 30 ] ||
+    fail "30 points per field"
 [ "$(jq -r '.series[] | select(.key=="lab-1") | .fields[0].points[-1]' "$T/values.json")" != null ] ||
     fail "newest point missing"
 [ "$(jq -r '.series[] | select(.key=="lab-1") | .fields[0].points[0]' "$T/values.json")" = null ] ||
@@ -211,6 +212,15 @@ curl -s -D - -o /dev/null "$A/health" | grep -qi '^www-authenticate: basic realm
 curl -sf -u "tech:$pw" "$A/health" >"$T/h2.json" || fail "/health with credentials"
 curl -sf -u "tech:$pw" "$A/metrics" >"$T/m2.txt" || fail "/metrics with credentials"
 curl -sf -u "tech:$pw" "$A/" >/dev/null || fail "/ with credentials"
+# every source down (the simulator and the broker gone): failing, 503
+kill "$SIM_PID"
+stop_mosquitto
+WAIT_TRIES=150 wait_for bash -c "[ \$(curl -s -o '$T/h3.json' -w '%{http_code}' -u 'tech:$pw' '$A/health') = 503 ]" ||
+    { cat "$T/h3.json"; fail "/health is not 503 with every source down"; }
+[ "$(jq -r .status "$T/h3.json")" = failing ] || fail "status is not failing"
+jq -r '.reasons[]' "$T/h3.json" | grep -q '^no input source is working' || fail "no reason for failing"
+jq -r '.reasons[]' "$T/h3.json" | grep -q '^subscription in:sensors/{device}/raw: not connected' ||
+    fail "no reason for the subscription"
 stop_hub
 if grep -qF "$pw" "$T/h2.json" "$T/m2.txt" "$HUB_LOG" "$T/check.out"; then
     fail "the password appears in /health, /metrics, check or the log"
