@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <yaml.h>
 
 #include "firmware/config_priv.h"
@@ -40,6 +41,18 @@ static void check_report(struct drv_check *ck, const void *where, const char *ke
         report(L, at, "%s%s%s", named ? named : "", named ? ": " : "", msg);
     else
         report_at(L, 0, 0, "%s%s%s", named ? named : "", named ? ": " : "", msg);
+}
+
+/* A key that would hold a secret inline (password: …, token: …). */
+static bool inline_secret(const char *key)
+{
+    static const char *const names[] = {"password", "passwd",     "pass",   "token",
+                                        "secret",   "api_key",    "apikey", "private_key",
+                                        "key",      "credentials"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcasecmp(key, names[i]) == 0)
+            return true;
+    return false;
 }
 
 /* drv_check.given: whether the mapping that filled where has key. */
@@ -90,6 +103,21 @@ int walk_section(struct loader *L, struct section *s, yaml_node_t *m, int parent
                    "merge keys (<<) are not supported %s; write the keys out (an alias "
                    "of a whole mapping, e.g. registers: *common, works)",
                    s->where);
+            continue;
+        }
+        if (idx < 0 && inline_secret(key)) {
+            /* never echo the value; point at the key that names a file */
+            char file_key[80];
+            snprintf(file_key, sizeof(file_key), "%s_file", key);
+            if (key_index(s, file_key) < 0)
+                snprintf(file_key, sizeof(file_key), "%s",
+                         key_index(s, "password_file") >= 0 ? "password_file"
+                         : key_index(s, "token_file") >= 0  ? "token_file"
+                                                            : "");
+            report(L, kn,
+                   "\"%s\" %s: a secret is never written in the configuration: put it in a "
+                   "file only the cityhub user can read (chmod 600)%s%s",
+                   key, s->where, file_key[0] ? " and name that file in " : "", file_key);
             continue;
         }
         if (idx < 0) {

@@ -37,6 +37,7 @@ struct ch_hub_cfg {
     struct ch_journal_cfg journal;
     struct ch_status_cfg status;
     int log_level;              /* enum hub_log_level */
+    char log_file[256];         /* "" = stderr (journald under systemd) */
     int64_t status_interval_ns; /* how often status points are written */
 };
 

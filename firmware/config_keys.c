@@ -133,6 +133,12 @@ const struct hub_cfg_key ch_hub_keys[] = {
      .offset = offsetof(struct ch_hub_cfg, log_level),
      .choices = ch_log_levels,
      .help = "least severe messages logged: error, warn, info or debug"},
+    {.name = "log_file",
+     .type = HUB_CFG_STRING,
+     .offset = offsetof(struct ch_hub_cfg, log_file),
+     .size = sizeof(((struct ch_hub_cfg *)0)->log_file),
+     .help = "write log lines to this file (appended; reopened on SIGHUP, for logrotate) "
+             "instead of stderr"},
     {.name = "status_interval",
      .type = HUB_CFG_DURATION,
      .def = "60s",

@@ -87,6 +87,9 @@ static void usage_run(FILE *f)
                "\n"
                "  -c, --config FILE    configuration (YAML, see docs/configuration.md)\n"
                "  -l, --log-level L    error, warn, info or debug (overrides hub.log_level)\n"
+               "      --debug WHO      debug lines of WHO only, whatever the level: a driver\n"
+               "                       (modbus, mqtt, influxdb) or one instance (modbus:meter-1);\n"
+               "                       may be given again\n"
                "\n"
                "A frame dump of one Modbus bus: `debug: frames` on that bus in FILE.\n"
                "\n"
@@ -218,10 +221,15 @@ int main(int argc, char **argv)
     }
 
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"log-level", required_argument, NULL, 'l'},
-        {"debug-modbus", no_argument, NULL, 'd'}, {"dump", no_argument, NULL, 'D'},
-        {"from", required_argument, NULL, 'f'},   {"format", required_argument, NULL, 'F'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"debug-modbus", no_argument, NULL, 'd'},
+        {"dump", no_argument, NULL, 'D'},
+        {"from", required_argument, NULL, 'f'},
+        {"format", required_argument, NULL, 'F'},
+        {"help", no_argument, NULL, 'h'},
+        {"debug", required_argument, NULL, 'g'},
+        {NULL, 0, NULL, 0},
     };
     const char *config = NULL, *log_level = NULL;
     const char *format = NULL;
@@ -243,6 +251,12 @@ int main(int argc, char **argv)
             return EXIT_USAGE;
         case 'D':
             dump = 1;
+            break;
+        case 'g':
+            if (strcmp(cmd, "run") != 0 || hub_log_debug_add(optarg) != 0) {
+                fprintf(stderr, "cityhub %s: --debug is for run, at most 16 times\n", cmd);
+                return EXIT_USAGE;
+            }
             break;
         case 'F':
             format = optarg;

@@ -480,9 +480,11 @@ static int main_loop(struct ch_daemon *d, const sigset_t *sigs)
         int sig = sigtimedwait(sigs, &si, &ts);
         if (sig == SIGINT || sig == SIGTERM)
             return sig;
-        if (sig == SIGHUP)
+        if (sig == SIGHUP) {
+            hub_log_reopen(); /* logrotate moved the log file */
             hub_info("cityhub",
                      "SIGHUP: reload is not supported yet; restart to apply a new config");
+        }
         int64_t now = hub_mono_ns();
         if (now >= next_sync) {
             uint64_t held = 0;
@@ -556,6 +558,11 @@ int ch_cmd_run(const char *path, const char *log_level)
             return EXIT_USAGE;
         }
         hub_log_set_level(lvl);
+    }
+    if (hub_log_open(h->log_file, err, sizeof(err)) != 0) {
+        fprintf(stderr, "cityhub: %s; not starting\n", err);
+        ch_config_free(d.c);
+        return 1;
     }
     raise_fd_limit();
     if (ch_drivers_global_init() != 0) {
@@ -638,5 +645,6 @@ out:
     }
     free_all(&d);
     ch_drivers_global_cleanup();
+    hub_log_close();
     return exit_code;
 }

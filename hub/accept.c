@@ -89,8 +89,11 @@ int hub_accept_reading(hub_accept_t *a, hub_reading_t *r)
         rec = n <= sizeof(small) ? small : malloc(n);
         if (!rec)
             rc = HUB_ENOMEM;
-        else
-            rc = hub_journal_append(a->journal, rec, hub_reading_encode_to(r, rec, n), NULL);
+        else {
+            size_t key_len = 0; /* the series key: stored once per journal segment */
+            size_t len = hub_reading_encode_keyed(r, rec, n, &key_len);
+            rc = hub_journal_append_keyed(a->journal, rec, len, key_len, NULL);
+        }
     }
     if (rc == HUB_OK) {
         atomic_fetch_add(&a->accepted, 1);

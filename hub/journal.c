@@ -1,5 +1,5 @@
 /* hub/journal.c — the crash-safe write-ahead journal (see hub/journal.h):
- * open and recovery, append, sync, wait, stats. The layout and the locking
+ * open (recovery: journal_recover.c), append, sync, wait, stats. The layout and the locking
  * are described in hub/journal_priv.h.
  *
  * Durability: appends never fsync. hub_journal_sync() fdatasyncs a dup of the
@@ -86,274 +86,6 @@ static void fsync_parent(hub_journal_t *j, const char *path)
         close(fd);
 }
 
-/* "00000000000000000042.seg" -> 42. Returns true for a segment name. */
-static bool parse_seg_name(const char *name, uint64_t *base)
-{
-    if (strlen(name) != J_SEG_NAME_LEN || strcmp(name + 20, ".seg") != 0)
-        return false;
-    uint64_t v = 0;
-    for (int i = 0; i < 20; i++) {
-        if (name[i] < '0' || name[i] > '9')
-            return false;
-        uint64_t d = (uint64_t)(name[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    *base = v;
-    return true;
-}
-
-static int seg_cmp(const void *a, const void *b)
-{
-    const struct j_seg *x = a, *y = b;
-    return x->base < y->base ? -1 : x->base > y->base;
-}
-
-/* Recover the newest segment: check (or rewrite) its header, scan its frames
- * and cut the file at the first bad one. Sets active_fd, active_size,
- * next_seq. A header that cannot be written because the file system is full
- * is left for the first append (journal_seg_ready). Returns HUB_OK or an
- * error described in err. */
-static int recover_active(hub_journal_t *j, char *err, size_t errlen)
-{
-    struct j_seg *s = &j->segs[j->nsegs - 1];
-    char path[J_PATH_MAX];
-    uint8_t h[HUB_JOURNAL_HEADER_SIZE];
-    struct j_in in = {.fd = -1};
-    int rc = HUB_EIO;
-
-    journal_seg_path(j, s->base, path, sizeof(path));
-    in.fd = open(path, (j->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-    if (in.fd < 0) {
-        snprintf(err, errlen, "%s: open: %s", path, strerror(errno));
-        goto out;
-    }
-    struct stat sb;
-    if (fstat(in.fd, &sb) < 0) {
-        snprintf(err, errlen, "%s: stat: %s", path, strerror(errno));
-        goto out;
-    }
-    uint64_t size = (uint64_t)sb.st_size;
-    ssize_t r = journal_pread_full(in.fd, h, sizeof(h), 0);
-    if (r < 0) {
-        snprintf(err, errlen, "%s: read header: %s", path, strerror(errno));
-        goto out;
-    }
-    if ((size_t)r < sizeof(h) || !journal_header_ok(h, s->base)) {
-        if (j->read_only) {
-            /* Nothing can be read from it; report it as empty. An empty file
-             * is a segment just created (its header follows with its first
-             * record). */
-            if (size == 0)
-                hub_debug(J_WHO, "%s: empty segment, no header yet", path);
-            else
-                hub_warn(J_WHO, "%s: bad segment header (%zd bytes), read-only: treated as empty",
-                         path, r);
-            s->size = size;
-            j->active_size = size;
-            j->next_seq = s->base;
-            rc = HUB_OK;
-            goto out;
-        }
-        hub_warn(J_WHO, "%s: torn or bad segment header (%" PRIu64 " bytes), rewriting it", path,
-                 size);
-        bool torn = size < HUB_JOURNAL_HEADER_SIZE;
-        if (torn) {
-            j->st.recovered_cut += size;
-            size = HUB_JOURNAL_HEADER_SIZE;
-        }
-        journal_make_header(h, s->base);
-        if (journal_pwrite_all(in.fd, path, h, sizeof(h), 0) < 0 || journal_fsync(j, in.fd) < 0) {
-            int e = errno;
-            if (torn && journal_is_disk_full(e) && ftruncate(in.fd, 0) == 0) {
-                /* No record in it: the first append writes the header. */
-                hub_warn(J_WHO, "%s: rewrite header: %s: left for the first reading that fits",
-                         path, strerror(e));
-                s->size = 0;
-                j->active_size = 0;
-                j->next_seq = s->base;
-                j->active_fd = in.fd;
-                in.fd = -1;
-                rc = HUB_OK;
-                goto out;
-            }
-            snprintf(err, errlen, "%s: rewrite header: %s", path, strerror(e));
-            goto out;
-        }
-    }
-
-    in.buf = malloc(J_IOBUF);
-    if (!in.buf) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        rc = HUB_ENOMEM;
-        goto out;
-    }
-    uint64_t off = HUB_JOURNAL_HEADER_SIZE, seq = s->base;
-    const char *why = NULL;
-    while (off < size) {
-        uint32_t len;
-        rc = journal_frame_read(&in, off, size, seq, NULL, &len, &why);
-        if (rc == HUB_OK) {
-            off += HUB_JOURNAL_FRAME_SIZE + len;
-            seq++;
-            continue;
-        }
-        /* A bad record with good ones after it is damage (a flipped bit, a
-         * bad sector), not a torn tail: pass over it, keep the rest. */
-        uint64_t at = 0, next = 0;
-        if (rc != HUB_EIO)
-            rc = journal_resync(&in, off, size, seq, &at, &next);
-        if (rc == HUB_EIO) {
-            snprintf(err, errlen, "%s: read at byte %" PRIu64 ": %s", path, off, strerror(errno));
-            goto out;
-        }
-        if (rc != HUB_OK)
-            break; /* nothing valid after it: a torn tail, cut below */
-        hub_warn(J_WHO,
-                 "%s: damaged record%s at bytes %" PRIu64 "..%" PRIu64 " (%s): %" PRIu64
-                 " record%s lost (seq %" PRIu64 "..%" PRIu64 "), the records after them kept",
-                 path, next - seq == 1 ? "" : "s", off, at - 1, why, next - seq,
-                 next - seq == 1 ? "" : "s", seq, next - 1);
-        j->st.damaged_records += next - seq;
-        j->st.damaged_bytes += at - off;
-        off = at;
-        seq = next;
-    }
-    if (off < size) {
-        if (j->read_only) {
-            hub_warn(J_WHO,
-                     "%s: bad record at byte %" PRIu64 " (%s), read-only: %" PRIu64
-                     " bytes after it ignored",
-                     path, off, why, size - off);
-        } else {
-            hub_warn(J_WHO, "%s: bad record at byte %" PRIu64 " (%s): cutting %" PRIu64 " bytes",
-                     path, off, why, size - off);
-            if (ftruncate(in.fd, (off_t)off) < 0 || journal_fsync(j, in.fd) < 0) {
-                snprintf(err, errlen, "%s: truncate to %" PRIu64 ": %s", path, off,
-                         strerror(errno));
-                rc = HUB_EIO;
-                goto out;
-            }
-            j->st.recovered_cut += size - off;
-            size = off;
-        }
-    }
-    s->size = j->read_only ? size : off;
-    j->active_size = off;
-    j->next_seq = seq;
-    if (!j->read_only) {
-        /* what a crash left in the page cache: durable from here on */
-        if (journal_fsync(j, in.fd) < 0) {
-            snprintf(err, errlen, "%s: fsync: %s", path, strerror(errno));
-            rc = HUB_EIO;
-            goto out;
-        }
-        j->synced_size = off;
-        j->synced_seq = seq;
-        j->active_fd = in.fd;
-        in.fd = -1;
-    }
-    rc = HUB_OK;
-out:
-    if (in.fd >= 0)
-        close(in.fd);
-    free(in.buf);
-    return rc;
-}
-
-/* Why the segment file name (numbered base, size bytes) cannot be one of
- * this journal's, or NULL when it can. A file shorter than a header is a
- * segment whose creation was cut short: only the newest can be that. */
-static const char *not_a_segment(hub_journal_t *j, const char *name, uint64_t base, uint64_t size,
-                                 bool newest)
-{
-    if (base > J_MAX_SEQ)
-        return "impossible sequence number in its name";
-    if (size < HUB_JOURNAL_HEADER_SIZE)
-        return newest ? NULL : "shorter than a segment header";
-    uint8_t h[HUB_JOURNAL_HEADER_SIZE];
-    int fd = openat(j->dirfd, name, O_RDONLY | O_CLOEXEC);
-    ssize_t r = fd >= 0 ? journal_pread_full(fd, h, sizeof(h), 0) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (r < 0)
-        return NULL; /* unreadable now: the readers will say so */
-    if (memcmp(h, J_MAGIC, 4) != 0)
-        return "not a journal segment (no CHJ1 header)";
-    if (journal_get_le32(h + 4) != J_VERSION)
-        return "a segment format this version does not know";
-    if (journal_get_le64(h + 8) != base)
-        return "its header names another sequence number than its file name";
-    return NULL;
-}
-
-/* Rename a file that does not belong to NAME.foreign (or .foreign.N), out of
- * the segments' way but kept for a person to look at. */
-static void set_aside(hub_journal_t *j, const char *name, const char *why)
-{
-    char to[J_SEG_NAME_LEN + 32];
-    snprintf(to, sizeof(to), "%s.foreign", name);
-    struct stat sb;
-    for (int i = 1; i < 1000 && fstatat(j->dirfd, to, &sb, AT_SYMLINK_NOFOLLOW) == 0; i++)
-        snprintf(to, sizeof(to), "%s.foreign.%d", name, i);
-    j->st.set_aside++;
-    if (j->read_only) {
-        hub_warn(J_WHO, "%s/%s: %s: not used", j->dir, name, why);
-        return;
-    }
-    if (renameat(j->dirfd, name, j->dirfd, to) != 0) {
-        hub_err(J_WHO, "%s/%s: %s: cannot set it aside: %s", j->dir, name, why, strerror(errno));
-        return;
-    }
-    journal_fsync(j, j->dirfd);
-    hub_warn(J_WHO, "%s/%s: %s: set aside as %s, not used", j->dir, name, why, to);
-}
-
-/* List the segment files of j->dir into j->segs, sorted; files with a
- * segment's name that are not this journal's segments are set aside, never
- * trusted for numbering. */
-static int list_segments(hub_journal_t *j, char *err, size_t errlen)
-{
-    DIR *d = opendir(j->dir);
-    if (!d) {
-        snprintf(err, errlen, "%s: %s", j->dir, strerror(errno));
-        return HUB_EIO;
-    }
-    int rc = HUB_OK;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        uint64_t base;
-        if (!parse_seg_name(e->d_name, &base))
-            continue;
-        struct stat sb;
-        uint64_t size = 0;
-        if (fstatat(j->dirfd, e->d_name, &sb, 0) == 0)
-            size = (uint64_t)sb.st_size;
-        if ((rc = journal_segs_push(j, base, size)) != HUB_OK) {
-            snprintf(err, errlen, "%s: out of memory", j->dir);
-            break;
-        }
-    }
-    closedir(d);
-    if (j->nsegs > 1)
-        qsort(j->segs, j->nsegs, sizeof(*j->segs), seg_cmp);
-    /* From the newest down: each one set aside makes the one before it the
-     * newest. */
-    for (size_t i = j->nsegs; rc == HUB_OK && i-- > 0;) {
-        char name[J_SEG_NAME_LEN + 1];
-        snprintf(name, sizeof(name), "%020" PRIu64 ".seg", j->segs[i].base);
-        const char *why =
-            not_a_segment(j, name, j->segs[i].base, j->segs[i].size, i + 1 == j->nsegs);
-        if (!why)
-            continue;
-        set_aside(j, name, why);
-        memmove(&j->segs[i], &j->segs[i + 1], (j->nsegs - i - 1) * sizeof(*j->segs));
-        j->nsegs--;
-    }
-    return rc;
-}
-
 /* A fresh journal: segment 0, created now or, when the file system is full,
  * by the first append that finds space. */
 static int start_fresh(hub_journal_t *j, char *err, size_t errlen)
@@ -396,6 +128,7 @@ int hub_journal_open(const struct hub_journal_opts *opts, hub_journal_t **out, c
         return HUB_ENOMEM;
     }
     j->dirfd = j->cursor_dirfd = j->active_fd = -1;
+    journal_dict_init(&j->dict, true);
     pthread_mutex_init(&j->cursor_mu, NULL);
     pthread_mutex_init(&j->log_mu, NULL);
 
@@ -443,12 +176,12 @@ int hub_journal_open(const struct hub_journal_opts *opts, hub_journal_t **out, c
         goto fail;
     }
 
-    if ((rc = list_segments(j, err, errlen)) != HUB_OK)
+    if ((rc = journal_list_segments(j, err, errlen)) != HUB_OK)
         goto fail;
     if (j->nsegs == 0) {
         if (!j->read_only && (rc = start_fresh(j, err, errlen)) != HUB_OK)
             goto fail;
-    } else if ((rc = recover_active(j, err, errlen)) != HUB_OK) {
+    } else if ((rc = journal_recover_active(j, err, errlen)) != HUB_OK) {
         goto fail;
     }
     for (size_t i = 0; i < j->nsegs; i++)
@@ -478,6 +211,7 @@ void hub_journal_close(hub_journal_t *j)
     hub_cond_destroy(&j->mu, &j->cond);
     pthread_mutex_destroy(&j->cursor_mu);
     pthread_mutex_destroy(&j->log_mu);
+    journal_dict_free(&j->dict);
     free(j->segs);
     free(j->dir);
     free(j);
@@ -485,15 +219,66 @@ void hub_journal_close(hub_journal_t *j)
 
 /* ---- appending ----------------------------------------------------------- */
 
-/* Write the framed record (fh + payload, n bytes) at the committed end of
- * the active segment. Caller holds j->mu. Returns HUB_OK, J_EDISKFULL or
- * HUB_EIO; a failed write leaves nothing of the record. */
-static int write_record(hub_journal_t *j, const uint8_t *fh, const void *payload, size_t len,
-                        uint64_t n)
+/* How a payload is stored: plain, or through the active segment's series
+ * dictionary (hub/journal_dict.c). */
+struct rec_form {
+    enum j_rec_type type;
+    uint8_t hdr[J_DICT_HDR_MAX]; /* a dictionary record's id (and key_len) */
+    size_t hdr_len;
+    const uint8_t *data; /* the stored part of the payload */
+    size_t data_len;
+    uint64_t n; /* frame + hdr + data */
+};
+
+static size_t put_varint(uint8_t *p, uint32_t v)
+{
+    size_t i = 0;
+    while (v >= 0x80) {
+        p[i++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[i++] = (uint8_t)v;
+    return i;
+}
+
+/* Decide the form of payload (len bytes, its key the first key_len, whose
+ * hash is hash) in the active segment. Caller holds j->mu. */
+static void rec_form(hub_journal_t *j, const uint8_t *payload, size_t len, size_t key_len,
+                     uint32_t hash, struct rec_form *f)
+{
+    f->type = J_REC_PLAIN;
+    f->hdr_len = 0;
+    f->data = payload;
+    f->data_len = len;
+    if (j->dict_on && key_len > 0) {
+        long id = journal_dict_find(&j->dict, payload, key_len, hash);
+        if (id >= 0) {
+            f->type = J_REC_REF;
+            f->hdr_len = put_varint(f->hdr, (uint32_t)id);
+            f->data = payload + key_len;
+            f->data_len = len - key_len;
+        } else if (len + J_DICT_HDR_MAX <= HUB_JOURNAL_MAX_RECORD &&
+                   journal_dict_fits(&j->dict, key_len) &&
+                   journal_dict_reserve(&j->dict, key_len) == HUB_OK) {
+            f->type = J_REC_DEFINE;
+            f->hdr_len = put_varint(f->hdr, j->dict.n);
+            f->hdr_len += put_varint(f->hdr + f->hdr_len, (uint32_t)key_len);
+        }
+        /* else plain: the dictionary is at its bound (or out of memory) */
+    }
+    f->n = HUB_JOURNAL_FRAME_SIZE + f->hdr_len + f->data_len;
+}
+
+/* Write the framed record (fh, then f's bytes, f->n in all) at the
+ * committed end of the active segment. Caller holds j->mu. Returns HUB_OK,
+ * J_EDISKFULL or HUB_EIO; a failed write leaves nothing of the record. */
+static int write_record(hub_journal_t *j, const uint8_t *fh, const struct rec_form *f)
 {
     char path[J_PATH_MAX];
-    struct iovec iov[2] = {{(void *)(uintptr_t)fh, HUB_JOURNAL_FRAME_SIZE},
-                           {(void *)(uintptr_t)payload, len}};
+    struct iovec iov[3] = {{(void *)(uintptr_t)fh, HUB_JOURNAL_FRAME_SIZE},
+                           {(void *)(uintptr_t)f->hdr, f->hdr_len},
+                           {(void *)(uintptr_t)f->data, f->data_len}};
+    uint64_t n = f->n;
     ssize_t w;
     int e = 0;
     journal_seg_path(j, j->segs[j->nsegs - 1].base, path, sizeof(path));
@@ -501,7 +286,7 @@ static int write_record(hub_journal_t *j, const uint8_t *fh, const void *payload
         w = -1;
     } else {
         do {
-            w = pwritev(j->active_fd, iov, 2, (off_t)j->active_size);
+            w = pwritev(j->active_fd, iov, 3, (off_t)j->active_size);
         } while (w < 0 && errno == EINTR);
         e = w < 0 ? errno : ENOSPC; /* a short write: the file system filled up */
     }
@@ -518,16 +303,28 @@ static int write_record(hub_journal_t *j, const uint8_t *fh, const void *payload
 
 int hub_journal_append(hub_journal_t *j, const void *payload, size_t len, uint64_t *seq)
 {
-    if (!j || !payload || len == 0 || len > HUB_JOURNAL_MAX_RECORD)
+    return hub_journal_append_keyed(j, payload, len, 0, seq);
+}
+
+int hub_journal_append_keyed(hub_journal_t *j, const void *payload, size_t len, size_t key_len,
+                             uint64_t *seq)
+{
+    if (!j || !payload || len == 0 || len > HUB_JOURNAL_MAX_RECORD || key_len > len)
         return HUB_EINVAL;
     if (j->read_only)
         return HUB_EINVAL;
 
     uint8_t fh[HUB_JOURNAL_FRAME_SIZE];
-    uint64_t n = HUB_JOURNAL_FRAME_SIZE + (uint64_t)len;
+    uint32_t hash = key_len ? journal_dict_hash(payload, key_len) : 0; /* outside the lock */
+    struct rec_form f;
     int rc;
 
     pthread_mutex_lock(&j->mu);
+    /* Room is made for the form the record has in the active segment now;
+     * a rotation on the way empties the dictionary (a REF becomes a
+     * DEFINE), and then room is made again for the larger record. */
+    rec_form(j, payload, len, key_len, hash, &f);
+    uint64_t n = f.n;
     for (;;) {
         if (j->tail_junk) {
             if (ftruncate(j->active_fd, (off_t)j->active_size) < 0) {
@@ -540,8 +337,20 @@ int hub_journal_append(hub_journal_t *j, const void *payload, size_t len, uint64
         if (rc == HUB_OK)
             rc = journal_seg_ready(j);
         if (rc == HUB_OK) {
-            journal_frame_header(fh, j->next_seq, payload, (uint32_t)len);
-            rc = write_record(j, fh, payload, len, n);
+            rec_form(j, payload, len, key_len, hash, &f);
+            if (f.n > n) {
+                n = f.n;
+                continue;
+            }
+            uint64_t s = j->next_seq;
+            uint32_t field = (uint32_t)(f.hdr_len + f.data_len) | (uint32_t)f.type << J_TYPE_SHIFT;
+            journal_put_le32(fh + 4, field);
+            journal_put_le64(fh + 8, s);
+            uint32_t crc = hub_crc32c(0, fh + 4, 12);
+            crc = hub_crc32c(crc, f.hdr, f.hdr_len);
+            crc = hub_crc32c(crc, f.data, f.data_len);
+            journal_put_le32(fh, hub_crc32c_mask(crc));
+            rc = write_record(j, fh, &f);
         }
         if (rc != J_EDISKFULL)
             break;
@@ -559,6 +368,9 @@ int hub_journal_append(hub_journal_t *j, const void *payload, size_t len, uint64
     }
     if (rc != HUB_OK)
         goto out;
+    if (f.type == J_REC_DEFINE) /* room reserved by rec_form */
+        journal_dict_add(&j->dict, payload, key_len, hash);
+    n = f.n;
     uint64_t s = j->next_seq;
     j->active_size += n;
     j->total_bytes += n;

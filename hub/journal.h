@@ -9,6 +9,19 @@
  * where the CRC covers length, seq and payload. Segments start with a 16-byte
  * header: "CHJ1", version (u32 LE), base seq (u64 LE).
  *
+ * Series dictionary (segment version 2): a payload appended with
+ * hub_journal_append_keyed starts with a key of key_len bytes that repeats
+ * from record to record (a reading's series: hub_reading_encode_keyed). The
+ * first record of a key in a segment stores it (a DEFINE: a new small id,
+ * then the whole payload), later ones store only the id and the bytes after
+ * the key (a REF). The record type is in the top byte of the length field,
+ * under the CRC. Each segment starts an empty dictionary, of at most 4096
+ * keys and 1 MiB of key bytes (past that, records are stored whole), so a
+ * segment is readable on its own. Readers give back every payload exactly
+ * as appended; a REF whose DEFINE is lost to corruption is a corrupt
+ * record. Segments of version 1 (whole records only) are still read, and
+ * one that is the newest at open is appended to whole until it is full.
+ *
  * A reading is *accepted* once hub_journal_append() returns HUB_OK: its bytes
  * are in the file (the kernel's page cache), so a crash or kill -9 of the
  * process loses nothing accepted. Group commit: hub_journal_sync() makes all
@@ -138,6 +151,12 @@ void hub_journal_close(hub_journal_t *j);
  * journal), HUB_EFULL (drop_newest and full, a full file system with nothing
  * left to free, or a record larger than the whole journal) or HUB_EIO. */
 int hub_journal_append(hub_journal_t *j, const void *payload, size_t len, uint64_t *seq);
+
+/* hub_journal_append for a payload whose first key_len bytes are its series
+ * key (0: none, as hub_journal_append): stored once per segment, see the
+ * series dictionary above. HUB_EINVAL also for key_len > len. */
+int hub_journal_append_keyed(hub_journal_t *j, const void *payload, size_t len, size_t key_len,
+                             uint64_t *seq);
 
 /* fsync the active segment if anything was appended since the last sync.
  * Returns HUB_OK or HUB_EIO. */

@@ -1,5 +1,6 @@
 /* hub/journal_priv.h — the journal's layout, shared by its source files
- * (journal.c: open, recovery, append, sync; journal_space.c: rotation and
+ * (journal.c: open, append, sync; journal_recover.c: listing and recovery
+ * at open; journal_space.c: rotation and
  * freeing space; journal_cursor.c; journal_reader.c; journal_util.c: framing
  * and file helpers). Nothing outside hub/journal*.c includes it but the
  * journal's unit test.
@@ -39,7 +40,8 @@
 
 #define J_WHO "journal"
 #define J_MAGIC "CHJ1"
-#define J_VERSION 1u
+#define J_VERSION 2u       /* segments written now: plain and dictionary records */
+#define J_VERSION_PLAIN 1u /* segments of an older cityhub: plain records only */
 #define J_DEFAULT_SEGMENT (8ull << 20)
 #define J_DEFAULT_MAX (256ull << 20)
 #define J_MIN_SEGMENT 64ull
@@ -50,6 +52,22 @@
 /* No journal gets near this (a million readings a second for 146,000
  * years): a segment named past it does not belong. */
 #define J_MAX_SEQ (1ull << 62)
+
+/* The frame's 32-bit length field: the stored length in the low 24 bits
+ * (HUB_JOURNAL_MAX_RECORD needs 21), the record type in the top 8 (0 in a
+ * version 1 segment). The CRC covers the whole field. */
+#define J_LEN_MASK 0x00ffffffu
+#define J_TYPE_SHIFT 24
+enum j_rec_type {
+    J_REC_PLAIN = 0,  /* stored: the payload */
+    J_REC_DEFINE = 1, /* stored: varint id, varint key_len, the payload */
+    J_REC_REF = 2,    /* stored: varint id, the payload after its key */
+};
+/* A segment's series dictionary stays under both bounds; past them the
+ * writer writes plain records. */
+#define J_DICT_MAX_KEYS 4096u
+#define J_DICT_MAX_BYTES (1u << 20)
+#define J_DICT_HDR_MAX 10 /* a DEFINE's id and key_len varints: 2 + 3 bytes, rounded up */
 
 /* Internal outcome, never returned by a public function: the file system is
  * full (ENOSPC or EDQUOT). The append path answers it like a full journal. */
@@ -70,6 +88,25 @@ enum j_lim {
 struct j_seg {
     uint64_t base; /* seq of its first record (from its name) */
     uint64_t size; /* file size; for the active segment see j->active_size */
+};
+
+/* The series dictionary of one segment: id -> key bytes, in the order the
+ * DEFINE records came (the writer's also has a hash index, key -> id). */
+struct j_key {
+    uint32_t off, len; /* in bytes */
+    uint32_t hash;
+};
+
+struct j_dict {
+    uint8_t *bytes; /* the keys, one after the other */
+    size_t used, cap;
+    struct j_key *keys;
+    uint32_t n;
+    size_t keys_cap;
+    uint32_t *slots; /* writer only: id + 1 at the key's hash (linear probing), 0 free */
+    uint32_t nslots; /* a power of 2, at least 2 * keys_cap; 0 for a reader's */
+    bool indexed;
+    struct hub_buf rec; /* the stored bytes of a dictionary record being read */
 };
 
 struct j_cursor {
@@ -104,8 +141,10 @@ struct hub_journal {
     uint64_t active_size; /* committed end of the active segment; 0: no header yet */
     uint64_t total_bytes; /* all segment files */
     uint64_t next_seq;
-    bool dirty;     /* appended since the last fsync */
-    bool tail_junk; /* a failed write left bytes past active_size */
+    bool dict_on;       /* the active segment is of J_VERSION: dictionary records */
+    struct j_dict dict; /* the active segment's series */
+    bool dirty;         /* appended since the last fsync */
+    bool tail_junk;     /* a failed write left bytes past active_size */
     /* What of the active segment is known durable: its first synced_size
      * bytes, records below synced_seq. After a failed fsync (untrusted) the
      * rest is written again into a new file before anything else is
@@ -131,10 +170,12 @@ struct j_in {
 struct hub_journal_reader {
     hub_journal_t *j;
     struct j_in in;
-    uint64_t seg_base; /* segment open in in.fd (valid when in.fd >= 0) */
-    uint64_t off;      /* next frame offset in that segment */
-    uint64_t pos_seq;  /* seq the frame at off must carry */
-    uint64_t want;     /* next seq to return */
+    uint64_t seg_base;  /* segment open in in.fd (valid when in.fd >= 0) */
+    uint64_t off;       /* next frame offset in that segment */
+    uint64_t pos_seq;   /* seq the frame at off must carry */
+    uint64_t want;      /* next seq to return */
+    bool dict_on;       /* that segment is of J_VERSION */
+    struct j_dict dict; /* its series, from the DEFINE records read so far */
 };
 
 /* Tests only; NULL in the program. When set, it is asked before each write
@@ -179,6 +220,9 @@ static inline bool journal_is_disk_full(int e)
 
 void journal_seg_path(const hub_journal_t *j, uint64_t base, char *out, size_t outlen);
 void journal_make_header(uint8_t *h, uint64_t base);
+/* The version of a good header of segment base (J_VERSION or
+ * J_VERSION_PLAIN), or 0. */
+unsigned journal_header_version(const uint8_t *h, uint64_t base);
 bool journal_header_ok(const uint8_t *h, uint64_t base);
 /* Write all of buf at off into the file path (for the fault hook). Returns
  * 0, or -1 with errno set (a short write is ENOSPC). */
@@ -187,6 +231,10 @@ int journal_pwrite_all(int fd, const char *path, const void *buf, size_t n, uint
 ssize_t journal_pread_full(int fd, void *buf, size_t n, uint64_t off);
 /* fsync and count it; caller holds j->mu (or owns j exclusively). */
 int journal_fsync(hub_journal_t *j, int fd);
+/* Make room in the array *arr of *alloc elements of elem bytes, used of
+ * them in use, for need more (doubling; first when empty). HUB_OK or
+ * HUB_ENOMEM (*arr unchanged). */
+int journal_grow(void **arr, size_t *alloc, size_t used, size_t need, size_t elem, size_t first);
 /* fdatasync, through the test hook; counts nothing (callers do). */
 int journal_datasync(int fd);
 /* Make room in j->segs for one more segment / add one. HUB_OK or HUB_ENOMEM. */
@@ -198,6 +246,13 @@ int journal_segs_push(hub_journal_t *j, uint64_t base, uint64_t size);
  * or out's HUB_EFULL / HUB_ENOMEM. */
 int journal_frame_read(struct j_in *in, uint64_t off, uint64_t limit, uint64_t expect,
                        struct hub_buf *out, uint32_t *len, const char **why);
+/* journal_frame_read, in a segment of J_VERSION when typed_ok: a plain
+ * record's stored bytes go to out (if not NULL), a dictionary record's to
+ * typed (reset first; if not NULL). *type is set. Without typed_ok a record
+ * type other than plain is corrupt. */
+int journal_frame_read_typed(struct j_in *in, uint64_t off, uint64_t limit, uint64_t expect,
+                             bool typed_ok, struct hub_buf *out, struct hub_buf *typed,
+                             enum j_rec_type *type, uint32_t *len, const char **why);
 /* How many records a damaged stretch of bytes can have held: each took at
  * least a frame and one byte. It depends on those bytes only, not on how far
  * the file goes on, so recovery decides the same at every open. */
@@ -206,21 +261,64 @@ static inline uint64_t journal_resync_max_lost(uint64_t bytes)
     return bytes / (HUB_JOURNAL_FRAME_SIZE + 1);
 }
 
-/* The frame header of a record: crc32c (masked), length, seq. */
+/* The frame header of a plain record: crc32c (masked), length, seq. */
 void journal_frame_header(uint8_t *fh, uint64_t seq, const void *payload, uint32_t len);
-/* After a bad frame at off (which should have carried seq expect): the
- * first offset from it, below limit, where a valid frame starts whose seq
+/* After a bad record at off (which should have carried seq expect): the
+ * first offset from it, below limit, where a valid record starts whose seq
  * is past expect by no more than journal_resync_max_lost of the bytes
- * passed over. Returns HUB_OK
- * with *at and *seq, HUB_EEMPTY when there is none (the rest is a torn or
- * garbage tail), or HUB_EIO. As LevelDB's log reader resynchronises on the
- * next block, but record by record: one bad record costs itself only. */
-int journal_resync(struct j_in *in, uint64_t off, uint64_t limit, uint64_t expect, uint64_t *at,
-                   uint64_t *seq);
+ * passed over. d is the segment's dictionary (NULL: a segment of
+ * J_VERSION_PLAIN, whose frames carry no record type): a dictionary record
+ * is valid when d takes it (a REF of a known id, a DEFINE of a new one); d
+ * is not changed. Returns HUB_OK with *at and *seq, HUB_EEMPTY when there
+ * is none (the rest is a torn or garbage tail), or HUB_EIO. As LevelDB's
+ * log reader resynchronises on the next block, but record by record: one
+ * bad record costs itself only. */
+int journal_resync(struct j_in *in, struct j_dict *d, uint64_t off, uint64_t limit, uint64_t expect,
+                   uint64_t *at, uint64_t *seq);
 /* Log a message of kind k at most once per HUB_LOG_REPEAT_NS, with the count
  * of those held back since. Keeps errno. Any lock may be held. */
 void journal_log(hub_journal_t *j, enum j_lim k, enum hub_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* ---- journal_dict.c ---------------------------------------------------- */
+
+void journal_dict_init(struct j_dict *d, bool indexed);
+void journal_dict_free(struct j_dict *d);
+/* Forget every key (a new segment); the memory stays. */
+void journal_dict_reset(struct j_dict *d);
+uint32_t journal_dict_hash(const void *key, size_t len);
+/* The id of key (hash from journal_dict_hash) in an indexed dictionary, or
+ * -1. */
+long journal_dict_find(const struct j_dict *d, const void *key, size_t len, uint32_t hash);
+/* Can a key of len bytes be added under the bounds (J_DICT_MAX_*)? */
+bool journal_dict_fits(const struct j_dict *d, size_t len);
+/* Make room for one more key of len bytes (which fits): HUB_OK or
+ * HUB_ENOMEM. journal_dict_add then cannot fail. */
+int journal_dict_reserve(struct j_dict *d, size_t len);
+/* Add key as id d->n (room reserved). */
+void journal_dict_add(struct j_dict *d, const void *key, size_t len, uint32_t hash);
+/* Read the record at off as journal_frame_read does, in a segment whose
+ * dictionary is d (NULL: a segment of J_VERSION_PLAIN), and append the
+ * payload as it was appended (a dictionary record's key and values) to out
+ * if out is not NULL. A DEFINE is added to d whether or not out is given
+ * (readers passing over records, recovery); a REF of an id d does not hold
+ * is HUB_ECORRUPT. *len is the stored length (the frame takes
+ * HUB_JOURNAL_FRAME_SIZE + *len bytes). On an error d and out are as they
+ * were. */
+int journal_record_read(struct j_in *in, struct j_dict *d, uint64_t off, uint64_t limit,
+                        uint64_t expect, struct hub_buf *out, uint32_t *len, const char **why);
+/* Would d take the dictionary record of type t whose stored bytes are in
+ * d->rec (journal_frame_read_typed)? Always true for a plain one. */
+bool journal_dict_record_ok(struct j_dict *d, enum j_rec_type t);
+
+/* ---- journal_recover.c ------------------------------------------------- */
+
+/* List the segment files of j->dir into j->segs, sorted; set aside those
+ * that are not this journal's. HUB_OK, or an error described in err. */
+int journal_list_segments(hub_journal_t *j, char *err, size_t errlen);
+/* Recover the newest segment (see journal_recover.c). Sets active_fd,
+ * active_size, next_seq. HUB_OK, or an error described in err. */
+int journal_recover_active(hub_journal_t *j, char *err, size_t errlen);
 
 /* ---- journal_space.c --------------------------------------------------- */
 

@@ -24,6 +24,7 @@ int hub_journal_reader_new(hub_journal_t *j, uint64_t from_seq, hub_journal_read
     }
     rd->j = j;
     rd->in.fd = -1;
+    journal_dict_init(&rd->dict, false);
     rd->want = from_seq;
     *out = rd;
     return HUB_OK;
@@ -36,6 +37,7 @@ void hub_journal_reader_free(hub_journal_reader_t *rd)
     if (rd->in.fd >= 0)
         close(rd->in.fd);
     free(rd->in.buf);
+    journal_dict_free(&rd->dict);
     free(rd);
 }
 
@@ -137,7 +139,13 @@ int hub_journal_reader_next(hub_journal_reader_t *rd, struct hub_buf *payload, u
                 rc = HUB_EIO;
                 goto out;
             }
-            if ((size_t)r < sizeof(h) || !journal_header_ok(h, base)) {
+            unsigned version = (size_t)r < sizeof(h) ? 0 : journal_header_version(h, base);
+            /* The segment's dictionary is rebuilt from its header on: a
+             * reader that starts in the middle passes over the records
+             * before its start below, taking in their DEFINEs. */
+            journal_dict_reset(&rd->dict);
+            rd->dict_on = version == J_VERSION;
+            if (version == 0) {
                 hub_warn(J_WHO, "%s: bad segment header: skipping the segment", path);
                 rd->off = limit;
                 rd->pos_seq = next_base;
@@ -175,13 +183,14 @@ int hub_journal_reader_next(hub_journal_reader_t *rd, struct hub_buf *payload, u
         bool passing = rd->pos_seq < rd->want; /* positioning: no copy */
         if (payload && !passing)
             hub_buf_reset(payload);
-        rc = journal_frame_read(&rd->in, rd->off, limit, rd->pos_seq, passing ? NULL : payload,
-                                &len, &why);
+        rc = journal_record_read(&rd->in, rd->dict_on ? &rd->dict : NULL, rd->off, limit,
+                                 rd->pos_seq, passing ? NULL : payload, &len, &why);
         if (rc == HUB_ECORRUPT) {
             /* Resynchronise on the next valid record of the segment; with
              * none, skip the rest of it. */
             uint64_t at = limit, to = next_base;
-            rc = journal_resync(&rd->in, rd->off, limit, rd->pos_seq, &at, &to);
+            rc = journal_resync(&rd->in, rd->dict_on ? &rd->dict : NULL, rd->off, limit,
+                                rd->pos_seq, &at, &to);
             if (rc == HUB_EIO)
                 goto out;
             /* (a sealed segment's records end where the next one begins) */

@@ -119,6 +119,9 @@ int journal_seg_ready(hub_journal_t *j)
     }
     j->total_bytes += HUB_JOURNAL_HEADER_SIZE - j->active_size;
     j->active_size = HUB_JOURNAL_HEADER_SIZE;
+    /* A new segment: its series dictionary starts empty. */
+    journal_dict_reset(&j->dict);
+    j->dict_on = true;
     j->synced_size = HUB_JOURNAL_HEADER_SIZE;
     j->synced_seq = base;
     j->tail_junk = false;
@@ -167,6 +170,21 @@ static uint64_t copy_checked(hub_journal_t *j, int in_fd, uint64_t from, uint64_
                              int out_fd, const char *out_path, uint64_t base, uint64_t *lost)
 {
     struct j_in in = {.fd = in_fd, .buf = malloc(J_IOBUF)};
+    /* The records are written whole (plain), their series keys taken from
+     * the segment's dictionary, rebuilt from its header: a REF copied as it
+     * is could lose its DEFINE, which may lie before from. */
+    struct j_dict dict;
+    struct j_dict *d = j->dict_on ? &dict : NULL;
+    journal_dict_init(&dict, false);
+    if (d && in.buf) {
+        uint64_t o = HUB_JOURNAL_HEADER_SIZE, s = j->segs[j->nsegs - 1].base;
+        uint32_t l;
+        const char *w;
+        while (o < from && journal_record_read(&in, d, o, from, s, NULL, &l, &w) == HUB_OK) {
+            o += HUB_JOURNAL_FRAME_SIZE + l;
+            s++;
+        }
+    }
     struct hub_buf rec;
     uint8_t fh[HUB_JOURNAL_FRAME_SIZE], h[HUB_JOURNAL_HEADER_SIZE];
     uint64_t w = HUB_JOURNAL_HEADER_SIZE, off = from;
@@ -180,15 +198,15 @@ static uint64_t copy_checked(hub_journal_t *j, int in_fd, uint64_t from, uint64_
         uint32_t len = 0;
         const char *why = NULL;
         hub_buf_reset(&rec);
-        int rc = journal_frame_read(&in, off, to, seq, &rec, &len, &why);
+        int rc = journal_record_read(&in, d, off, to, seq, &rec, &len, &why);
         if (rc == HUB_OK) {
-            journal_frame_header(fh, seq, rec.data, len);
+            journal_frame_header(fh, seq, rec.data, (uint32_t)rec.len);
             if (journal_pwrite_all(out_fd, out_path, fh, sizeof(fh), w) < 0 ||
-                journal_pwrite_all(out_fd, out_path, rec.data, len, w + sizeof(fh)) < 0) {
+                journal_pwrite_all(out_fd, out_path, rec.data, rec.len, w + sizeof(fh)) < 0) {
                 w = 0;
                 goto out;
             }
-            w += sizeof(fh) + len;
+            w += sizeof(fh) + rec.len;
             off += sizeof(fh) + len;
             seq++;
             continue;
@@ -197,6 +215,7 @@ static uint64_t copy_checked(hub_journal_t *j, int in_fd, uint64_t from, uint64_
         break;
     }
 out:
+    journal_dict_free(&dict);
     hub_buf_free(&rec);
     free(in.buf);
     return w;
@@ -268,6 +287,10 @@ int journal_redo_unsynced(hub_journal_t *j)
             j->synced_size = 0;
         }
     }
+    /* The new file holds whole records under a header of J_VERSION: its
+     * dictionary starts empty. */
+    journal_dict_reset(&j->dict);
+    j->dict_on = true;
     j->untrusted = false;
     j->dirty = false;
     j->tail_junk = false;

@@ -26,10 +26,18 @@ void journal_make_header(uint8_t *h, uint64_t base)
     journal_put_le64(h + 8, base);
 }
 
+unsigned journal_header_version(const uint8_t *h, uint64_t base)
+{
+    uint32_t v = journal_get_le32(h + 4);
+    if (memcmp(h, J_MAGIC, 4) != 0 || journal_get_le64(h + 8) != base ||
+        (v != J_VERSION && v != J_VERSION_PLAIN))
+        return 0;
+    return v;
+}
+
 bool journal_header_ok(const uint8_t *h, uint64_t base)
 {
-    return memcmp(h, J_MAGIC, 4) == 0 && journal_get_le32(h + 4) == J_VERSION &&
-           journal_get_le64(h + 8) == base;
+    return journal_header_version(h, base) != 0;
 }
 
 int journal_pwrite_all(int fd, const char *path, const void *buf, size_t n, uint64_t off)
@@ -97,17 +105,24 @@ int journal_datasync(int fd)
     return sync_hooked(fd) < 0 ? -1 : fdatasync(fd);
 }
 
-int journal_segs_reserve(hub_journal_t *j)
+int journal_grow(void **arr, size_t *alloc, size_t used, size_t need, size_t elem, size_t first)
 {
-    if (j->nsegs < j->segs_alloc)
+    if (used + need <= *alloc)
         return HUB_OK;
-    size_t na = j->segs_alloc ? j->segs_alloc * 2 : 16;
-    struct j_seg *p = realloc(j->segs, na * sizeof(*p));
+    size_t na = *alloc ? *alloc : first;
+    while (na < used + need)
+        na *= 2;
+    void *p = realloc(*arr, na * elem);
     if (!p)
         return HUB_ENOMEM;
-    j->segs = p;
-    j->segs_alloc = na;
+    *arr = p;
+    *alloc = na;
     return HUB_OK;
+}
+
+int journal_segs_reserve(hub_journal_t *j)
+{
+    return journal_grow((void **)&j->segs, &j->segs_alloc, j->nsegs, 1, sizeof(*j->segs), 16);
 }
 
 int journal_segs_push(hub_journal_t *j, uint64_t base, uint64_t size)
@@ -145,8 +160,9 @@ static const uint8_t *in_get(struct j_in *in, uint64_t off, size_t n, uint64_t l
     return in->buf;
 }
 
-int journal_frame_read(struct j_in *in, uint64_t off, uint64_t limit, uint64_t expect,
-                       struct hub_buf *out, uint32_t *len, const char **why)
+int journal_frame_read_typed(struct j_in *in, uint64_t off, uint64_t limit, uint64_t expect,
+                             bool typed_ok, struct hub_buf *out, struct hub_buf *typed,
+                             enum j_rec_type *type, uint32_t *len, const char **why)
 {
     int rc = HUB_OK;
     if (limit - off < HUB_JOURNAL_FRAME_SIZE) {
@@ -161,14 +177,20 @@ int journal_frame_read(struct j_in *in, uint64_t off, uint64_t limit, uint64_t e
     uint8_t fh[HUB_JOURNAL_FRAME_SIZE];
     memcpy(fh, h, sizeof(fh));
     uint32_t stored = journal_get_le32(fh);
-    uint32_t n = journal_get_le32(fh + 4);
+    uint32_t field = journal_get_le32(fh + 4);
     uint64_t seq = journal_get_le64(fh + 8);
-    if (stored == 0 && n == 0 && seq == 0) {
+    if (stored == 0 && field == 0 && seq == 0) {
         *why = "zero-filled frame";
         return HUB_ECORRUPT;
     }
+    uint32_t t = typed_ok ? field >> J_TYPE_SHIFT : 0;
+    uint32_t n = typed_ok ? field & J_LEN_MASK : field;
     if (n == 0 || n > HUB_JOURNAL_MAX_RECORD) {
         *why = "bad record length";
+        return HUB_ECORRUPT;
+    }
+    if (t != J_REC_PLAIN && t != J_REC_DEFINE && t != J_REC_REF) {
+        *why = "bad record type";
         return HUB_ECORRUPT;
     }
     if ((uint64_t)n > limit - off - HUB_JOURNAL_FRAME_SIZE) {
@@ -179,10 +201,13 @@ int journal_frame_read(struct j_in *in, uint64_t off, uint64_t limit, uint64_t e
         *why = "seq out of order";
         return HUB_ECORRUPT;
     }
+    struct hub_buf *dst = t == J_REC_PLAIN ? out : typed;
+    if (t != J_REC_PLAIN && typed)
+        hub_buf_reset(typed);
     uint32_t crc = hub_crc32c(0, fh + 4, 12);
     uint64_t p = off + HUB_JOURNAL_FRAME_SIZE;
     uint32_t left = n;
-    size_t out_start = out ? out->len : 0;
+    size_t out_start = dst ? dst->len : 0;
     while (left) {
         size_t chunk = left > J_IOBUF ? J_IOBUF : left;
         const uint8_t *d = in_get(in, p, chunk, limit, &rc);
@@ -191,7 +216,7 @@ int journal_frame_read(struct j_in *in, uint64_t off, uint64_t limit, uint64_t e
             goto fail;
         }
         crc = hub_crc32c(crc, d, chunk);
-        if (out && (rc = hub_buf_add(out, d, chunk)) != HUB_OK) {
+        if (dst && (rc = hub_buf_add(dst, d, chunk)) != HUB_OK) {
             *why = "payload buffer";
             goto fail;
         }
@@ -204,14 +229,22 @@ int journal_frame_read(struct j_in *in, uint64_t off, uint64_t limit, uint64_t e
         goto fail;
     }
     *len = n;
+    *type = (enum j_rec_type)t;
     return HUB_OK;
 fail:
-    if (out) {
-        out->len = out_start;
-        if (out->data)
-            out->data[out->len] = 0;
+    if (dst) {
+        dst->len = out_start;
+        if (dst->data)
+            dst->data[dst->len] = 0;
     }
     return rc;
+}
+
+int journal_frame_read(struct j_in *in, uint64_t off, uint64_t limit, uint64_t expect,
+                       struct hub_buf *out, uint32_t *len, const char **why)
+{
+    enum j_rec_type t;
+    return journal_frame_read_typed(in, off, limit, expect, false, out, NULL, &t, len, why);
 }
 
 void journal_frame_header(uint8_t *fh, uint64_t seq, const void *payload, uint32_t len)
@@ -223,8 +256,8 @@ void journal_frame_header(uint8_t *fh, uint64_t seq, const void *payload, uint32
     journal_put_le32(fh, hub_crc32c_mask(crc));
 }
 
-int journal_resync(struct j_in *in, uint64_t off, uint64_t limit, uint64_t expect, uint64_t *at,
-                   uint64_t *seq)
+int journal_resync(struct j_in *in, struct j_dict *d, uint64_t off, uint64_t limit, uint64_t expect,
+                   uint64_t *at, uint64_t *seq)
 {
     for (uint64_t p = off; p + HUB_JOURNAL_FRAME_SIZE < limit; p++) {
         int rc = HUB_OK;
@@ -232,15 +265,21 @@ int journal_resync(struct j_in *in, uint64_t off, uint64_t limit, uint64_t expec
         if (!h)
             return rc == HUB_EIO ? HUB_EIO : HUB_EEMPTY;
         uint32_t n = journal_get_le32(h + 4);
+        if (d)
+            n &= J_LEN_MASK; /* the type is checked with the CRC below */
         uint64_t s = journal_get_le64(h + 8);
         if (s <= expect || s - expect > journal_resync_max_lost(p - off) || n == 0 ||
             n > HUB_JOURNAL_MAX_RECORD || (uint64_t)n > limit - p - HUB_JOURNAL_FRAME_SIZE)
             continue; /* cheap tests first: most offsets end here */
         uint32_t len;
         const char *why;
-        rc = journal_frame_read(in, p, limit, s, NULL, &len, &why);
+        enum j_rec_type t;
+        rc = journal_frame_read_typed(in, p, limit, s, d != NULL, NULL, d ? &d->rec : NULL, &t,
+                                      &len, &why);
         if (rc == HUB_EIO)
             return rc;
+        if (rc == HUB_OK && d && !journal_dict_record_ok(d, t))
+            continue; /* a good frame the dictionary does not take */
         if (rc == HUB_OK) {
             *at = p;
             *seq = s;

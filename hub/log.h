@@ -6,6 +6,7 @@
 #ifndef HUB_LOG_H
 #define HUB_LOG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum hub_log_level { HUB_LOG_ERROR = 0, HUB_LOG_WARN, HUB_LOG_INFO, HUB_LOG_DEBUG };
@@ -20,9 +21,26 @@ int hub_log_parse_level(const char *s, enum hub_log_level *out);
 void hub_log_write(enum hub_log_level lvl, const char *who, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Where lines go: path NULL or "" = stderr. A file is opened for append,
+ * created 0640; hub_log_reopen opens it again (after logrotate moved it:
+ * SIGHUP). On stderr under systemd (JOURNAL_STREAM names stderr) lines
+ * carry a syslog priority prefix ("<4>") and no timestamp: journald adds
+ * its own. Returns 0, or -1 with a message in err (the old target stays). */
+int hub_log_open(const char *path, char *err, size_t errlen);
+int hub_log_reopen(void);
+void hub_log_close(void);
+
+/* Debug lines of some sources only, whatever the level: who ("modbus" for
+ * every Modbus bus and device, "modbus:meter-1" for one). At most 16.
+ * Returns 0 or -1 (too many). */
+int hub_log_debug_add(const char *who);
+extern int hub_log_debug_n;
+int hub_log_debug_match(const char *who);
+
 #define hub_log(lvl, who, ...)                                                                     \
     do {                                                                                           \
-        if ((lvl) <= hub_log_threshold)                                                            \
+        if ((lvl) <= hub_log_threshold ||                                                          \
+            ((lvl) == HUB_LOG_DEBUG && hub_log_debug_n && hub_log_debug_match(who)))               \
             hub_log_write((lvl), (who), __VA_ARGS__);                                              \
     } while (0)
 #define hub_err(who, ...) hub_log(HUB_LOG_ERROR, who, __VA_ARGS__)

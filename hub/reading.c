@@ -26,22 +26,32 @@
  * the reading larger than HUB_READING_MAX_ENCODED is refused (HUB_EFULL) and
  * every reading that exists can be encoded.
  *
- * Binary form, version 1 (all integers little-endian):
+ * Binary form, version 2 (all integers little-endian): first the series
+ * KEY, everything that repeats from one reading of a series to the next,
+ * then its VALUES:
  *
- *     version      1 byte, = 1
- *     measurement  varint len, bytes
- *     time_ns      8 bytes, two's complement
- *     ntags        varint; then per tag: varint klen, key, varint vlen, value
- *     nfields      varint; then per field: varint klen, key, type (1 byte), value
+ *     KEY     version      1 byte, = 2
+ *             measurement  varint len, bytes
+ *             ntags        varint; then per tag: varint klen, key, varint vlen, value
+ *             nfields      varint; then per field: varint klen, key, type (1 byte)
+ *     VALUES  time_ns      8 bytes, two's complement
+ *             per field, in the order of KEY:
  *                    INT    zigzag varint
  *                    UINT   varint
  *                    FLOAT  8 bytes IEEE-754 binary64
  *                    BOOL   1 byte, 0 or 1
  *                    STRING varint len, bytes
  *
+ * hub_reading_encode_keyed reports where KEY ends, so that the journal can
+ * store a series' KEY once per segment (hub/journal.h). Version 1, which
+ * journals written before version 2 still hold, has the same parts
+ * interleaved: version (= 1), measurement, time_ns, tags, then per field
+ * klen, key, type, value. Decode reads both; encode writes version 2 only.
+ * Both versions of a reading have the same length.
+ *
  * Varints are LEB128 and must be minimal (no trailing 0x80..0x00 padding), so
- * every reading has exactly one encoding: decode(b) succeeding implies
- * encode(decode(b)) == b.
+ * every reading has exactly one encoding: decode(b) succeeding for a
+ * version 2 b implies encode(decode(b)) == b.
  *
  * Decode checks everything the adds check (lengths against the input and the
  * limits, names, NUL bytes, types, finite floats, sorted unique tags, unique
@@ -53,7 +63,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define READING_VERSION 1
+#define READING_VERSION 2
+#define READING_VERSION_1 1 /* the interleaved layout: decoded, never written */
 
 #define INLINE_TAGS 8     /* tags in the block of hub_reading_new */
 #define INLINE_FIELDS 24  /* fields in the block of hub_reading_new */
@@ -595,14 +606,13 @@ size_t hub_reading_encoded_size(const hub_reading_t *r)
     return r->enc_size;
 }
 
-size_t hub_reading_encode_to(const hub_reading_t *r, uint8_t *dst, size_t cap)
+size_t hub_reading_encode_keyed(const hub_reading_t *r, uint8_t *dst, size_t cap, size_t *key_len)
 {
     if (cap < r->enc_size)
         return 0;
     uint8_t *p = dst;
     *p++ = READING_VERSION;
     p = put_str(p, r->measurement, r->mlen);
-    p = put_u64le(p, (uint64_t)r->time_ns);
     *p++ = (uint8_t)r->ntags; /* < 0x80: one varint byte */
     for (size_t i = 0; i < r->ntags; i++) {
         p = put_str(p, r->tags[i].key, r->tag_klen[i]);
@@ -610,9 +620,14 @@ size_t hub_reading_encode_to(const hub_reading_t *r, uint8_t *dst, size_t cap)
     }
     *p++ = (uint8_t)r->nfields; /* < 0x80 */
     for (size_t i = 0; i < r->nfields; i++) {
+        p = put_str(p, r->fields[i].key, r->field_klen[i]);
+        *p++ = (uint8_t)r->fields[i].type;
+    }
+    if (key_len)
+        *key_len = (size_t)(p - dst);
+    p = put_u64le(p, (uint64_t)r->time_ns);
+    for (size_t i = 0; i < r->nfields; i++) {
         const struct hub_field *f = &r->fields[i];
-        p = put_str(p, f->key, r->field_klen[i]);
-        *p++ = (uint8_t)f->type;
         switch (f->type) {
         case HUB_FIELD_INT:
             p = put_varint(p, zigzag(f->v.i));
@@ -635,6 +650,11 @@ size_t hub_reading_encode_to(const hub_reading_t *r, uint8_t *dst, size_t cap)
         }
     }
     return (size_t)(p - dst); /* == r->enc_size */
+}
+
+size_t hub_reading_encode_to(const hub_reading_t *r, uint8_t *dst, size_t cap)
+{
+    return hub_reading_encode_keyed(r, dst, cap, NULL);
 }
 
 int hub_reading_encode(const hub_reading_t *r, struct hub_buf *out)
@@ -739,69 +759,94 @@ struct parsed {
 
 _Static_assert(HUB_READING_MAX_STRING <= UINT16_MAX, "string lengths are kept in two bytes");
 
-static int parse_fields(struct rd *d, struct parsed *ps)
+/* The value of field f, of type f->type (checked by the caller). */
+static int parse_value(struct rd *d, struct parsed *ps, size_t i)
 {
-    uint64_t count;
+    struct hub_field *f = &ps->fields[i];
+    uint64_t u;
+    size_t slen = 0;
+    switch (f->type) {
+    case HUB_FIELD_INT:
+        if (get_varint(d, &u))
+            return HUB_EINVAL;
+        f->v.i = unzigzag(u);
+        break;
+    case HUB_FIELD_UINT:
+        if (get_varint(d, &f->v.u))
+            return HUB_EINVAL;
+        break;
+    case HUB_FIELD_FLOAT:
+        if (get_u64le(d, &u))
+            return HUB_EINVAL;
+        memcpy(&f->v.f, &u, sizeof(u));
+        if (!isfinite(f->v.f))
+            return HUB_EINVAL;
+        break;
+    case HUB_FIELD_BOOL:
+        if (d->off >= d->n || d->p[d->off] > 1)
+            return HUB_EINVAL;
+        f->v.b = d->p[d->off++] == 1;
+        break;
+    case HUB_FIELD_STRING:
+        if (get_str(d, HUB_READING_MAX_STRING, &f->v.s, &slen))
+            return HUB_EINVAL;
+        ps->text += slen + 1;
+        break;
+    }
+    ps->slen[i] = (uint16_t)slen;
+    return HUB_OK;
+}
+
+/* The fields: count, then per field key and type, and (version 1) its
+ * value right after them, or (version 2) the time and then the values. */
+static int parse_fields(struct rd *d, struct parsed *ps, bool v1)
+{
+    uint64_t count, u;
     if (get_varint(d, &count) || count > HUB_READING_MAX_FIELDS)
         return HUB_EINVAL;
     memset(ps->slot, 0, sizeof(ps->slot));
     for (size_t i = 0; i < count; i++) {
         struct hub_field *f = &ps->fields[i];
-        size_t klen, slen = 0;
-        uint64_t u;
+        size_t klen;
         if (get_name(d, &f->key, &klen) || d->off >= d->n)
             return HUB_EINVAL;
         uint8_t type = d->p[d->off++];
-        switch (type) {
-        case HUB_FIELD_INT:
-            if (get_varint(d, &u))
-                return HUB_EINVAL;
-            f->v.i = unzigzag(u);
-            break;
-        case HUB_FIELD_UINT:
-            if (get_varint(d, &f->v.u))
-                return HUB_EINVAL;
-            break;
-        case HUB_FIELD_FLOAT:
-            if (get_u64le(d, &u))
-                return HUB_EINVAL;
-            memcpy(&f->v.f, &u, sizeof(u));
-            if (!isfinite(f->v.f))
-                return HUB_EINVAL;
-            break;
-        case HUB_FIELD_BOOL:
-            if (d->off >= d->n || d->p[d->off] > 1)
-                return HUB_EINVAL;
-            f->v.b = d->p[d->off++] == 1;
-            break;
-        case HUB_FIELD_STRING:
-            if (get_str(d, HUB_READING_MAX_STRING, &f->v.s, &slen))
-                return HUB_EINVAL;
-            ps->text += slen + 1;
-            break;
-        default:
+        if (type < HUB_FIELD_INT || type > HUB_FIELD_STRING)
             return HUB_EINVAL;
-        }
         f->type = (enum hub_field_type)type;
+        if (v1 && parse_value(d, ps, i))
+            return HUB_EINVAL;
         size_t at;
         if (slot_find(ps->slot, ps->fields, ps->field_klen, f->key, klen, &at))
             return HUB_EINVAL; /* duplicate key */
         ps->slot[at] = (uint8_t)(i + 1);
         ps->field_klen[i] = (uint8_t)klen;
-        ps->slen[i] = (uint16_t)slen;
         ps->text += klen + 1;
         ps->nfields = i + 1;
     }
+    if (v1)
+        return HUB_OK;
+    if (get_u64le(d, &u))
+        return HUB_EINVAL;
+    ps->time_ns = (int64_t)u;
+    for (size_t i = 0; i < ps->nfields; i++)
+        if (parse_value(d, ps, i))
+            return HUB_EINVAL;
     return HUB_OK;
 }
 
 static int parse(const uint8_t *p, size_t n, struct parsed *ps)
 {
     struct rd d = {.p = p, .n = n, .off = 1};
+    bool v1 = p[0] == READING_VERSION_1;
     uint64_t u, count;
-    if (get_name(&d, &ps->m, &ps->mlen) || get_u64le(&d, &u))
+    if (get_name(&d, &ps->m, &ps->mlen))
         return HUB_EINVAL;
-    ps->time_ns = (int64_t)u;
+    if (v1) {
+        if (get_u64le(&d, &u))
+            return HUB_EINVAL;
+        ps->time_ns = (int64_t)u;
+    }
     ps->text = ps->mlen + 1;
     ps->ntags = ps->nfields = 0;
     if (get_varint(&d, &count) || count > HUB_READING_MAX_TAGS)
@@ -821,7 +866,7 @@ static int parse(const uint8_t *p, size_t n, struct parsed *ps)
         ps->text += klen + 1 + vlen + 1;
         ps->ntags = i + 1;
     }
-    if (parse_fields(&d, ps))
+    if (parse_fields(&d, ps, v1))
         return HUB_EINVAL;
     if (d.off != n) /* trailing bytes */
         return HUB_EINVAL;
@@ -834,7 +879,8 @@ static int decode(hub_reading_t *spare, bool reuse, const uint8_t *p, size_t n, 
 {
     *out = NULL;
     struct parsed ps;
-    if (!p || n < 1 || n > HUB_READING_MAX_ENCODED || p[0] != READING_VERSION || parse(p, n, &ps)) {
+    if (!p || n < 1 || n > HUB_READING_MAX_ENCODED ||
+        (p[0] != READING_VERSION && p[0] != READING_VERSION_1) || parse(p, n, &ps)) {
         hub_reading_free(spare);
         return HUB_EINVAL;
     }
@@ -873,7 +919,8 @@ static int decode(hub_reading_t *spare, bool reuse, const uint8_t *p, size_t n, 
     memcpy(r->slot, ps.slot, sizeof(r->slot));
     r->nfields = ps.nfields;
     /* The encoding is canonical (minimal varints, counts < 0x80), so the
-     * reading's encoded size is exactly what was read. */
+     * reading's encoded size is exactly what was read (version 1 has the
+     * same parts, in another order). */
     r->enc_size = n;
     *out = r;
     return HUB_OK;

@@ -83,7 +83,15 @@ size_t hub_reading_encoded_size(const hub_reading_t *r);
  * less than that. */
 size_t hub_reading_encode_to(const hub_reading_t *r, uint8_t *dst, size_t cap);
 
-/* Parse bytes made by hub_reading_encode. Returns HUB_OK and a new reading in
+/* hub_reading_encode_to, also setting *key_len (if not NULL) to the length
+ * of the series key the binary form starts with: everything but the
+ * timestamp and the field values (measurement, tags, field keys and types).
+ * Two readings of one series have the same key bytes; the journal stores
+ * them once per segment (hub_journal_append_keyed). */
+size_t hub_reading_encode_keyed(const hub_reading_t *r, uint8_t *dst, size_t cap, size_t *key_len);
+
+/* Parse bytes made by hub_reading_encode (or by a cityhub before the
+ * binary form's version 2: journals keep them). Returns HUB_OK and a new reading in
  * *out, or HUB_EINVAL for any malformed input (never reads past n). */
 int hub_reading_decode(const uint8_t *p, size_t n, hub_reading_t **out);
 

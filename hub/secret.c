@@ -15,9 +15,7 @@ void hub_secret_wipe(void *p, size_t n)
         *v++ = 0;
 }
 
-/* A secret file that init could open: present and a regular file (a FIFO
- * or a device would block or never end). Returns 0 or -1 with a message. */
-int hub_secret_check(const char *what, const char *path, char *err, size_t errlen)
+int hub_file_check(const char *what, const char *path, char *err, size_t errlen)
 {
     struct stat st;
     if (stat(path, &st) != 0) {
@@ -28,6 +26,21 @@ int hub_secret_check(const char *what, const char *path, char *err, size_t errle
     }
     if (!S_ISREG(st.st_mode)) {
         snprintf(err, errlen, "%s %s: not a regular file", what, path);
+        return -1;
+    }
+    return 0;
+}
+
+int hub_secret_check(const char *what, const char *path, char *err, size_t errlen)
+{
+    if (hub_file_check(what, path, err, errlen) != 0)
+        return -1;
+    struct stat st;
+    if (stat(path, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO))) {
+        snprintf(err, errlen,
+                 "%s %s: readable by others (mode %04o): a secret file must be for its owner "
+                 "only: chmod 600 %s",
+                 what, path, (unsigned)(st.st_mode & 07777), path);
         return -1;
     }
     return 0;

@@ -258,7 +258,10 @@ int drv_influx_check_all(const struct drv_influx_cfg *cfg, bool *v2, const char 
                  {"key_file", cfg->key_file}};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         *key = files[i].key;
-        if (files[i].path[0] && hub_secret_check(*key, files[i].path, err, errlen) != 0)
+        bool secret =
+            strcmp(files[i].key, "ca_file") != 0 && strcmp(files[i].key, "cert_file") != 0;
+        if (files[i].path[0] &&
+            (secret ? hub_secret_check : hub_file_check)(*key, files[i].path, err, errlen) != 0)
             return -1;
     }
     *key = NULL;

@@ -143,20 +143,6 @@ static int make_uri(const char *url, char *uri, size_t urilen, bool *tls, char *
     return 0;
 }
 
-static int check_file(const char *path, char *err, size_t errlen)
-{
-    struct stat sb;
-    if (stat(path, &sb) != 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        snprintf(err, errlen, "%s: not a regular file", path);
-        return -1;
-    }
-    return 0;
-}
-
 int drv_mq_conn_validate(const struct drv_mq_conn_cfg *cfg, const char **key, char *err,
                          size_t errlen)
 {
@@ -177,7 +163,8 @@ int drv_mq_conn_validate(const struct drv_mq_conn_cfg *cfg, const char **key, ch
             snprintf(err, errlen, "only for mqtts:// URLs (TLS)");
             return -1;
         }
-        if (check_file(files[i].path, err, errlen) != 0)
+        if ((strcmp(files[i].key, "key_file") == 0 ? hub_secret_check : hub_file_check)(
+                files[i].key, files[i].path, err, errlen) != 0)
             return -1;
     }
     if (!cfg->cert_file[0] != !cfg->key_file[0]) {

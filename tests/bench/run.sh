@@ -5,18 +5,187 @@
 #   cold page cache; a full read with CRC checks
 #   journal record -> line protocol -> gzip (readings/s, bytes per reading)
 #   cityhub run with the demo config against the simulator and a real InfluxDB:
-#   readings/s accepted, CPU per reading and peak RSS (VmHWM).
+#   readings/s accepted, CPU per reading and peak RSS (VmHWM); journal bytes
+#   written per reading against its line protocol.
 #   cityhub run with 100 Modbus TCP devices x 20 holding registers at 1 Hz on
 #   4 buses (4 simulators, profile load) into the real InfluxDB: readings/s and
 #   fields/s accepted, CPU per 1,000 readings, peak RSS and where the RSS goes
 #   (/proc/PID/smaps); and the peak RSS of `cityhub check` on that config.
-# BENCH_N (journal/encode readings), BENCH_RSS_SECONDS (each cityhub run, 20 s).
+#   backlog drain: BENCH_DRAIN_N readings built in the journal while the store
+#   is down, then drained by cityhub into a fresh InfluxDB (points/s), against
+#   one curl process posting the same points, in the same gzip batches, over
+#   one keep-alive connection; ratio cityhub/curl (goal >= 0.8).
+# BENCH_N (journal/encode readings), BENCH_RSS_SECONDS (each cityhub run, 20 s),
+# BENCH_DRAIN_N (backlog drain readings, 1,000,000).
+# BENCH_ONLY=drain runs the backlog drain section alone (to iterate on it).
 set -u
 B=$(cd "${1:?usage: tests/bench/run.sh BUILD_DIR}" && pwd)
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top" || exit 2
 N=${BENCH_N:-1500000}
 SECS=${BENCH_RSS_SECONDS:-20}
+
+ONLY=${BENCH_ONLY:-}
+case "$ONLY" in
+"" | drain) ;;
+*) echo "BENCH_ONLY=$ONLY: the only section that runs alone is drain" >&2; exit 2 ;;
+esac
+
+# ---- backlog drain into InfluxDB vs curl -----------------------------------------
+# A backlog of BENCH_DRAIN_N readings (1,000,000) is built in the journal while
+# the store is down, the way tests/integration/test_backlog_drain.sh builds
+# it: MQTT input (format influx, QoS 1), messages of 1,000 lines
+# "drain,s=s(i % 8) v=i" at S0 s + i ns, an output at a port where nothing
+# listens. The hub is stopped; a fresh InfluxDB comes up on that port and the
+# hub starts again with the same config (output defaults: batch_size 5000,
+# max_batch_bytes 1MiB, gzip): the time from its start until the output's
+# persisted cursor reaches the end of the backlog. The baseline: the same
+# records, as `cityhub journal --dump` writes them (unsigned fields with i, as
+# the hub writes them to InfluxDB 1.x), cut into the hub's batches (5000 lines,
+# at most 1 MiB), each gzipped (level 6, zlib's default, as the hub), posted
+# to a second fresh database of that InfluxDB by one curl process over one
+# keep-alive connection, one request after the other (-K: one url and
+# data-binary per transfer, --next between); only the curl run is timed.
+# CPU seconds of cityhub, curl and influxd during each are printed too.
+bench_drain() {
+    local n=${BENCH_DRAIN_N:-1000000} lines=1000 series=8 port s0 cfg jdir end c
+    local t0 t1 t2 t3 hz hub1 ix0 ix1 ix2 ix3 hub_n curl_n nb nl tries conns
+    hz=$(getconf CLK_TCK)
+    ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+    start_mosquitto
+    port=$("$FREEPORT")
+    s0=$(($(date +%s) - 7200))
+    mkdir -p "$T/drain-msg"
+    awk -v s0="$s0" -v dir="$T/drain-msg" -v n="$n" -v lines="$lines" -v series="$series" 'BEGIN {
+        for (i = 0; i < n; i++) {
+            if (i % lines == 0) { if (f) close(f); f = sprintf("%s/%07d", dir, i / lines) }
+            printf "drain,s=s%d v=%di %d%09d\n", i % series, i, s0, i > f
+        } }'
+    cfg=$T/drain.yaml jdir=$T/drain-journal
+    cat >"$cfg" <<YAML
+hub:
+  name: gw-drain
+  journal: {path: $jdir, max_size: 1GiB}
+mqtt_inputs:
+  - name: lp
+    url: $MQTT_URL
+    subscribe:
+      - {topic: "drain/#", format: influx, qos: 1}
+outputs:
+  - {name: ioc, type: influxdb, url: "http://127.0.0.1:$port", database: drain_hub}
+YAML
+    start_hub "$cfg" "$T/drain.log"
+    mosquitto_wait_subscribed gw-drain-lp 'drain/#' || { tail -20 "$HUB_LOG" >&2; fail "drain: no subscription"; }
+    for f in "$T"/drain-msg/*; do
+        mqtt_pub_file drain/bulk "$f" || fail "drain: publish $f"
+    done
+    rm -rf "$T/drain-msg"
+    # QoS 1 and in order: once the journal holds the mark, it holds them all.
+    mqtt_pub drain/mark "mark v=1i ${s0}999999999"
+    marked() {
+        local k
+        k=$(journal_stat "$cfg" next_seq)
+        "$CITYHUB" journal -c "$cfg" --dump --from $((k > 100 ? k - 100 : 0)) | grep -q ' mark,'
+    }
+    WAIT_TRIES=600 wait_for marked || fail "drain: the backlog did not reach the journal in 60 s"
+    stop_hub
+    end=$(journal_stat "$cfg" next_seq)
+    c=$(journal_cursor "$cfg" ioc)
+    [ "$c" = 0 ] || fail "drain: cursor at $c although the store was down"
+
+    # The baseline's bodies: the same records, in the hub's batches.
+    mkdir -p "$T/drain-batches"
+    # (sed: unsigned fields as the hub writes them with uint_support false)
+    "$CITYHUB" journal -c "$cfg" --dump | LC_ALL=C sed -E 's/=([0-9]+)u([, ])/=\1i\2/g' |
+        LC_ALL=C awk -v hi="$end" -v bs=5000 -v max=1048576 -v dir="$T/drain-batches" '
+        $1 !~ /^[0-9]+$/ || $1 >= hi { next }
+        { sub(/^[0-9]+ /, "")
+          l = length($0) + 1
+          if (k == 0 || c == bs || b + l > max) { if (f) close(f); f = sprintf("%s/%06d", dir, k++); c = b = 0 }
+          print > f; c++; b += l; all++ }
+        END { print k, all > "/dev/stderr" }' 2>"$T/drain-batches.n"
+    gzip -6 -n "$T"/drain-batches/*
+    for f in "$T"/drain-batches/*.gz; do
+        [ "$f" = "$T/drain-batches/000000.gz" ] || echo next
+        printf 'url = "%s/write?db=drain_curl&precision=ns"\n' "http://127.0.0.1:$port"
+        printf 'data-binary = "@%s"\n' "$f"
+        printf 'header = "Content-Type: text/plain; charset=utf-8"\nheader = "Content-Encoding: gzip"\n'
+        printf 'header = "Expect:"\nsilent\nshow-error\noutput = "/dev/null"\nwrite-out = "%%{http_code} %%{num_connects}\\n"\n'
+    done >"$T/drain-curl.cfg"
+
+    # A fresh InfluxDB on the output's port (the one of the sections above stopped).
+    if [ -n "${INFLUX_PID:-}" ] && kill -0 "$INFLUX_PID" 2>/dev/null; then
+        kill "$INFLUX_PID"
+        wait "$INFLUX_PID" 2>/dev/null
+        untrack_pid "$INFLUX_PID"
+    fi
+    rm -rf "$T/influxdb"
+    INFLUX_PORT=$port start_influxdb drain_hub
+    curl -sf -XPOST "$INFLUX_URL/query" --data-urlencode 'q=CREATE DATABASE "drain_curl"' >/dev/null ||
+        fail "drain: could not create database drain_curl"
+    sleep 1
+
+    ix0=$(ticks "$INFLUX_PID")
+    t0=$(date +%s%N)
+    start_hub "$cfg" "$T/drain.log"
+    # Every 20 ms, the cursor file's first line (its seq; hub/journal_cursor.c)
+    # with bash's read: `cityhub journal` costs some 8 ms of CPU a call, which
+    # polling would take from the hub and influxd on a small machine. The
+    # fixture confirms at the end.
+    tries=60000 # 20 min
+    c=0
+    while [ "$c" -lt "$end" ]; do
+        tries=$((tries - 1))
+        [ "$tries" -gt 0 ] || fail "drain: cursor at $c of $end after 20 min"
+        sleep 0.02
+        read -r c 2>/dev/null <"$jdir/cursors/ioc" || c=0
+        case "$c" in '' | *[!0-9]*) c=0 ;; esac
+    done
+    t1=$(date +%s%N)
+    hub1=$(ticks "$HUB_PID")
+    ix1=$(ticks "$INFLUX_PID")
+    stop_hub
+    c=$(journal_cursor "$cfg" ioc)
+    [ "$c" -ge "$end" ] || fail "drain: cityhub journal shows the cursor at $c, not $end"
+    sleep 1
+
+    ix2=$(ticks "$INFLUX_PID")
+    t2=$(date +%s%N)
+    curl -K "$T/drain-curl.cfg" >"$T/drain-curl.codes" 2>"$T/drain-curl.err" ||
+        { cat "$T/drain-curl.err" >&2; fail "drain: curl failed"; }
+    t3=$(date +%s%N)
+    ix3=$(ticks "$INFLUX_PID")
+    [ "$(cut -d' ' -f1 "$T/drain-curl.codes" | sort -u)" = 204 ] ||
+        fail "drain: curl got $(cut -d' ' -f1 "$T/drain-curl.codes" | sort | uniq -c | tr '\n' ' ')"
+    conns=$(awk '{ s += $2 } END { print s }' "$T/drain-curl.codes")
+    rm -rf "$T/drain-batches"
+
+    hub_n=$(influx_count drain_hub "SELECT count(v) FROM drain")
+    curl_n=$(influx_count drain_curl "SELECT count(v) FROM drain")
+    read -r nb nl <"$T/drain-batches.n"
+    awk -v n="$n" -v a=$((t1 - t0)) -v b=$((t3 - t2)) -v hn="$hub_n" -v cn="$curl_n" \
+        -v nb="$nb" -v nl="$nl" -v hz="$hz" -v ht="$hub1" \
+        -v ia=$((ix1 - ix0)) -v ib=$((ix3 - ix2)) -v cc="$conns" 'BEGIN {
+        s = a / 1e9; s2 = b / 1e9; x = nl / s; y = nl / s2
+        printf "backlog drain into InfluxDB (%d readings): cityhub %.0f points/s (%.2f s), curl %.0f points/s (%.2f s), ratio X/Y = %.2f (goal >= 0.8)\n",
+            n, x, s, y, s2, x / y
+        printf "  %d points (%d readings, the mark and the status points) in %d gzip requests (curl: %d connection%s); CPU: cityhub %.2f s, influxd %.2f s while it drained; influxd %.2f s while curl posted\n",
+            nl, n, nb, cc, cc == 1 ? "" : "s", ht / hz, ia / hz, ib / hz
+        printf "  stored: %d of %d drain points from cityhub (database drain_hub), %d from curl (drain_curl)\n",
+            hn, n, cn }'
+    [ "$hub_n" = "$n" ] && [ "$curl_n" = "$n" ] || echo "  WARNING: the store does not hold all $n readings"
+    rm -rf "$jdir"
+}
+
+export CITYHUB="$B/cityhub" SIM="$B/cityhub-sim" FREEPORT="$B/tests/lib/freeport"
+. tests/lib/fixtures.sh
+
+if [ "$ONLY" = drain ]; then
+    echo "== cityhub $(cat VERSION) benchmarks on $(nproc) cores, $(uname -m); BENCH_ONLY=drain"
+    fixtures_init
+    bench_drain
+    exit
+fi
 
 echo "== cityhub $(cat VERSION) benchmarks on $(nproc) cores, $(uname -m); N=$N"
 work="$top/build/bench-tmp"
@@ -29,8 +198,6 @@ rm -rf "$work"
 "$B/tests/bench/bench_encode" "$N" || exit 1
 "$B/tests/bench/bench_reading" $((N / 2)) || exit 1
 
-export CITYHUB="$B/cityhub" SIM="$B/cityhub-sim" FREEPORT="$B/tests/lib/freeport"
-. tests/lib/fixtures.sh
 fixtures_init
 start_influxdb city
 start_sim --profile demo
@@ -44,11 +211,21 @@ for cfg in demo load; do
     hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$HUB_PID/status")
     stop_hub
     n=$(journal_stat "$T/$cfg.yaml" next_seq)
+    # journal bytes per stored reading (segment files less their headers)
+    # against the line protocol of the same readings (--dump: "SEQ LINE")
+    jbytes=$(find "$T/journal" -name '*.seg' -printf '%s\n' | awk '{ b += $1 - 16 } END { print b + 0 }')
+    lp=$("$CITYHUB" journal -c "$T/$cfg.yaml" --dump |
+        LC_ALL=C awk '{ n++; b += length($0) - length($1) } END { print n + 0, b + 0 }')
     rm -rf "$T/journal"
     hz=$(getconf CLK_TCK)
-    awk -v n="$n" -v s="$SECS" -v t="$ticks" -v hz="$hz" -v kb="$hwm" -v c="$cfg" 'BEGIN {
+    awk -v n="$n" -v s="$SECS" -v t="$ticks" -v hz="$hz" -v kb="$hwm" -v c="$cfg" -v jb="$jbytes" \
+        -v lp="$lp" 'BEGIN {
         printf "cityhub run (%s config, %d s): %.0f readings/s accepted, %.1f us CPU/reading, peak RSS %.1f MiB\n",
-            c, s, n / s, (n > 0 ? t / hz * 1e6 / n : 0), kb / 1024 }'
+            c, s, n / s, (n > 0 ? t / hz * 1e6 / n : 0), kb / 1024
+        split(lp, a, " ")
+        if (a[1] > 0 && a[2] > 0)
+            printf "  journal bytes written per reading (frames included): %.1f | line protocol %.1f | ratio %.3f (%d readings stored)\n",
+                jb / a[1], a[2] / a[1], jb / a[2], a[1] }'
 done
 
 # ---- 100 Modbus TCP devices x 20 holding registers at 1 Hz ------------------------
@@ -384,3 +561,5 @@ awk -v n=$((n1 - n0)) -v ns=$((t1 - t0)) -v t=$((ticks1 - ticks0)) -v hz="$hz" -
 echo "$breakdown" | sed 's/^/  /'
 echo "  $own"
 [ -n "${KEEP_TMP:-}" ] || rm -rf "$T/journal-status"
+
+bench_drain

@@ -13,6 +13,9 @@ set -eu
 fixtures_init
 start_mosquitto
 http_certs
+# the hub's copy of the client key, for its owner only (a key others may
+# read is refused: see the check at the end)
+install -m 600 "$HTTP_CLIENT_KEY" "$T/client.key"
 
 # responder NAME [ARGS]: a TLS responder; its URL, store and log as NAME_*
 responder() {
@@ -49,7 +52,7 @@ YAML
     out wrongca "$WRONGCA_URL" "ca_file: $HTTP_OTHER_CA"
     out sysca "$SYSCA_URL"
     out insecure "$INSECURE_URL" "insecure_skip_verify: true"
-    out mtls "$MTLS_URL" "ca_file: $HTTP_CA, cert_file: $HTTP_CLIENT_CERT, key_file: $HTTP_CLIENT_KEY"
+    out mtls "$MTLS_URL" "ca_file: $HTTP_CA, cert_file: $HTTP_CLIENT_CERT, key_file: $T/client.key"
     out nocert "$NOCERT_URL" "ca_file: $HTTP_CA"
 } >"$T/hub.yaml"
 mkdir -p "$T/state"
@@ -126,4 +129,7 @@ check_err "{name: o, type: influxdb, url: \"https://localhost:1\", database: d, 
     "ca_file" "$T/none.pem: No such file or directory"
 check_err "{name: o, type: influxdb, url: \"https://localhost:1\", database: d, ca_file: $HTTP_CA, insecure_skip_verify: true}" \
     "insecure_skip_verify" "drop one of them"
+chmod 644 "$T/client.key"
+check_err "{name: o, type: influxdb, url: \"https://localhost:1\", database: d, cert_file: $HTTP_CLIENT_CERT, key_file: $T/client.key}" \
+    "key_file" "readable by others (mode 0644)" "chmod 600"
 echo "ok: TLS verified, wrong/unknown CA refused with an alarm and nothing sent, insecure_skip_verify warned, client certificate, check errors"

@@ -92,4 +92,19 @@ cat "$T/check.err"
 grep -qE "^$T/nofile.yaml:$line:[0-9]+: .*password_file" "$T/check.err" ||
     fail "check does not say $T/nofile.yaml:$line:COL ... password_file"
 [ ! -e "$T/journal-nofile" ] || fail "check created a journal"
+
+# 4. A password file others may read: check and start both refuse it, naming
+# the file and its mode, never its contents.
+install -m 644 "$MQTT_PASSFILE" "$T/open-password"
+hub_config "$T/open.yaml" gw-test-open "$T/open-password" "$T/journal-open"
+if "$CITYHUB" check -c "$T/open.yaml" >"$T/check.out" 2>"$T/check.err"; then
+    fail "check accepts a password file of mode 0644"
+fi
+grep -q "password_file $T/open-password: readable by others (mode 0644).*chmod 600" "$T/check.err" ||
+    { cat "$T/check.err" >&2; fail "check does not say the password file is readable by others"; }
+if timeout 20 "$CITYHUB" run -c "$T/open.yaml" >"$T/open.log" 2>&1; then
+    fail "the hub ran with a password file of mode 0644"
+fi
+grep -q "readable by others (mode 0644)" "$T/open.log" || { cat "$T/open.log" >&2; fail "start does not say why"; }
+! grep -qF "$MQTT_PASSWORD" "$T/check.err" "$T/open.log" || fail "the password is in a message"
 echo "mqtt tls auth ok"

@@ -832,6 +832,21 @@ static void test_check_as_strict_as_run(void **state)
                   "test.yaml:6:71: username and password_file go together\n",
                   4);
 
+    /* a secret written inline: refused, naming the key and the file key to
+     * use instead, never the value */
+    expect_errors("hub: {name: gw}\noutputs:\n"
+                  "  - {name: a, type: influxdb, url: \"http://x\", database: d, username: u, "
+                  "password: hunter2}\n"
+                  "  - {name: b, type: influxdb, url: \"http://x\", org: o, bucket: b, token: "
+                  "s3cr3t}\n",
+                  "test.yaml:3:74: \"password\" in outputs[0]: a secret is never written in the "
+                  "configuration: put it in a file only the cityhub user can read (chmod 600) "
+                  "and name that file in password_file\n"
+                  "test.yaml:4:67: \"token\" in outputs[1]: a secret is never written in the "
+                  "configuration: put it in a file only the cityhub user can read (chmod 600) "
+                  "and name that file in token_file\n",
+                  2);
+
     /* InfluxDB answers 400 "invalid tag key" to any point with it */
     expect_errors("hub:\n  name: gw\n  tags: {time: noon}\n",
                   "test.yaml:3:10: tag \"time\" would make the store refuse every reading (time "

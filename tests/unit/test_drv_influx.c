@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -863,9 +864,25 @@ static void test_init_secrets_not_shown(void **state)
     assert_int_equal(drv_influx_check(&cfg, &key, err, sizeof(err)), -1);
     assert_string_equal(key, "token_file");
     assert_string_equal(err, "token_file /nonexistent/tok: No such file or directory");
-    set_key(&cfg, "token_file", "/etc/hostname");
+    /* a secret file others may read is refused, naming its mode */
+    char tok[] = "/tmp/influx-token-XXXXXX";
+    int fd = mkstemp(tok); /* 0600 */
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "t0k\n", 4), 4);
+    close(fd);
+    set_key(&cfg, "token_file", tok);
     assert_int_equal(drv_influx_check(&cfg, &key, err, sizeof(err)), 0);
     assert_null(key);
+    chmod(tok, 0644);
+    assert_int_equal(drv_influx_check(&cfg, &key, err, sizeof(err)), -1);
+    assert_string_equal(key, "token_file");
+    if (!strstr(err, "readable by others (mode 0644)") || !strstr(err, "chmod 600"))
+        fail_msg("%s", err);
+    chmod(tok, 0640);
+    assert_int_equal(drv_influx_check(&cfg, &key, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "(mode 0640)"));
+    expect_init_error(&cfg, "(mode 0640)"); /* init refuses it too */
+    unlink(tok);
     set_key(&cfg, "url", "gopher://x");
     assert_int_equal(drv_influx_check(&cfg, &key, err, sizeof(err)), -1);
     assert_string_equal(key, "url");

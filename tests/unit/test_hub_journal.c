@@ -120,11 +120,11 @@ static void append_n(hub_journal_t *j, uint64_t from, uint64_t n)
     }
 }
 
-/* Read everything from `from`, checking each record is payload(seq) and seqs
+/* Read everything from `from`, checking each record is gen(seq) and seqs
  * are consecutive from `expect_first`. Returns the count; *skipped gets the
  * reported gap. */
-static uint64_t read_check(hub_journal_t *j, uint64_t from, uint64_t expect_first,
-                           uint64_t *skipped_out)
+static uint64_t read_gen(hub_journal_t *j, uint64_t from, uint64_t expect_first,
+                         size_t (*gen)(uint64_t, uint8_t *), uint64_t *skipped_out)
 {
     hub_journal_reader_t *rd = NULL;
     struct hub_buf b;
@@ -135,7 +135,7 @@ static uint64_t read_check(hub_journal_t *j, uint64_t from, uint64_t expect_firs
     int rc;
     while ((rc = hub_journal_reader_next(rd, &b, &seq, &skipped)) == HUB_OK) {
         assert_int_equal(seq, expect_first + n);
-        size_t len = mkpayload(seq, want);
+        size_t len = gen(seq, want);
         assert_int_equal(b.len, len);
         assert_memory_equal(b.data, want, len);
         n++;
@@ -146,6 +146,13 @@ static uint64_t read_check(hub_journal_t *j, uint64_t from, uint64_t expect_firs
     if (skipped_out)
         *skipped_out = skipped;
     return n;
+}
+
+/* read_gen of the payloads of append_n. */
+static uint64_t read_check(hub_journal_t *j, uint64_t from, uint64_t expect_first,
+                           uint64_t *skipped_out)
+{
+    return read_gen(j, from, expect_first, mkpayload, skipped_out);
 }
 
 static void seg_file(const char *dir, uint64_t base, char *out, size_t n)
@@ -275,7 +282,7 @@ static void test_frame_layout(void **state)
     uint8_t p[128];
     size_t l0 = mkpayload(0, p), l1 = mkpayload(1, p);
     assert_int_equal(n, 16 + 16 + l0 + 16 + l1);
-    assert_memory_equal(b, "CHJ1\1\0\0\0\0\0\0\0\0\0\0\0", 16);
+    assert_memory_equal(b, "CHJ1\2\0\0\0\0\0\0\0\0\0\0\0", 16);
     /* Second record: crc | len | seq=1 | payload, CRC over len..payload. */
     uint8_t *r = b + 16 + 16 + l0;
     uint32_t len =
@@ -2113,6 +2120,477 @@ static void test_wait_ends_on_delete(void **state)
     hub_journal_close(j);
 }
 
+/* ---- series dictionary ----------------------------------------------------- */
+
+/* Keyed payload i of series i % nseries: a key of 24 + s % 40 bytes that
+ * depends on the series only, then i % 13 bytes of values (none for some).
+ * Returns the length, *key_len the key's. */
+static size_t mkkeyed(uint64_t i, unsigned nseries, uint8_t *p, size_t *key_len)
+{
+    unsigned s = (unsigned)(i % nseries);
+    size_t k = (size_t)snprintf((char *)p, 64, "series-%05u-", s);
+    size_t klen = 24 + s % 40;
+    for (; k < klen; k++)
+        p[k] = (uint8_t)('a' + (s + k) % 26);
+    size_t vlen = (size_t)(i % 13);
+    for (size_t v = 0; v < vlen; v++)
+        p[klen + v] = (uint8_t)(i * 13 + v);
+    *key_len = klen;
+    return klen + vlen;
+}
+
+static void append_keyed_n(hub_journal_t *j, uint64_t from, uint64_t n, unsigned nseries)
+{
+    uint8_t p[128];
+    for (uint64_t i = from; i < from + n; i++) {
+        size_t klen, len = mkkeyed(i, nseries, p, &klen);
+        uint64_t s = UINT64_MAX;
+        assert_int_equal(hub_journal_append_keyed(j, p, len, klen, &s), HUB_OK);
+        assert_int_equal(s, i);
+    }
+}
+
+static unsigned keyed_series; /* read_keyed's nseries, for keyed_payload */
+
+static size_t keyed_payload(uint64_t i, uint8_t *p)
+{
+    size_t klen;
+    return mkkeyed(i, keyed_series, p, &klen);
+}
+
+/* Read from `from` to the end: every record is mkkeyed(seq), seqs
+ * consecutive, nothing skipped. Returns the count. */
+static uint64_t read_keyed(hub_journal_t *j, uint64_t from, unsigned nseries)
+{
+    uint64_t skipped = 0;
+    keyed_series = nseries;
+    uint64_t n = read_gen(j, from, from, keyed_payload, &skipped);
+    assert_int_equal(skipped, 0);
+    return n;
+}
+
+/* Many series across rotations and a reopen: every payload comes back as
+ * appended, from the start and from readers starting in the middle of
+ * segments; the journal stores far fewer bytes than the payloads. */
+static void test_dict_round_trip(void **state)
+{
+    struct fx *f = *state;
+    enum { S = 20, N = 3000 };
+    hub_journal_t *j = jopen(f->dir, 8192, 0, 0);
+    append_keyed_n(j, 0, N, S);
+    struct hub_journal_stats st;
+    hub_journal_stats(j, &st);
+    assert_true(st.segments >= 4);
+    uint64_t payload_bytes = 0;
+    uint8_t p[128];
+    for (uint64_t i = 0; i < N; i++) {
+        size_t klen;
+        payload_bytes += mkkeyed(i, S, p, &klen);
+    }
+    /* Stored whole, the frames would take payload + 16 each; with the
+     * dictionary a record is some 16 + 1 + its values once its series is
+     * defined in the segment. */
+    assert_true(st.append_bytes < (payload_bytes + 16 * N) * 6 / 10);
+    for (uint64_t from = 0; from <= N; from += 37)
+        assert_int_equal(read_keyed(j, from, S), N - from);
+    hub_journal_close(j);
+
+    j = jopen(f->dir, 8192, 0, 0);
+    for (uint64_t from = 0; from <= N; from += 101)
+        assert_int_equal(read_keyed(j, from, S), N - from);
+    append_keyed_n(j, N, 500, S);
+    hub_journal_close(j);
+    j = jopen(f->dir, 8192, 0, 0);
+    assert_int_equal(read_keyed(j, 0, S), N + 500);
+    assert_int_equal(read_keyed(j, N - 3, S), 503);
+    hub_journal_close(j);
+}
+
+/* After a reopen, a series already defined in the active segment is stored
+ * as a reference: recovery rebuilt the writer's dictionary. */
+static void test_dict_reopen_appends_refs(void **state)
+{
+    struct fx *f = *state;
+    enum { S = 5 };
+    hub_journal_t *j = jopen(f->dir, 0, 0, 0);
+    append_keyed_n(j, 0, S, S); /* five DEFINEs */
+    hub_journal_close(j);
+
+    j = jopen(f->dir, 0, 0, 0);
+    struct hub_journal_stats st0, st1;
+    hub_journal_stats(j, &st0);
+    uint8_t p[128];
+    size_t klen, len = mkkeyed(S, S, p, &klen); /* series 0 again */
+    append_keyed_n(j, S, 1, S);
+    hub_journal_stats(j, &st1);
+    /* frame + one id byte + the values */
+    assert_int_equal(st1.append_bytes - st0.append_bytes, 16 + 1 + (len - klen));
+    /* a series not seen yet: a DEFINE, with id 5 and the whole payload */
+    len = mkkeyed(S + 1, 100, p, &klen);
+    assert_int_equal(hub_journal_append_keyed(j, p, len, klen, NULL), HUB_OK);
+    hub_journal_stats(j, &st0);
+    assert_int_equal(st0.append_bytes - st1.append_bytes, 16 + 2 + len);
+    hub_journal_close(j);
+
+    j = jopen(f->dir, 0, 0, 0);
+    hub_journal_reader_t *rd;
+    struct hub_buf b;
+    hub_buf_init(&b, HUB_JOURNAL_MAX_RECORD);
+    uint64_t seq;
+    assert_int_equal(hub_journal_reader_new(j, S + 1, &rd), HUB_OK);
+    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, NULL), HUB_OK);
+    assert_int_equal(seq, S + 1);
+    assert_int_equal(b.len, len);
+    assert_memory_equal(b.data, p, len);
+    hub_journal_reader_free(rd);
+    hub_buf_free(&b);
+    /* key_len past the payload */
+    assert_int_equal(hub_journal_append_keyed(j, p, len, len + 1, NULL), HUB_EINVAL);
+    /* a payload that is all key (of a new series): a DEFINE, then a REF of
+     * the id alone */
+    p[0] = 'X';
+    hub_journal_stats(j, &st0);
+    assert_int_equal(hub_journal_append_keyed(j, p, klen, klen, NULL), HUB_OK);
+    assert_int_equal(hub_journal_append_keyed(j, p, klen, klen, &seq), HUB_OK);
+    hub_journal_stats(j, &st1);
+    assert_int_equal(st1.append_bytes - st0.append_bytes, (16 + 2 + klen) + (16 + 1));
+    hub_journal_close(j);
+    j = jopen(f->dir, 0, 0, 0);
+    assert_int_equal(hub_journal_reader_new(j, seq, &rd), HUB_OK);
+    hub_buf_init(&b, HUB_JOURNAL_MAX_RECORD);
+    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, NULL), HUB_OK);
+    assert_int_equal(b.len, klen);
+    assert_memory_equal(b.data, p, klen);
+    hub_journal_reader_free(rd);
+    hub_buf_free(&b);
+    hub_journal_close(j);
+}
+
+/* Past J_DICT_MAX_KEYS keys, or J_DICT_MAX_BYTES of key bytes, in a
+ * segment, records are stored whole; those defined before stay references;
+ * everything reads back. */
+static void test_dict_bound(void **state)
+{
+    struct fx *f = *state;
+    hub_journal_t *j = jopen(f->dir, 64ull << 20, 256ull << 20, 0);
+    struct hub_journal_stats st0, st1;
+    char p[32];
+    /* the key count: keys "k0000000".."k0004105", each with 3 value bytes */
+    for (unsigned i = 0; i < J_DICT_MAX_KEYS + 10; i++) {
+        snprintf(p, sizeof(p), "k%07uvvv", i);
+        hub_journal_stats(j, &st0);
+        assert_int_equal(hub_journal_append_keyed(j, p, 11, 8, NULL), HUB_OK);
+        hub_journal_stats(j, &st1);
+        uint64_t id_len = i < 128 ? 1 : 2;
+        if (i < J_DICT_MAX_KEYS)
+            assert_int_equal(st1.append_bytes - st0.append_bytes, 16 + id_len + 1 + 11);
+        else
+            assert_int_equal(st1.append_bytes - st0.append_bytes, 16 + 11); /* plain */
+    }
+    snprintf(p, sizeof(p), "k%07uvvv", 3u);
+    hub_journal_stats(j, &st0);
+    assert_int_equal(hub_journal_append_keyed(j, p, 11, 8, NULL), HUB_OK);
+    hub_journal_stats(j, &st1);
+    assert_int_equal(st1.append_bytes - st0.append_bytes, 16 + 1 + 3); /* REF */
+    hub_journal_close(j);
+
+    j = jopen(f->dir, 64ull << 20, 256ull << 20, 0);
+    hub_journal_reader_t *rd;
+    struct hub_buf b;
+    hub_buf_init(&b, HUB_JOURNAL_MAX_RECORD);
+    uint64_t seq, skipped = 0, n = 0;
+    assert_int_equal(hub_journal_reader_new(j, 0, &rd), HUB_OK);
+    while (hub_journal_reader_next(rd, &b, &seq, &skipped) == HUB_OK) {
+        snprintf(p, sizeof(p), "k%07uvvv", seq == J_DICT_MAX_KEYS + 10 ? 3u : (unsigned)seq);
+        assert_int_equal(b.len, 11);
+        assert_memory_equal(b.data, p, 11);
+        n++;
+    }
+    assert_int_equal(n, J_DICT_MAX_KEYS + 11);
+    assert_int_equal(skipped, 0);
+    hub_journal_reader_free(rd);
+
+    hub_journal_close(j);
+
+    /* the byte bound, in another journal: keys of 64 KiB */
+    char dir2[96];
+    snprintf(dir2, sizeof(dir2), "%s/big", f->dir);
+    j = jopen(dir2, 64ull << 20, 256ull << 20, 0);
+    enum { BIG = 64 * 1024 };
+    assert_int_equal(J_DICT_MAX_BYTES % BIG, 0);
+    uint8_t *big = malloc(BIG + 4);
+    assert_non_null(big);
+    uint64_t first = 0;
+    for (unsigned i = 0; i <= J_DICT_MAX_BYTES / BIG; i++) {
+        memset(big, 'a' + (int)i, BIG + 4);
+        hub_journal_stats(j, &st0);
+        assert_int_equal(hub_journal_append_keyed(j, big, BIG + 4, BIG, &seq), HUB_OK);
+        hub_journal_stats(j, &st1);
+        if (i == 0)
+            first = seq;
+        if (i < J_DICT_MAX_BYTES / BIG)
+            assert_int_equal(st1.append_bytes - st0.append_bytes, 16 + 1 + 3 + BIG + 4);
+        else if (i == J_DICT_MAX_BYTES / BIG)
+            assert_int_equal(st1.append_bytes - st0.append_bytes, 16 + BIG + 4); /* plain */
+    }
+    assert_int_equal(hub_journal_reader_new(j, first, &rd), HUB_OK);
+    for (unsigned i = 0; i <= J_DICT_MAX_BYTES / BIG; i++) {
+        memset(big, 'a' + (int)i, BIG + 4);
+        assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_OK);
+        assert_int_equal(b.len, BIG + 4);
+        assert_memory_equal(b.data, big, BIG + 4);
+    }
+    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_EEMPTY);
+    hub_journal_reader_free(rd);
+    free(big);
+    hub_buf_free(&b);
+    hub_journal_close(j);
+}
+
+static void put_header(uint8_t *h, uint32_t version, uint64_t base)
+{
+    memcpy(h, "CHJ1", 4);
+    for (int i = 0; i < 4; i++)
+        h[4 + i] = (uint8_t)(version >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        h[8 + i] = (uint8_t)(base >> (8 * i));
+}
+
+/* test_dict_v1_segment_read's records: 10 plain ones, then keyed ones. */
+static size_t v1_mixed_payload(uint64_t i, uint8_t *p)
+{
+    size_t klen;
+    return i < 10 ? mkpayload(i, p) : mkkeyed(i, 3, p, &klen);
+}
+
+/* A segment of version 1, as an older cityhub wrote it: read; appended to
+ * with whole records while it is the active one (it stays a valid version 1
+ * segment), and the segment after it is of version 2. A record type in a
+ * version 1 segment is a bad record. */
+static void test_dict_v1_segment_read(void **state)
+{
+    struct fx *f = *state;
+    uint8_t seg[4096], p[128];
+    size_t off = 16;
+    put_header(seg, 1, 0);
+    for (uint64_t i = 0; i < 10; i++)
+        off += mkframe(seg + off, i, p, (uint32_t)mkpayload(i, p));
+    char path[128];
+    seg_file(f->dir, 0, path, sizeof(path));
+    write_file(path, seg, off);
+
+    hub_journal_t *j = jopen(f->dir, 1024, 0, 0);
+    assert_int_equal(read_check(j, 0, 0, NULL), 10);
+    assert_int_equal(read_check(j, 4, 4, NULL), 6);
+    struct hub_journal_stats st;
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.next_seq, 10);
+    assert_int_equal(st.recovered_cut, 0);
+    /* keyed appends go in whole while segment 0 is the active one */
+    uint64_t before = file_size(path);
+    uint8_t k[128];
+    size_t klen, len = mkkeyed(10, 3, k, &klen);
+    assert_int_equal(hub_journal_append_keyed(j, k, len, klen, NULL), HUB_OK);
+    assert_int_equal(file_size(path), before + 16 + len);
+    hub_journal_close(j);
+    assert_int_equal(read_byte(path, 4), 1);          /* still version 1 */
+    assert_int_equal(read_byte(path, before + 7), 0); /* record type 0 */
+
+    j = jopen(f->dir, 1024, 0, 0);
+    append_keyed_n(j, 11, 200, 3);
+    hub_journal_stats(j, &st);
+    assert_true(st.segments >= 2);
+    hub_journal_close(j);
+    /* the segment after it is of version 2 */
+    uint64_t next = 1;
+    char p1[128];
+    for (seg_file(f->dir, next, p1, sizeof(p1)); access(p1, F_OK) != 0;
+         seg_file(f->dir, ++next, p1, sizeof(p1)))
+        assert_true(next < 211);
+    assert_int_equal(read_byte(p1, 4), 2);
+    assert_int_equal(read_byte(path, 4), 1);
+    j = jopen(f->dir, 1024, 0, 0);
+    uint64_t skipped = 0;
+    assert_int_equal(read_gen(j, 0, 0, v1_mixed_payload, &skipped), 211);
+    assert_int_equal(skipped, 0);
+    hub_journal_close(j);
+
+    /* a typed frame in a version 1 segment: cut by recovery */
+    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    mkdir(f->dir, 0700);
+    off = 16;
+    for (uint64_t i = 0; i < 3; i++)
+        off += mkframe(seg + off, i, p, (uint32_t)mkpayload(i, p));
+    size_t at = off;
+    uint8_t ref[4] = {0, 'x', 'y', 'z'};
+    off += mkframe(seg + off, 3, ref, 4);
+    seg[at + 7] = J_REC_REF; /* type in the top byte ... */
+    uint32_t crc = hub_crc32c_mask(hub_crc32c(0, seg + at + 4, 12 + 4));
+    for (int i = 0; i < 4; i++) /* ... under a valid CRC */
+        seg[at + (size_t)i] = (uint8_t)(crc >> (8 * i));
+    write_file(path, seg, off);
+    j = jopen(f->dir, 1024, 0, 0);
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.next_seq, 3);
+    assert_int_equal(st.recovered_cut, 16 + 4);
+    hub_journal_close(j);
+}
+
+/* A frame of type t (in a version 2 segment) into out; returns its size. */
+static size_t mktyped(uint8_t *out, uint64_t seq, enum j_rec_type t, const void *p, uint32_t n)
+{
+    size_t sz = mkframe(out, seq, p, n);
+    out[7] = (uint8_t)t;
+    uint32_t crc = hub_crc32c_mask(hub_crc32c(0, out + 4, 12 + n));
+    for (int i = 0; i < 4; i++)
+        out[i] = (uint8_t)(crc >> (8 * i));
+    return sz;
+}
+
+/* Read the next record: HUB_OK with seq want_seq and payload want. */
+static void next_is(hub_journal_reader_t *rd, struct hub_buf *b, uint64_t want_seq,
+                    const char *want, uint64_t *skipped)
+{
+    uint64_t seq = UINT64_MAX;
+    assert_int_equal(hub_journal_reader_next(rd, b, &seq, skipped), HUB_OK);
+    assert_int_equal(seq, want_seq);
+    assert_int_equal(b->len, strlen(want));
+    assert_memory_equal(b->data, want, strlen(want));
+}
+
+/* Hand-made version 2 segments: DEFINE and REF records read back whole; a
+ * REF whose id was never defined (or whose DEFINE was lost) is a corrupt
+ * record, never a payload, and costs itself only: the DEFINEs after a lost
+ * one carry their ids. Recovery of the newest segment passes over such a
+ * record as damage and rebuilds the writer's dictionary. */
+static void test_dict_unknown_id_corrupt(void **state)
+{
+    struct fx *f = *state;
+    uint8_t seg[1024];
+    size_t off = 16;
+    put_header(seg, 2, 0);
+    static const uint8_t def0[] = {0, 3, 'K', 'E', 'Y', '1', '2'}; /* id 0, key "KEY", "12" */
+    static const uint8_t ref0[] = {0, '3', '4'};                   /* id 0, then "34" */
+    static const uint8_t ref5[] = {5, '5', '6'};                   /* id 5: never defined */
+    static const uint8_t def2[] = {2, 2, 'Z', 'Z', '9'};           /* id 2 (1 lost): "ZZ", "9" */
+    static const uint8_t ref1[] = {1, '0'};                        /* id 1: lost */
+    static const uint8_t ref2[] = {2, '8'};
+    off += mktyped(seg + off, 0, J_REC_DEFINE, def0, sizeof(def0));
+    off += mktyped(seg + off, 1, J_REC_REF, ref0, sizeof(ref0));
+    off += mktyped(seg + off, 2, J_REC_REF, ref5, sizeof(ref5));
+    off += mktyped(seg + off, 3, J_REC_DEFINE, def2, sizeof(def2));
+    off += mktyped(seg + off, 4, J_REC_REF, ref1, sizeof(ref1));
+    off += mktyped(seg + off, 5, J_REC_REF, ref2, sizeof(ref2));
+    off += mktyped(seg + off, 6, J_REC_REF, ref0, sizeof(ref0));
+    char path[128];
+    seg_file(f->dir, 0, path, sizeof(path));
+    write_file(path, seg, off);
+    /* the next, newest segment: a plain record */
+    uint8_t seg2[64];
+    put_header(seg2, 2, 7);
+    size_t off2 = 16 + mkframe(seg2 + 16, 7, "plain", 5);
+    char path2[128];
+    seg_file(f->dir, 7, path2, sizeof(path2));
+    write_file(path2, seg2, off2);
+
+    hub_journal_t *j = jopen(f->dir, 0, 0, 0);
+    hub_journal_reader_t *rd;
+    struct hub_buf b;
+    hub_buf_init(&b, HUB_JOURNAL_MAX_RECORD);
+    uint64_t seq, skipped = 0;
+    assert_int_equal(hub_journal_reader_new(j, 0, &rd), HUB_OK);
+    next_is(rd, &b, 0, "KEY12", &skipped);
+    next_is(rd, &b, 1, "KEY34", &skipped);
+    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_ECORRUPT);
+    assert_int_equal(skipped, 1);
+    next_is(rd, &b, 3, "ZZ9", &skipped);
+    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_ECORRUPT);
+    assert_int_equal(skipped, 2);
+    next_is(rd, &b, 5, "ZZ8", &skipped);
+    next_is(rd, &b, 6, "KEY34", &skipped);
+    next_is(rd, &b, 7, "plain", &skipped);
+    assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_EEMPTY);
+    assert_int_equal(skipped, 2);
+    hub_journal_reader_free(rd);
+    /* a reader starting after the bad ones takes in the DEFINEs on its way */
+    skipped = 0;
+    assert_int_equal(hub_journal_reader_new(j, 5, &rd), HUB_OK);
+    next_is(rd, &b, 5, "ZZ8", &skipped);
+    next_is(rd, &b, 6, "KEY34", &skipped);
+    assert_int_equal(skipped, 0);
+    hub_journal_reader_free(rd);
+    hub_journal_close(j);
+
+    /* as the newest segment: recovery passes over the two as damage */
+    unlink(path2);
+    j = jopen(f->dir, 0, 0, 0);
+    struct hub_journal_stats st, st1;
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.next_seq, 7);
+    assert_int_equal(st.recovered_cut, 0);
+    assert_int_equal(st.damaged_records, 2);
+    /* appends go on with the dictionary recovery rebuilt: REFs of ids 2, 0 */
+    assert_int_equal(hub_journal_append_keyed(j, "ZZ7", 3, 2, NULL), HUB_OK);
+    assert_int_equal(hub_journal_append_keyed(j, "KEY78", 5, 3, NULL), HUB_OK);
+    hub_journal_stats(j, &st1);
+    assert_int_equal(st1.append_bytes - st.append_bytes, (16 + 1 + 1) + (16 + 1 + 2));
+    hub_journal_close(j);
+    j = jopen(f->dir, 0, 0, 0);
+    assert_int_equal(hub_journal_reader_new(j, 7, &rd), HUB_OK);
+    next_is(rd, &b, 7, "ZZ7", &skipped);
+    next_is(rd, &b, 8, "KEY78", &skipped);
+    hub_journal_reader_free(rd);
+    hub_buf_free(&b);
+    hub_journal_close(j);
+}
+
+/* A failed fsync with series dictionary records: the records written
+ * again into a new file after the last good sync are REFs whose DEFINEs lie
+ * before it; they are written whole, and everything reads back, appends
+ * after them included, and after a reopen. Also when the whole segment is
+ * written again (nothing synced yet). */
+static void test_dict_failed_fsync_rewrites(void **state)
+{
+    struct fx *f = *state;
+    enum { S = 4 };
+    hub_journal_t *j = jopen(f->dir, 0, 0, 0);
+    append_keyed_n(j, 0, 10, S); /* four DEFINEs, then REFs */
+    assert_int_equal(hub_journal_sync(j), HUB_OK);
+    append_keyed_n(j, 10, 10, S); /* REFs only */
+    hub_journal_sync_hook = sync_hook;
+    sync_fail_n = 1;
+    assert_int_equal(hub_journal_sync(j), HUB_OK);
+    struct hub_journal_stats st;
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.sync_failed, 1);
+    assert_int_equal(st.sync_lost, 0);
+    assert_int_equal(st.segments, 2);
+    append_keyed_n(j, 20, 10, S); /* DEFINEs again in the new file, then REFs */
+    assert_int_equal(read_keyed(j, 0, S), 30);
+    assert_int_equal(read_keyed(j, 12, S), 18);
+    hub_journal_sync_hook = NULL;
+    hub_journal_close(j);
+    j = jopen(f->dir, 0, 0, 0);
+    append_keyed_n(j, 30, 5, S);
+    assert_int_equal(read_keyed(j, 0, S), 35);
+    hub_journal_close(j);
+
+    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    mkdir(f->dir, 0700);
+    j = jopen(f->dir, 0, 0, 0);
+    append_keyed_n(j, 0, 12, S);
+    hub_journal_sync_hook = sync_hook;
+    sync_fail_n = 1;
+    assert_int_equal(hub_journal_sync(j), HUB_OK);
+    hub_journal_sync_hook = NULL;
+    append_keyed_n(j, 12, 8, S);
+    assert_int_equal(read_keyed(j, 0, S), 20);
+    hub_journal_close(j);
+    j = jopen(f->dir, 0, 0, 0);
+    assert_int_equal(read_keyed(j, 0, S), 20);
+    hub_journal_close(j);
+}
+
 int main(void)
 {
     hub_log_set_level(HUB_LOG_ERROR); /* recovery warnings are expected here */
@@ -2158,6 +2636,12 @@ int main(void)
         T(test_disk_full_reopen),
         T(test_cursor_write_fails_segments_freed),
         T(test_wait_ends_on_delete),
+        T(test_dict_round_trip),
+        T(test_dict_reopen_appends_refs),
+        T(test_dict_bound),
+        T(test_dict_v1_segment_read),
+        T(test_dict_unknown_id_corrupt),
+        T(test_dict_failed_fsync_rewrites),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

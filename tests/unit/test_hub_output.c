@@ -901,7 +901,7 @@ static void test_corrupt_records_skipped(void **state)
     append_readings(x->j, 0, 1);
     assert_int_equal(hub_journal_append(x->j, "garbage", 7, NULL), HUB_OK);
     append_readings(x->j, 1, 1);
-    static const uint8_t bad_version[] = {2, 1, 'm', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    static const uint8_t bad_version[] = {3, 1, 'm', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     assert_int_equal(hub_journal_append(x->j, bad_version, sizeof(bad_version), NULL), HUB_OK);
     append_readings(x->j, 2, 1);
     struct hub_output_opts op = opts_of(3, 60 * HUB_NS_PER_S);

@@ -126,7 +126,8 @@ static void w_u64(struct w *w, uint64_t v)
     for (int i = 0; i < 8; i++)
         w_byte(w, (uint8_t)(v >> (8 * i)));
 }
-/* Header: version 1, measurement "m", time 5. */
+/* Header: version 1 (the interleaved layout, which decode still reads and
+ * which shares its checks with version 2), measurement "m", time 5. */
 static void w_head(struct w *w)
 {
     w->n = 0;
@@ -429,6 +430,22 @@ static void test_encode_golden(void **state)
     assert_int_equal(hub_reading_add_bool(r, "b", true), HUB_OK);
     assert_int_equal(hub_reading_add_string(r, "s", "hi"), HUB_OK);
     static const uint8_t want[] = {
+        0x02,                              /* version */
+        0x03, 'e',  'n',  'v',             /* measurement */
+        0x01, 0x02, 'i',  'd',  0x01, '7', /* 1 tag */
+        0x05,                              /* 5 fields: keys and types */
+        0x01, 'i',  0x01, 0x01, 'u',  0x02, 0x01, 'f',
+        0x03, 0x01, 'b',  0x04, 0x01, 's',  0x05,       /* end of the series key */
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, /* time -1 */
+        0x81, 0x01,                                     /* int -65: zigzag 129 */
+        0xac, 0x02,                                     /* uint 300 */
+        0,    0,    0,    0,    0,    0,    0xf0, 0x3f, /* 1.0 */
+        0x01,                                           /* true */
+        0x02, 'h',  'i',                                /* "hi" */
+    };
+    enum { KEY_LEN = 27 };
+    /* The same reading as a cityhub before version 2 wrote it: still read. */
+    static const uint8_t v1[] = {
         0x01,                                                          /* version */
         0x03, 'e',  'n',  'v',                                         /* measurement */
         0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,                /* time -1 */
@@ -440,6 +457,17 @@ static void test_encode_golden(void **state)
         0x01, 'b',  0x04, 0x01,                                        /* true */
         0x01, 's',  0x05, 0x02, 'h',  'i',                             /* "hi" */
     };
+    _Static_assert(sizeof(v1) == sizeof(want), "both versions have the same length");
+    uint8_t dst[sizeof(want)];
+    size_t key_len = 0;
+    assert_int_equal(hub_reading_encode_keyed(r, dst, sizeof(dst), &key_len), sizeof(want));
+    assert_int_equal(key_len, KEY_LEN);
+    assert_memory_equal(dst, want, sizeof(want));
+    hub_reading_t *d1 = NULL;
+    assert_int_equal(hub_reading_decode(v1, sizeof(v1), &d1), HUB_OK);
+    assert_readings_equal(r, d1);
+    assert_int_equal(hub_reading_encoded_size(d1), sizeof(want));
+    hub_reading_free(d1);
     struct hub_buf b;
     hub_buf_init(&b, 1024);
     assert_int_equal(hub_buf_adds(&b, "prefix"), HUB_OK);
@@ -592,7 +620,7 @@ static void test_decode_corruptions(void **state)
     for (unsigned v = 0; v < 256; v++) {
         p[0] = (uint8_t)v;
         hub_reading_t *d = NULL;
-        assert_int_equal(hub_reading_decode(p, b.len, &d), v == 1 ? HUB_OK : HUB_EINVAL);
+        assert_int_equal(hub_reading_decode(p, b.len, &d), v == 2 ? HUB_OK : HUB_EINVAL);
         hub_reading_free(d);
     }
     free(p);
