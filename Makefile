@@ -32,7 +32,9 @@ LIBS_YAML := $(shell $(PKG_CONFIG) --libs yaml-0.1 2>/dev/null || echo -lyaml)
 CPPFLAGS += $(shell $(PKG_CONFIG) --cflags libmodbus 2>/dev/null || echo -I/usr/include/modbus)
 # Eclipse Paho MQTT C (asynchronous, with TLS) ships no pkg-config file.
 LIBS_MQTT := -lpaho-mqtt3as
-LIBS := $(LIBS_NET) $(LIBS_MQTT) $(LIBS_YAML) -lpthread -lm
+# The status server (firmware/status.c): libmicrohttpd.
+LIBS_HTTPD := $(shell $(PKG_CONFIG) --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
+LIBS := $(LIBS_NET) $(LIBS_MQTT) $(LIBS_YAML) $(LIBS_HTTPD) -lpthread -lm
 LIBS_CMOCKA := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 HUB_SRC := $(sort $(wildcard hub/*.c))
@@ -166,3 +168,27 @@ install-profiles:
 	install -d $(DESTDIR)$(PREFIX)/share/cityhub/profiles $(DESTDIR)$(PREFIX)/share/doc/cityhub/profiles
 	install -m 0644 $(MB_PROFILES) $(DESTDIR)$(PREFIX)/share/cityhub/profiles/
 	install -m 0644 docs/profiles/*.md $(DESTDIR)$(PREFIX)/share/doc/cityhub/profiles/
+
+# ---- the status server's live page (firmware/status/*) ----------------------
+# Built into the program as one string in $(O)/gen/status_page.c: the HTML
+# file with its style and script inline (nothing is fetched from elsewhere).
+STATUS_PAGE := firmware/status/index.html
+
+$(O)/gen/status_page.c: $(STATUS_PAGE)
+	@mkdir -p $(dir $@)
+	@{ echo '/* generated from $(STATUS_PAGE) by the Makefile: do not edit */'; \
+	  echo '#include <stddef.h>'; \
+	  echo 'extern const char ch_status_page[];'; \
+	  echo 'extern const size_t ch_status_page_len;'; \
+	  echo 'const char ch_status_page[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/\r$$//' \
+	      -e 's/^/    "/' -e 's/$$/\\n"/' $(STATUS_PAGE); \
+	  echo '    "";'; \
+	  echo 'const size_t ch_status_page_len = sizeof(ch_status_page) - 1;'; } >$@.tmp && mv $@.tmp $@
+	@echo "GEN $@"
+
+$(O)/gen/status_page.o: $(O)/gen/status_page.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(O)/firmware/status.o: CPPFLAGS += -DCH_STATUS_EMBEDDED_PAGE
+$(FW_LIB): $(O)/gen/status_page.o

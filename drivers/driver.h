@@ -130,6 +130,26 @@ struct drv_stats {
     uint64_t failing; /* of them, failing now */
 };
 
+/* One source of an input as the status server shows it (/health): a
+ * device polled, a subscription held. Strings are valid during the
+ * callback only; a field that does not apply is 0 / "" / -1 as noted. */
+struct drv_source {
+    const char *kind;       /* "device", "subscription" */
+    const char *name;       /* the device's name; "INPUT:FILTER" for a subscription */
+    const char *group;      /* its bus, or its input */
+    int ok;                 /* 1 working now, 0 failing */
+    int64_t last_ok_ns;     /* wall clock of the last success (poll, message), 0 = never */
+    int64_t last_error_ns;  /* wall clock of the last failure, 0 = never */
+    const char *last_error; /* its message, "" = none */
+    uint64_t failures;      /* consecutive failures now */
+    int64_t skew_ns;        /* how late the last poll started after its due time, -1 = n/a */
+    int64_t interval_ns;    /* polling interval, 0 = n/a */
+    uint64_t messages;      /* subscriptions: received */
+    uint64_t rejected;      /* subscriptions: rejected */
+    int connected;          /* subscriptions: 1/0; -1 = n/a */
+};
+typedef void (*drv_source_fn)(void *arg, const struct drv_source *s);
+
 /* ---- commands a driver adds to the program --------------------------------- */
 
 /* What the program hands a driver's command. */
@@ -229,6 +249,10 @@ struct drv_ops {
 
     /* Health at a glance; may be NULL. Safe from any thread while running. */
     void (*stats)(void *ctx, struct drv_stats *st);
+    /* Inputs: each source's state, one call of fn each, in config order;
+     * may be NULL. Safe from any thread while running (between init and
+     * exit), quick (no I/O). */
+    void (*sources)(void *ctx, drv_source_fn fn, void *arg);
     void (*exit)(void *ctx);
 };
 

@@ -183,7 +183,9 @@ static void walk_value(struct loader *L, struct section *s, const struct hub_cfg
             snprintf(w, sizeof(w), "in %s", inner);
             struct section cs;
             section_init(&cs, k->child, NULL, (char *)s->base + k->offset, w);
-            cs.check = k->child == ch_journal_keys ? check_journal : NULL;
+            cs.check = k->child == ch_journal_keys  ? check_journal
+                       : k->child == ch_status_keys ? check_status
+                                                    : NULL;
             walk_section(L, &cs, vn, me);
             return;
         }

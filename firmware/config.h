@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "drivers/driver.h"
+#include "firmware/status.h"
 #include "hub/config_map.h"
 #include "hub/journal.h"
 
@@ -34,6 +35,7 @@ struct ch_hub_cfg {
     char name[64]; /* tag "gateway" */
     struct hub_cfg_tags tags;
     struct ch_journal_cfg journal;
+    struct ch_status_cfg status;
     int log_level;              /* enum hub_log_level */
     char log_file[256];         /* "" = stderr (journald under systemd) */
     int64_t status_interval_ns; /* how often status points are written */

@@ -1,5 +1,5 @@
 /* firmware/config_keys.c — the keys of the hub's own sections: hub:,
- * hub.journal and the keys every output has (DESIGN: configuration contract
+ * hub.journal, hub.status and the keys every output has (DESIGN: configuration contract
  * v1). Drivers declare theirs in drivers/. */
 #include <stddef.h>
 
@@ -53,6 +53,59 @@ const struct hub_cfg_key ch_journal_keys[] = {
     {.name = NULL},
 };
 
+static int check_listen(const char *text, char *err, size_t errlen)
+{
+    char host[CH_STATUS_LISTEN_MAX];
+    int port;
+    return ch_status_parse_listen(text, host, sizeof(host), &port, err, errlen);
+}
+
+const struct hub_cfg_key ch_status_keys[] = {
+    {.name = "enabled",
+     .type = HUB_CFG_BOOL,
+     .def = "true",
+     .offset = offsetof(struct ch_status_cfg, enabled),
+     .help = "serve /health, /metrics and the live page"},
+    {.name = "listen",
+     .type = HUB_CFG_STRING,
+     .def = "127.0.0.1:8780",
+     .offset = offsetof(struct ch_status_cfg, listen),
+     .size = sizeof(((struct ch_status_cfg *)0)->listen),
+     .validate = check_listen,
+     .help = "address and port: HOST:PORT or [IPV6]:PORT; other than loopback needs "
+             "password_file"},
+    {.name = "user",
+     .type = HUB_CFG_STRING,
+     .def = "cityhub",
+     .offset = offsetof(struct ch_status_cfg, user),
+     .size = sizeof(((struct ch_status_cfg *)0)->user),
+     .help = "user name of HTTP basic authentication (with password_file)"},
+    {.name = "password_file",
+     .type = HUB_CFG_STRING,
+     .offset = offsetof(struct ch_status_cfg, password_file),
+     .size = sizeof(((struct ch_status_cfg *)0)->password_file),
+     .help = "file holding the password of HTTP basic authentication; none: no authentication"},
+    {.name = "allow_unauthenticated",
+     .type = HUB_CFG_BOOL,
+     .def = "false",
+     .offset = offsetof(struct ch_status_cfg, allow_unauthenticated),
+     .help = "serve a non-loopback address without password_file (a trusted network only)"},
+    {.name = "max_connections",
+     .type = HUB_CFG_INT,
+     .def = "16",
+     .offset = offsetof(struct ch_status_cfg, max_connections),
+     .min = 1,
+     .max = 256,
+     .help = "connections served at once; more are refused"},
+    {.name = "timeout",
+     .type = HUB_CFG_DURATION,
+     .def = "10s",
+     .offset = offsetof(struct ch_status_cfg, connection_timeout_ns),
+     .min = NS_S,
+     .help = "an idle connection is closed after this"},
+    {.name = NULL},
+};
+
 const struct hub_cfg_key ch_hub_keys[] = {
     {.name = "name",
      .type = HUB_CFG_STRING,
@@ -69,8 +122,11 @@ const struct hub_cfg_key ch_hub_keys[] = {
      .offset = offsetof(struct ch_hub_cfg, journal),
      .child = ch_journal_keys,
      .help = "mapping: where and how readings are kept until every output has them"},
-    /* OBJECT without a child table: known, but not in this build yet */
-    {.name = "status", .type = HUB_CFG_OBJECT, .help = "status listener (not in this build yet)"},
+    {.name = "status",
+     .type = HUB_CFG_OBJECT,
+     .offset = offsetof(struct ch_hub_cfg, status),
+     .child = ch_status_keys,
+     .help = "mapping: the status HTTP server (health, metrics, live page)"},
     {.name = "log_level",
      .type = HUB_CFG_ENUM,
      .def = "info",

@@ -9,5 +9,6 @@
 
 extern const struct hub_cfg_key ch_hub_keys[];
 extern const struct hub_cfg_key ch_journal_keys[];
+extern const struct hub_cfg_key ch_status_keys[];
 
 #endif

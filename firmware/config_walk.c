@@ -1,6 +1,7 @@
 /* firmware/config_walk.c — errors with positions, and walking YAML nodes
  * against key tables: the parts of the loader that know no section. */
 #include "firmware/config_walk.h"
+#include "hub/secret.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -342,6 +343,27 @@ void check_journal(struct loader *L, struct section *s)
                "journal segment_size (%llu bytes) must be at most half of max_size "
                "(%llu bytes)",
                (unsigned long long)j->segment_size, (unsigned long long)j->max_size);
+}
+
+void check_status(struct loader *L, struct section *s)
+{
+    const struct ch_status_cfg *st = s->base;
+    yaml_node_t *listen = seen(s, "listen");
+    yaml_node_t *pwf = seen(s, "password_file");
+    char host[CH_STATUS_LISTEN_MAX], err[512];
+    int port;
+    if (!st->enabled)
+        return;
+    if (listen &&
+        ch_status_parse_listen(st->listen, host, sizeof(host), &port, err, sizeof(err)) == 0 &&
+        !ch_status_host_is_loopback(host) && !st->password_file[0] && !st->allow_unauthenticated)
+        report(L, listen,
+               "hub.status.listen %s is not a loopback address: set password_file (HTTP basic "
+               "authentication), or allow_unauthenticated: true on a trusted network",
+               st->listen);
+    if (pwf && st->password_file[0] &&
+        hub_secret_check("hub.status.password_file", st->password_file, err, sizeof(err)) != 0)
+        report(L, pwf, "%s", err);
 }
 
 /* ---- places: which mapping filled which struct ----------------------------- */

@@ -119,5 +119,8 @@ yaml_node_t *value_of(struct loader *L, yaml_node_t *m, const char *key);
 
 /* hub.journal: segment_size at most half of max_size. */
 void check_journal(struct loader *L, struct section *s);
+/* hub.status: a non-loopback listen needs password_file (or
+ * allow_unauthenticated); the password file must be a readable file. */
+void check_status(struct loader *L, struct section *s);
 
 #endif

@@ -26,6 +26,7 @@
 #include "drivers/driver.h"
 #include "firmware/cityhub.h"
 #include "firmware/config.h"
+#include "firmware/status.h"
 #include "firmware/units.h"
 #include "hub/accept.h"
 #include "hub/clock.h"
@@ -94,11 +95,17 @@ struct ch_daemon {
     size_t nouts;
     struct ch_units *units; /* for the outputs' drv_env.unit_of */
     int64_t started_ns;
+    /* the status HTTP server (hub.status); set once inputs may already emit */
+    _Atomic(ch_status_t *) status;
+    struct ch_status_input status_ins[CH_MAX_INPUT_DRIVERS];
+    struct ch_status_output status_outs[CH_MAX_OUTPUTS];
 };
 
 static int sink_emit(void *ctx, hub_reading_t *r)
 {
-    return hub_accept_reading(ctx, r);
+    struct ch_daemon *d = ctx;
+    ch_status_observe(atomic_load_explicit(&d->status, memory_order_acquire), r);
+    return hub_accept_reading(d->accept, r);
 }
 
 static void *runner_main(void *arg)
@@ -155,28 +162,6 @@ static int thread_join_by(struct ch_thread *t, int64_t deadline)
 
 /* ---- health point -------------------------------------------------------- */
 
-/* Age of the reading at seq (the oldest one an output has yet to deliver),
- * from its acquisition time: how far behind the store is. 0 if unknown. */
-static double oldest_unsent_s(struct ch_daemon *d, uint64_t seq)
-{
-    hub_journal_reader_t *rd = NULL;
-    struct hub_buf payload;
-    hub_reading_t *r = NULL;
-    double age = 0;
-    uint64_t at;
-    hub_buf_init(&payload, HUB_JOURNAL_MAX_RECORD);
-    if (hub_journal_reader_new(d->journal, seq, &rd) == HUB_OK &&
-        hub_journal_reader_next(rd, &payload, &at, NULL) == HUB_OK &&
-        hub_reading_decode(payload.data, payload.len, &r) == HUB_OK) {
-        int64_t ns = hub_time_ns() - hub_reading_time(r);
-        age = ns > 0 ? (double)ns / HUB_NS_PER_S : 0;
-    }
-    hub_reading_free(r);
-    hub_journal_reader_free(rd);
-    hub_buf_free(&payload);
-    return age;
-}
-
 static void emit_health(struct ch_daemon *d)
 {
     struct hub_journal_stats js;
@@ -213,7 +198,8 @@ static void emit_health(struct ch_daemon *d)
     hub_reading_add_uint(r, "outputs_failing", out.failing);
     hub_reading_add_uint(r, "output_lag", lag);
     if (lag)
-        hub_reading_add_float(r, "oldest_unsent_s", oldest_unsent_s(d, js.next_seq - lag));
+        hub_reading_add_float(r, "oldest_unsent_s",
+                              ch_status_reading_age_s(d->journal, js.next_seq - lag));
     hub_reading_add_uint(r, "output_retries", retries);
     hub_reading_add_uint(r, "output_delivered", delivered);
     hub_reading_add_string(r, "version", CITYHUB_VERSION);
@@ -411,8 +397,44 @@ static int stop_all(struct ch_daemon *d)
     return stuck;
 }
 
+/* The status server: it reads the journal, the outputs' loops and the
+ * inputs' sources, so it starts once they exist and stops before they go.
+ * It failing to listen is logged; the hub runs on without it. */
+static void start_status(struct ch_daemon *d, const struct drv_env *env)
+{
+    const struct ch_hub_cfg *h = &d->c->hub;
+    char err[512];
+    for (size_t i = 0; i < d->nins; i++)
+        d->status_ins[i] = (struct ch_status_input){d->ins[i].ops, d->ins[i].ctx};
+    for (size_t i = 0; i < d->nouts; i++)
+        d->status_outs[i] =
+            (struct ch_status_output){d->outs[i].common->name, d->outs[i].ops->name,
+                                      d->outs[i].loop, d->outs[i].ops, d->outs[i].ctx};
+    struct ch_status_env se = {
+        .cfg = &h->status,
+        .gateway = h->name,
+        .version = CITYHUB_VERSION,
+        .journal = d->journal,
+        .journal_max_size = h->journal.max_size,
+        .metrics = d->metrics,
+        .accept = d->accept,
+        .ins = d->status_ins,
+        .nins = d->nins,
+        .outs = d->status_outs,
+        .nouts = d->nouts,
+        .drv_env = env,
+        .started_ns = d->started_ns,
+        .stack_size = ((size_t)128 << 10) * STACK_FACTOR,
+    };
+    ch_status_t *st = NULL;
+    if (ch_status_start(&se, &st, err, sizeof(err)) != 0)
+        hub_err("status", "%s; running without the status server", err);
+    atomic_store_explicit(&d->status, st, memory_order_release);
+}
+
 static void free_all(struct ch_daemon *d)
 {
+    ch_status_stop(atomic_load(&d->status));
     for (size_t i = 0; i < d->nouts; i++) {
         struct hub_output_stats os;
         if (!d->outs[i].loop)
@@ -513,6 +535,9 @@ int ch_cmd_run(const char *path, const char *log_level)
     /* One malloc arena per thread costs pages for little gain here: the
      * threads mostly wait on the network. Two arenas bound it. */
     mallopt(M_ARENA_MAX, 2);
+    /* A fixed threshold: large buffers (a scrape's answer) go back to the
+     * system when freed instead of raising it and staying in the heap. */
+    mallopt(M_MMAP_THRESHOLD, 128 << 10);
 
     struct ch_daemon d;
     memset(&d, 0, sizeof(d));
@@ -580,7 +605,7 @@ int ch_cmd_run(const char *path, const char *log_level)
              CITYHUB_VERSION, h->name, h->journal.path, js.segments, js.next_seq,
              js.recovered_cut ? ", torn tail cut" : "", damage);
 
-    struct drv_sink sink = {.emit = sink_emit, .ctx = d.accept};
+    struct drv_sink sink = {.emit = sink_emit, .ctx = &d};
     struct drv_env env = {
         .sink = &sink,
         .metrics = d.metrics,
@@ -591,7 +616,11 @@ int ch_cmd_run(const char *path, const char *log_level)
     };
     d.units = ch_units_build(d.c);
     env.units = d.units;
-    if (start_outputs(&d, &env) != 0 || start_inputs(&d, &env) != 0 || start_threads(&d) != 0)
+    d.started_ns = hub_mono_ns();
+    if (start_outputs(&d, &env) != 0 || start_inputs(&d, &env) != 0)
+        goto out;
+    start_status(&d, &env);
+    if (start_threads(&d) != 0)
         goto out;
     /* Reading the config built and dropped a YAML tree as large as the
      * file: give those pages back rather than keep them for the years the
@@ -601,7 +630,6 @@ int ch_cmd_run(const char *path, const char *log_level)
              d.nins == 1 ? "" : "s", d.nrunners, d.nrunners == 1 ? "" : "s", d.nouts,
              d.nouts == 1 ? "" : "s");
 
-    d.started_ns = hub_mono_ns();
     int sig = main_loop(&d, &sigs);
     hub_info("cityhub", "%s: stopping (polling stops, pending readings are flushed)",
              sig == SIGINT ? "SIGINT" : "SIGTERM");

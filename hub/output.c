@@ -97,6 +97,7 @@ struct hub_output {
     struct hub_buf line; /* one refused reading, formatted */
     struct out_kind kinds[OUT_KINDS];
     struct hub_metric *m_delivered, *m_rejected, *m_retries, *m_splits, *m_backlog, *m_alarm;
+    struct hub_metric *m_responses[6]; /* by status class: none, 1xx..5xx */
     /* progress: backlog and delivery rate, refreshed every OUT_TICK_NS */
     int64_t tick_ns;
     uint64_t tick_delivered;
@@ -159,6 +160,11 @@ int hub_output_new(hub_journal_t *j, const struct hub_output_opts *opts, hub_out
                                        o->name, "readings stored but not yet delivered");
         o->m_alarm = hub_metrics_add(m, HUB_METRIC_GAUGE, "cityhub_output_alarm", "output", o->name,
                                      "1 while the store refuses the credentials or the target");
+        static const char *const classes[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+        for (int k = 0; k < 6; k++)
+            o->m_responses[k] = hub_metrics_add2(
+                m, HUB_METRIC_COUNTER, "cityhub_output_responses_total", "output", o->name, "class",
+                classes[k], "requests by the class of the server's answer (none: no answer)");
     }
     hub_buf_init(&o->line, HUB_JOURNAL_MAX_RECORD * 4); /* line protocol of one reading */
     int64_t base = opts->backoff_base_ns ? opts->backoff_base_ns : 1 * HUB_NS_PER_S;
@@ -478,6 +484,8 @@ static int64_t offer(hub_output_t *o)
     enum hub_out_result res = o->flush(o->ctx, o->batch + o->lo, len, &ans);
     ans.why[sizeof(ans.why) - 1] = 0;
     ans.kind[sizeof(ans.kind) - 1] = 0;
+    hub_metric_inc(o->m_responses[ans.status >= 100 && ans.status <= 599 ? ans.status / 100 : 0],
+                   1);
 
     if (res == HUB_OUT_OK) {
         size_t k = ans.done > 0 && ans.done < len ? ans.done : len;

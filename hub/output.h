@@ -48,6 +48,10 @@ struct hub_out_answer {
      * again at once, as the start of the next batch: not a failure. */
     size_t done;
     int64_t retry_after_ns; /* server's hint, 0 if none */
+    /* The server's status code when it answered (HTTP: 100..599), 0 when
+     * there was no answer (timeout, connection) or the protocol has none:
+     * counted by class in cityhub_output_responses_total. */
+    int status;
     /* The kind of failure, short and stable ("HTTP 500", "HTTP 401",
      * "timeout", "connection refused"): each kind gets its own log line the
      * first time it happens. "" = the result's name. */
@@ -78,7 +82,8 @@ struct hub_output_opts {
     struct hub_deadletter *deadletter;
     hub_out_format_fn format;
     /* Where the loop's counters go, labelled output="NAME" (may be NULL):
-     * cityhub_output_{delivered,rejected,retries,splits}_total and the
+     * cityhub_output_{delivered,rejected,retries,splits}_total,
+     * cityhub_output_responses_total{class="2xx".."5xx" or "none"} and the
      * gauges cityhub_output_backlog and cityhub_output_alarm (1 while in
      * alarm). */
     struct hub_metrics *metrics;

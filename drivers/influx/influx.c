@@ -503,6 +503,7 @@ static enum hub_out_result post(struct influx_ctx *c, size_t n, struct hub_out_a
         return HUB_OUT_RETRY;
     }
     curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &status);
+    ans->status = status >= 100 && status <= 599 ? (int)status : 0;
     if (status >= 200 && status <= 299) {
         hub_debug(c->who, "HTTP %ld: %zu readings, %zu bytes", status, n, send->len);
         return HUB_OUT_OK;

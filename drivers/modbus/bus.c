@@ -16,6 +16,7 @@
  * read as a later answer, and the next request reconnects at once. */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -196,13 +197,16 @@ static void poll_failed(struct mb_ctx *c, struct mb_dev *d, int kind, const char
         d->exceptions++;
     else if (kind == DRV_MB_FAIL_BAD_REPLY)
         d->bad_replies++;
-    snprintf(d->last_error, sizeof(d->last_error), "%s", msg);
     hub_metric_inc(d->m_errors, 1);
-    hub_metric_inc(c->m_fail[kind >= 1 && kind <= DRV_MB_FAIL_CONNECTION ? kind : 0], 1);
+    hub_metric_inc(d->m_fail[kind >= 1 && kind <= DRV_MB_FAIL_CONNECTION ? kind : 0], 1);
     if (d->failures == 0)
         atomic_fetch_add(&c->failing, 1);
-    if (d->failures < 64)
+    pthread_mutex_lock(&c->st_mu);
+    snprintf(d->last_error, sizeof(d->last_error), "%s", msg);
+    d->last_error_ns = hub_time_ns();
+    if (d->failures < UINT_MAX)
         d->failures++;
+    pthread_mutex_unlock(&c->st_mu);
 
     int64_t now = hub_mono_ns();
     int64_t next = d->next_due + d->cfg.interval_ns;
@@ -400,7 +404,9 @@ static void poll_device(struct mb_ctx *c, struct mb_dev *d)
     char msg[ERR_MAX];
     int64_t started = hub_mono_ns();
 
+    pthread_mutex_lock(&c->st_mu);
     d->skew_ns = started > d->next_due ? started - d->next_due : 0;
+    pthread_mutex_unlock(&c->st_mu);
     if (d->skew_ns > d->skew_max_ns)
         d->skew_max_ns = d->skew_ns;
     hub_metric_inc(d->m_skew, (uint64_t)(d->skew_ns / 1000));
@@ -432,7 +438,10 @@ static void poll_device(struct mb_ctx *c, struct mb_dev *d)
     d->fail_logged = false;
     if (d->failures > 0)
         atomic_fetch_sub(&c->failing, 1);
+    pthread_mutex_lock(&c->st_mu);
     d->failures = 0;
+    d->last_ok_ns = hub_time_ns();
+    pthread_mutex_unlock(&c->st_mu);
     d->latency_ms = (double)(done - started) / (double)HUB_NS_PER_MS;
     d->have_latency = true;
     hub_debug(d->who, "poll ok: %zu fields in %.1f ms", hub_reading_field_count(r), d->latency_ms);

@@ -143,6 +143,7 @@ int drv_modbus_bus_new(const struct drv_modbus_input_cfg *cfg, const struct drv_
     }
     atomic_init(&c->failing, 0);
     atomic_init(&c->solo_stop, 0);
+    pthread_mutex_init(&c->st_mu, NULL);
 
     c->bus = *cfg->bus;
     c->sink = *env->sink;
@@ -151,11 +152,6 @@ int drv_modbus_bus_new(const struct drv_modbus_input_cfg *cfg, const struct drv_
     snprintf(c->who, sizeof(c->who), "modbus:%s", c->bus.name);
     hub_backoff_init(&c->reconnect, DRV_MB_RECONNECT_BASE_NS, DRV_MB_RECONNECT_MAX_NS,
                      (uint64_t)hub_mono_ns() ^ (uint64_t)(uintptr_t)c);
-    static const char *const kinds[] = {"other", "timeout", "exception", "bad_reply", "connection"};
-    for (int k = 0; k <= DRV_MB_FAIL_CONNECTION; k++)
-        c->m_fail[k] = hub_metrics_add(env->metrics, HUB_METRIC_COUNTER,
-                                       "cityhub_modbus_poll_failures_total", "kind", kinds[k],
-                                       "failed polls by kind (timeout, exception, bad_reply, ...)");
 
     c->devs = calloc(cfg->ndevices, sizeof(*c->devs));
     if (!c->devs)
@@ -206,14 +202,23 @@ int drv_modbus_bus_new(const struct drv_modbus_input_cfg *cfg, const struct drv_
         d->next_due = start; /* the pool spreads the first polls (modbus_drv.c) */
         if (plan_buffers(d) != 0)
             goto nomem;
-        d->m_skew = hub_metrics_add(
-            env->metrics, HUB_METRIC_COUNTER, "cityhub_modbus_poll_skew_microseconds_total",
-            "device", d->cfg.name, "sum over polls of how late each started after its due time");
+        d->m_skew = hub_metrics_add(env->metrics, HUB_METRIC_COUNTER,
+                                    "cityhub_modbus_poll_skew_seconds_total", "device", d->cfg.name,
+                                    "sum over polls of how late each started after its due time");
+        hub_metric_set_divisor(d->m_skew, 1000000); /* counted in microseconds */
         d->m_polls = hub_metrics_add(env->metrics, HUB_METRIC_COUNTER, "cityhub_modbus_polls_total",
                                      "device", d->cfg.name, "polls of a Modbus device");
         d->m_errors =
             hub_metrics_add(env->metrics, HUB_METRIC_COUNTER, "cityhub_modbus_poll_errors_total",
                             "device", d->cfg.name, "failed polls of a Modbus device");
+        static const char *const kinds[] = {"other", "timeout", "exception", "bad_reply",
+                                            "connection"};
+        for (int k = 0; k <= DRV_MB_FAIL_CONNECTION; k++)
+            d->m_fail[k] = hub_metrics_add2(
+                env->metrics, HUB_METRIC_COUNTER, "cityhub_modbus_poll_failures_total", "device",
+                d->cfg.name, "kind", kinds[k],
+                "failed polls by device and kind (timeout, exception, bad_reply, connection, "
+                "other)");
     }
     c->link.fd = -1;
     c->link.who = c->who;
@@ -276,6 +281,7 @@ void drv_modbus_bus_free(void *ctx)
         free(c->devs[i].bits);
     }
     free(c->devs);
+    pthread_mutex_destroy(&c->st_mu);
     hub_cond_destroy(&c->solo_lock, &c->solo_wake);
     free(c);
 }
@@ -285,6 +291,32 @@ void drv_modbus_bus_stats(void *ctx, struct drv_stats *st)
     struct mb_ctx *c = ctx;
     st->sources += c->ndevs;
     st->failing += atomic_load(&c->failing);
+}
+
+void drv_modbus_bus_sources(void *ctx, drv_source_fn fn, void *arg)
+{
+    struct mb_ctx *c = ctx;
+    for (size_t i = 0; i < c->ndevs; i++) {
+        struct mb_dev *d = &c->devs[i];
+        char err[ERR_MAX];
+        struct drv_source s = {
+            .kind = "device",
+            .name = d->cfg.name,
+            .group = c->bus.name,
+            .last_error = err,
+            .interval_ns = d->cfg.interval_ns,
+            .connected = -1,
+        };
+        pthread_mutex_lock(&c->st_mu);
+        s.failures = d->failures;
+        s.last_ok_ns = d->last_ok_ns;
+        s.last_error_ns = d->last_error_ns;
+        s.skew_ns = d->last_ok_ns || d->last_error_ns ? d->skew_ns : -1;
+        memcpy(err, d->last_error, sizeof(err));
+        pthread_mutex_unlock(&c->st_mu);
+        s.ok = s.failures == 0;
+        fn(arg, &s);
+    }
 }
 
 const char *drv_modbus_bus_name(void *ctx)

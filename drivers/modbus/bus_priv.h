@@ -52,18 +52,22 @@ struct mb_dev {
     uint8_t *bits;     /* the bits (coils, discrete inputs) of the last poll */
     char who[WHO_MAX]; /* "modbus:NAME" */
 
-    int64_t next_due;  /* monotonic ns */
-    unsigned failures; /* consecutive failed polls */
+    int64_t next_due; /* monotonic ns */
+    /* Written by the bus's worker under the bus's st_mu (read there without
+     * it), read by drv_modbus_bus_sources under it. */
+    unsigned failures;                 /* consecutive failed polls */
+    int64_t last_ok_ns, last_error_ns; /* wall clock, 0 = never */
     uint64_t polls, errors, timeouts, exceptions, bad_replies;
-    int64_t skew_ns, skew_max_ns; /* last poll's start after its due time; the largest */
+    int64_t skew_ns, skew_max_ns; /* last poll's start after its due time (st_mu); the largest */
     double latency_ms;            /* of the last successful poll */
     bool have_latency;
-    int64_t last_status; /* monotonic ns of the last status point, 0 = never */
-    char last_error[ERR_MAX];
-    uint64_t nan_logged; /* bit i: register i's "no value" was logged */
+    int64_t last_status;      /* monotonic ns of the last status point, 0 = never */
+    char last_error[ERR_MAX]; /* st_mu */
+    uint64_t nan_logged;      /* bit i: register i's "no value" was logged */
     struct hub_log_limit fail_limit;
     bool fail_logged; /* this run of failures was announced: announce its end */
     struct hub_metric *m_polls, *m_errors, *m_skew;
+    struct hub_metric *m_fail[DRV_MB_FAIL_CONNECTION + 1]; /* by kind, 0 = other */
 };
 
 struct mb_ctx {
@@ -85,8 +89,8 @@ struct mb_ctx {
 
     struct mb_dev *devs;
     size_t ndevs;
-    atomic_size_t failing;                                 /* devices whose last poll failed */
-    struct hub_metric *m_fail[DRV_MB_FAIL_CONNECTION + 1]; /* by kind */
+    pthread_mutex_t st_mu; /* the devices' state the status server reads */
+    atomic_size_t failing; /* devices whose last poll failed */
 
     atomic_int *stopping; /* the pool's (or solo_stop) */
     /* drv_modbus_bus_run: the bus on a thread of its own */

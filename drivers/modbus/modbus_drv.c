@@ -286,6 +286,13 @@ static void mb_stop(void *ctx)
     pthread_mutex_unlock(&m->lock);
 }
 
+static void mb_sources(void *ctx, drv_source_fn fn, void *arg)
+{
+    struct mb_driver *m = ctx;
+    for (size_t i = 0; i < m->nbus; i++)
+        drv_modbus_bus_sources(m->bus[i], fn, arg);
+}
+
 static void mb_stats(void *ctx, struct drv_stats *st)
 {
     struct mb_driver *m = ctx;
@@ -328,6 +335,7 @@ const struct drv_ops drv_modbus_ops = {
     .run = mb_run,
     .stop = mb_stop,
     .stats = mb_stats,
+    .sources = mb_sources,
     .commands = drv_modbus_commands,
     .schema = drv_modbus_schema,
     .exit = mb_exit,

@@ -111,6 +111,8 @@ void drv_modbus_bus_stop(void *bus);
 void drv_modbus_bus_free(void *bus);
 /* Adds the bus's devices and failing devices to st. */
 void drv_modbus_bus_stats(void *bus, struct drv_stats *st);
+/* Each of the bus's devices as a source for the status server (drv_ops.sources). */
+void drv_modbus_bus_sources(void *bus, drv_source_fn fn, void *arg);
 const char *drv_modbus_bus_name(void *bus);
 
 #endif

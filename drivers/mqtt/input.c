@@ -236,6 +236,7 @@ struct sub_rt {
     size_t nlevels;
     struct drv_mq_parse_opts po;
     _Atomic uint64_t messages, rejected, readings, refused;
+    _Atomic int64_t last_msg_ns, last_rej_ns; /* wall clock, 0 = never */
     struct hub_metric *m_msgs, *m_rej;
     pthread_mutex_t log_mu;
     struct hub_log_limit rej_limit;
@@ -273,6 +274,7 @@ static void reject(struct input_rt *in, struct sub_rt *s, const char *topic, con
     int64_t now = hub_time_ns();
     if (s) {
         atomic_fetch_add(&s->rejected, 1);
+        atomic_store(&s->last_rej_ns, now);
         hub_metric_inc(s->m_rej, 1);
         pthread_mutex_lock(&s->log_mu);
         int pass = hub_log_limit_pass(&s->rej_limit, hub_mono_ns(), &held);
@@ -339,6 +341,7 @@ static void on_message(void *arg, const char *topic, const void *payload, size_t
         return;
     }
     atomic_fetch_add(&s->messages, 1);
+    atomic_store(&s->last_msg_ns, hub_time_ns());
     hub_metric_inc(s->m_msgs, 1);
     char why[512];
     if (len > in->cfg.max_payload) {
@@ -592,6 +595,34 @@ static void mqtt_stats(void *ctxp, struct drv_stats *st)
     }
 }
 
+static void mqtt_sources(void *ctxp, drv_source_fn fn, void *arg)
+{
+    struct ctx *c = ctxp;
+    for (size_t i = 0; i < c->n; i++) {
+        struct drv_mq_client_stats cs;
+        drv_mq_client_stats(c->in[i].client, &cs);
+        for (size_t k = 0; k < c->in[i].nsubs; k++) {
+            struct sub_rt *s = &c->in[i].subs[k];
+            char name[DRV_NAME_MAX + DRV_MQ_TOPIC_MAX + 2];
+            snprintf(name, sizeof(name), "%s:%s", c->in[i].cfg.name, s->cfg->topic);
+            struct drv_source src = {
+                .kind = "subscription",
+                .name = name,
+                .group = c->in[i].cfg.name,
+                .ok = cs.connected,
+                .last_ok_ns = atomic_load(&s->last_msg_ns),
+                .last_error_ns = atomic_load(&s->last_rej_ns),
+                .last_error = cs.connected ? "" : cs.last_error,
+                .skew_ns = -1,
+                .messages = atomic_load(&s->messages),
+                .rejected = atomic_load(&s->rejected),
+                .connected = cs.connected,
+            };
+            fn(arg, &src);
+        }
+    }
+}
+
 static void mqtt_exit(void *ctxp)
 {
     struct ctx *c = ctxp;
@@ -767,5 +798,6 @@ const struct drv_ops drv_mqtt_ops = {
     .stop = mqtt_stop,
     .schema = mqtt_schema,
     .stats = mqtt_stats,
+    .sources = mqtt_sources,
     .exit = mqtt_exit,
 };

@@ -495,4 +495,71 @@ YAML
     rm -rf "$T/journal-mqtt$qos"
 done
 
+# ---- the status server under load: 100 Modbus devices + 1,000 MQTT messages/s,
+# /metrics and /health scraped every second -----------------------------------------
+# The 100-device config above, its simulators and InfluxDB, plus an MQTT input
+# on the bench broker fed 1,000 line-protocol messages/s (100 every 100 ms
+# over one mosquitto_pub connection), and hub.status on a free port scraped
+# every second. Figures over SECS s after WARM.5 s: CPU, peak and current
+# RSS with the smaps breakdown, the value rings' memory, the slowest scrape.
+SP=$("$FREEPORT")
+sed -e "s|^  journal: {path: $T/journal}|  journal: {path: $T/journal-status}\n  status: {listen: \"127.0.0.1:$SP\"}|" \
+    -e "s|^outputs:|mqtt_inputs:\n  - name: feed\n    url: $MQTT_URL\n    subscribe:\n      - {topic: feed/#, format: influx, qos: 0}\noutputs:|" \
+    "$T/tcp100.yaml" >"$T/status100.yaml"
+start_hub "$T/status100.yaml" "$T/status100.log"
+WAIT_TRIES=100 wait_for curl -sf "http://127.0.0.1:$SP/health" || { tail "$T/status100.log"; exit 1; }
+/usr/bin/python3 -u -c '
+import sys, time
+i, t = 0, time.time()
+while True:
+    for _ in range(100):
+        sys.stdout.write("feed,sensor=s%d v=%d.5,n=%di\n" % (i % 50, i, i))
+        i += 1
+    sys.stdout.flush()
+    t += 0.1
+    time.sleep(max(0, t - time.time()))' 2>/dev/null |
+    mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -t feed/lp -q 0 -l &
+FEED_PID=$!
+track_pid "$FEED_PID"
+scrape() { # every second: /metrics and /health; the slowest of each, in ms
+    while :; do
+        curl -s -o /dev/null -w 'metrics %{time_total}\n' "http://127.0.0.1:$SP/metrics"
+        curl -s -o /dev/null -w 'health %{time_total}\n' "http://127.0.0.1:$SP/health"
+        sleep 1
+    done >>"$T/scrapes.txt"
+}
+scrape &
+SCRAPE_PID=$!
+track_pid "$SCRAPE_PID"
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+proc_status() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+sleep "$WARM.5"
+read -r t0 ticks0 n0 <<<"$(ns) $(cpu_ticks "$HUB_PID") $(journal_stat "$T/status100.yaml" next_seq)"
+sleep "$SECS"
+read -r t1 ticks1 n1 <<<"$(ns) $(cpu_ticks "$HUB_PID") $(journal_stat "$T/status100.yaml" next_seq)"
+read -r hwm vmrss threads <<<"$(proc_status "$HUB_PID" VmHWM) $(proc_status "$HUB_PID" VmRSS) $(proc_status "$HUB_PID" Threads)"
+breakdown=$(rss_breakdown "$HUB_PID")
+own=$(awk '/^Pss:/ { p = $2 } /^Private_Dirty:/ { d = $2 }
+    END { printf "PSS %d KiB, private dirty %d KiB", p, d }' "/proc/$HUB_PID/smaps_rollup")
+curl -s "http://127.0.0.1:$SP/metrics" >"$T/status100.metrics"
+kill "$SCRAPE_PID" "$FEED_PID" 2>/dev/null
+stop_hub
+vbytes=$(awk '$1 == "cityhub_status_values_bytes" { print $2 }' "$T/status100.metrics")
+msgs=$(awk '$1 ~ /^cityhub_mqtt_messages_total/ { s += $2 } END { print s + 0 }' "$T/status100.metrics")
+nscr=$(grep -c '^metrics' "$T/scrapes.txt")
+slow=$(awk '$1 == "metrics" && $2 > m { m = $2 } $1 == "health" && $2 > h { h = $2 }
+    END { printf "slowest /metrics %.1f ms, /health %.1f ms", m * 1000, h * 1000 }' "$T/scrapes.txt")
+msize=$(wc -c <"$T/status100.metrics")
+awk -v n=$((n1 - n0)) -v ns=$((t1 - t0)) -v t=$((ticks1 - ticks0)) -v hz="$hz" -v kb="$hwm" \
+    -v rss="$vmrss" -v th="$threads" -v vb="$vbytes" -v m="$msgs" -v sc="$nscr" -v sl="$slow" \
+    -v ms="$msize" -v d="$ndev" 'BEGIN {
+    s = ns / 1e9
+    printf "cityhub run with the status server (%d Modbus devices at 1 Hz + MQTT 1,000 messages/s, /metrics and /health scraped every second, %.1f s): %.0f readings/s accepted, %.1f%% of one core, peak RSS %.1f MiB (VmRSS %.1f MiB, %d threads; goal 8 MiB)\n",
+        d, s, n / s, t / hz / s * 100, kb / 1024, rss / 1024, th
+    printf "  status server: value rings %.0f KiB, /metrics %.0f KiB, %d scrapes, %s; %d MQTT messages in all\n",
+        vb / 1024, ms / 1024, sc, sl, m }'
+echo "$breakdown" | sed 's/^/  /'
+echo "  $own"
+[ -n "${KEEP_TMP:-}" ] || rm -rf "$T/journal-status"
+
 bench_drain

@@ -559,8 +559,16 @@ static void test_unsupported(void **state)
                   "eastron-sdm120, eastron-sdm630, generic-air-quality, generic-traffic-counter, "
                   "generic-water-level, generic-weather)\n",
                   1);
-    expect_errors("hub:\n  name: gw\n  status: {listen: 127.0.0.1:8780}\n",
-                  "test.yaml:3:3: hub.status is not supported by this build yet\n", 1);
+    /* the status listener: loopback unless a password guards it */
+    expect_errors("hub:\n  name: gw\n  status: {listen: 0.0.0.0:8780}\n",
+                  "test.yaml:3:20: hub.status.listen 0.0.0.0:8780 is not a loopback address: set "
+                  "password_file (HTTP basic authentication), or allow_unauthenticated: true on a "
+                  "trusted network\n",
+                  1);
+    expect_errors("hub:\n  name: gw\n  status: {listen: \"[::1:8780\", max_connections: 0}\n",
+                  "test.yaml:3:20: listen \"[::1:8780\": write an IPv6 address as [ADDRESS]:PORT\n"
+                  "test.yaml:3:50: max_connections 0 is out of range (1..256)\n",
+                  2);
     /* an MQTT input needs a broker and something to subscribe to */
     expect_errors("hub: {name: gw}\nmqtt_inputs:\n  - name: lorawan\n",
                   "test.yaml:3:5: missing required key \"url\" in mqtt_inputs[0]\n"
