@@ -21,6 +21,9 @@ VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 CPPFLAGS += -I. -D_GNU_SOURCE -DCITYHUB_VERSION='"$(VERSION)"' $(BOARD_CPPFLAGS)
 CFLAGS += -std=c11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -g $(BOARD_CFLAGS)
 ifeq ($(MODE),asan)
+# Test hooks (hub/journal_priv.h: CITYHUB_TEST_CRASH_AT, the fault suite's I/O
+# hooks) exist in the test build only, never in the program built for release.
+CPPFLAGS += -DCITYHUB_TEST_HOOKS
 CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
 else

@@ -376,7 +376,7 @@ void hub_journal_close(hub_journal_t *j)
     if (!j)
         return;
     if (j->active_fd >= 0) {
-        if (j->dirty && fdatasync(j->active_fd) < 0)
+        if (j->dirty && journal_io_sync(j->active_fd, true) < 0)
             hub_err(J_WHO, "%s: final sync: %s", j->dir ? j->dir : "?", strerror(errno));
         close(j->active_fd);
     }
@@ -392,6 +392,15 @@ void hub_journal_close(hub_journal_t *j)
     free(j);
 }
 
+#ifdef CITYHUB_TEST_HOOKS
+void hub_journal_abandon(hub_journal_t *j)
+{
+    if (j)
+        j->dirty = false;
+    hub_journal_close(j);
+}
+#endif
+
 /* ---- appending ----------------------------------------------------------- */
 
 /* Write the framed record (fh + payload, n bytes) at the committed end of
@@ -406,6 +415,10 @@ static int write_record(hub_journal_t *j, const uint8_t *fh, const void *payload
     ssize_t w;
     int e = 0;
     journal_seg_path(j, j->segs[j->nsegs - 1].base, path, sizeof(path));
+#ifdef CITYHUB_TEST_HOOKS
+    if (journal_test_crash_due("append"))
+        journal_test_crash(j->active_fd, j->active_size, fh, HUB_JOURNAL_FRAME_SIZE, payload, len);
+#endif
     if (hub_journal_fault_hook && (e = hub_journal_fault_hook(path, (size_t)n)) != 0) {
         w = -1;
     } else {
@@ -511,7 +524,7 @@ int hub_journal_sync(hub_journal_t *j)
     j->st.fsyncs++;
     pthread_mutex_unlock(&j->mu);
 
-    int r = fdatasync(fd);
+    int r = journal_io_sync(fd, true);
     int e = errno;
     close(fd);
     if (r < 0) {
