@@ -76,6 +76,65 @@ static void print_summary(const struct ch_config *c, hub_journal_t *j)
     }
 }
 
+/* Print records [from, to) through fmt. old_form (journal -c FILE --dump):
+ * "SEQ line", notes on stdout; else the line alone, notes on stderr (the
+ * output is line protocol and nothing else). Returns 0, or 1 (printed). */
+static int dump_records(hub_journal_t *j, const struct drv_ops *fmt, uint64_t from, uint64_t to,
+                        bool old_form)
+{
+    hub_journal_reader_t *rd = NULL;
+    struct hub_buf payload, line;
+    FILE *notes = old_form ? stdout : stderr;
+    uint64_t n = 0, bad = 0;
+    int rc = 1;
+    hub_buf_init(&payload, HUB_JOURNAL_MAX_RECORD);
+    hub_buf_init(&line, 1 << 20);
+    if (hub_journal_reader_new(j, from, &rd) != HUB_OK)
+        goto out;
+    for (;;) {
+        uint64_t seq = 0, skipped = 0;
+        int r = hub_journal_reader_next(rd, &payload, &seq, &skipped);
+        if (skipped)
+            fprintf(stderr, "# %" PRIu64 " records skipped (dropped or corrupt)\n", skipped);
+        if (r == HUB_EEMPTY)
+            break;
+        if (r == HUB_ECORRUPT)
+            continue;
+        if (r != HUB_OK) {
+            fprintf(stderr, "cityhub: reading the journal: %s\n", hub_strerror(r));
+            goto out;
+        }
+        if (seq >= to)
+            break;
+        hub_reading_t *reading = NULL;
+        if (hub_reading_decode(payload.data, payload.len, &reading) != HUB_OK) {
+            fprintf(notes, "# seq %" PRIu64 ": undecodable record of %zu bytes\n", seq,
+                    payload.len);
+            bad++;
+            continue;
+        }
+        hub_buf_reset(&line);
+        if (fmt->format(reading, &line) == HUB_OK) {
+            if (old_form)
+                printf("%" PRIu64 " ", seq);
+            fwrite(line.data, 1, line.len, stdout);
+            n++;
+        } else {
+            fprintf(notes, "# seq %" PRIu64 ": a reading %s cannot write\n", seq, fmt->name);
+            bad++;
+        }
+        hub_reading_free(reading);
+    }
+    if (!old_form)
+        fprintf(stderr, "# %" PRIu64 " readings written, %" PRIu64 " could not be\n", n, bad);
+    rc = 0;
+out:
+    hub_journal_reader_free(rd);
+    hub_buf_free(&payload);
+    hub_buf_free(&line);
+    return rc;
+}
+
 int ch_cmd_journal(const char *path, int dump, unsigned long long from, int from_set)
 {
     unsigned nerr = 0;
@@ -85,10 +144,6 @@ int ch_cmd_journal(const char *path, int dump, unsigned long long from, int from
         return EXIT_USAGE;
     struct hub_journal_opts jo = {.dir = c->hub.journal.path, .read_only = true};
     hub_journal_t *j = NULL;
-    hub_journal_reader_t *rd = NULL;
-    struct hub_buf payload, line;
-    hub_buf_init(&payload, HUB_JOURNAL_MAX_RECORD);
-    hub_buf_init(&line, 1 << 20);
     char err[512];
     const struct drv_ops *fmt = dump_format(c);
     if (hub_journal_open(&jo, &j, err, sizeof(err)) != HUB_OK) {
@@ -106,41 +161,10 @@ int ch_cmd_journal(const char *path, int dump, unsigned long long from, int from
     }
     struct hub_journal_stats st;
     hub_journal_stats(j, &st);
-    if (hub_journal_reader_new(j, from_set ? (uint64_t)from : st.first_seq, &rd) != HUB_OK)
-        goto out;
-    for (;;) {
-        uint64_t seq = 0, skipped = 0;
-        int r = hub_journal_reader_next(rd, &payload, &seq, &skipped);
-        if (skipped)
-            fprintf(stderr, "# %" PRIu64 " records skipped (dropped or corrupt)\n", skipped);
-        if (r == HUB_EEMPTY)
-            break;
-        if (r == HUB_ECORRUPT)
-            continue;
-        if (r != HUB_OK) {
-            fprintf(stderr, "cityhub: reading the journal: %s\n", hub_strerror(r));
-            goto out;
-        }
-        hub_reading_t *reading = NULL;
-        if (hub_reading_decode(payload.data, payload.len, &reading) != HUB_OK) {
-            printf("# seq %" PRIu64 ": undecodable record of %zu bytes\n", seq, payload.len);
-            continue;
-        }
-        hub_buf_reset(&line);
-        if (fmt->format(reading, &line) == HUB_OK)
-            printf("%" PRIu64 " %s", seq, (const char *)line.data);
-        else
-            printf("# seq %" PRIu64 ": a reading %s cannot write\n", seq, fmt->name);
-        hub_reading_free(reading);
-    }
-    rc = 0;
+    rc = dump_records(j, fmt, from_set ? (uint64_t)from : st.first_seq, UINT64_MAX, true);
 out:
-    if (rd)
-        hub_journal_reader_free(rd);
     if (j)
         hub_journal_close(j);
-    hub_buf_free(&payload);
-    hub_buf_free(&line);
     ch_config_free(c);
     return rc;
 }
@@ -896,10 +920,6 @@ int ch_cmd_journal_dump(int argc, char **argv)
     }
     int rc = 1;
     hub_journal_t *j = NULL;
-    hub_journal_reader_t *rd = NULL;
-    struct hub_buf payload, line;
-    hub_buf_init(&payload, HUB_JOURNAL_MAX_RECORD);
-    hub_buf_init(&line, 1 << 20);
     char err[512];
     const struct drv_ops *fmt = dump_format(a.cfg);
     struct hub_journal_opts jo = {.dir = a.dir, .read_only = true};
@@ -915,50 +935,10 @@ int ch_cmd_journal_dump(int argc, char **argv)
     hub_journal_stats(j, &st);
     /* A live daemon appends on: stop at the end seen now. */
     uint64_t to = a.to_set && a.to < st.next_seq ? a.to + 1 : st.next_seq;
-    if (hub_journal_reader_new(j, a.from_set ? a.from : st.first_seq, &rd) != HUB_OK)
-        goto out;
-    uint64_t n = 0, bad = 0;
-    for (;;) {
-        uint64_t seq = 0, skipped = 0;
-        int r = hub_journal_reader_next(rd, &payload, &seq, &skipped);
-        if (skipped)
-            fprintf(stderr, "# %" PRIu64 " records skipped (dropped or corrupt)\n", skipped);
-        if (r == HUB_EEMPTY)
-            break;
-        if (r == HUB_ECORRUPT)
-            continue;
-        if (r != HUB_OK) {
-            fprintf(stderr, "cityhub: reading the journal: %s\n", hub_strerror(r));
-            goto out;
-        }
-        if (seq >= to)
-            break;
-        hub_reading_t *reading = NULL;
-        if (hub_reading_decode(payload.data, payload.len, &reading) != HUB_OK) {
-            fprintf(stderr, "# seq %" PRIu64 ": undecodable record of %zu bytes\n", seq,
-                    payload.len);
-            bad++;
-            continue;
-        }
-        hub_buf_reset(&line);
-        if (fmt->format(reading, &line) == HUB_OK) {
-            fwrite(line.data, 1, line.len, stdout);
-            n++;
-        } else {
-            fprintf(stderr, "# seq %" PRIu64 ": a reading %s cannot write\n", seq, fmt->name);
-            bad++;
-        }
-        hub_reading_free(reading);
-    }
-    fprintf(stderr, "# %" PRIu64 " readings written%s\n", n, bad ? ", some could not be" : "");
-    rc = 0;
+    rc = dump_records(j, fmt, a.from_set ? a.from : st.first_seq, to, false);
 out:
-    if (rd)
-        hub_journal_reader_free(rd);
     if (j)
         hub_journal_close(j);
-    hub_buf_free(&payload);
-    hub_buf_free(&line);
     ch_config_free(a.cfg);
     return rc;
 }
