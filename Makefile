@@ -3,6 +3,7 @@
 #   make              build build/release/cityhub for BOARD (default x86_64)
 #   make demo         install what is needed, run simulated sensors -> cityhub -> InfluxDB
 #   make check        install what is needed, build with ASan+UBSan, run every test
+#   make fault        the fault suite's long runs (kill -9, power cuts, corruption, failing disks)
 #   make bench        print the benchmark figures
 #   make BOARD=name   cross build for boards/name.mk
 
@@ -44,6 +45,7 @@ FW_SRC := $(filter-out firmware/main.c,$(sort $(wildcard firmware/*.c)))
 SIM_SRC := $(sort $(wildcard tests/sim/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 BENCH_SRC := $(sort $(wildcard tests/bench/bench_*.c))
+FAULT_SRC := $(sort $(wildcard tests/fault/*.c))
 
 obj = $(patsubst %.c,$(O)/%.o,$(1))
 
@@ -54,8 +56,9 @@ CITYHUB := $(O)/cityhub
 SIM := $(O)/cityhub-sim
 UNIT_BIN := $(patsubst tests/unit/%.c,$(O)/tests/unit/%,$(UNIT_SRC))
 BENCH_BIN := $(patsubst tests/bench/%.c,$(O)/tests/bench/%,$(BENCH_SRC))
+FAULT_BIN := $(patsubst tests/fault/%.c,$(O)/tests/fault/%,$(FAULT_SRC))
 
-.PHONY: all deps demo check check-build unit bench install clean format format-check
+.PHONY: all deps demo check check-build fault unit bench install clean format format-check
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -88,6 +91,10 @@ $(O)/tests/unit/test_hub_%: $(O)/tests/unit/test_hub_%.o $(HUB_LIB)
 $(O)/tests/unit/test_%: $(O)/tests/unit/test_%.o $(FW_LIB) $(DRV_LIB) $(HUB_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS)
 
+# The fault suite's programs link libhub.a alone, like the hub's unit tests.
+$(O)/tests/fault/%: $(O)/tests/fault/%.o $(HUB_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ -lpthread -lm
+
 $(O)/tests/bench/%: $(O)/tests/bench/%.o $(FW_LIB) $(DRV_LIB) $(HUB_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -103,7 +110,12 @@ check: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) -C tests/fuzz regress
 	@tests/run.sh build/$(BOARD)-asan
 
-check-build: $(CITYHUB) $(SIM) $(UNIT_BIN) $(O)/tests/lib/freeport
+check-build: $(CITYHUB) $(SIM) $(UNIT_BIN) $(FAULT_BIN) $(O)/tests/lib/freeport
+
+# The fault suite's long runs (tests/fault/run.sh; its fast subset is in check).
+fault: deps
+	@$(MAKE) --no-print-directory -j$(JOBS) MODE=asan check-build
+	@tests/fault/run.sh --long build/$(BOARD)-asan
 
 unit: check-build
 	@tests/run.sh --unit-only $(O)
