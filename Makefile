@@ -112,10 +112,10 @@ check: deps
 
 check-build: $(CITYHUB) $(SIM) $(UNIT_BIN) $(FAULT_BIN) $(O)/tests/lib/freeport
 
-# The fault suite's long runs (tests/fault/run.sh; its fast subset is in check).
+# The fault suite's long runs (its fast subset is in check; docs/testing.md).
 fault: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) MODE=asan check-build
-	@tests/fault/run.sh --long build/$(BOARD)-asan
+	@tests/run.sh --fault-only --long build/$(BOARD)-asan
 
 unit: check-build
 	@tests/run.sh --unit-only $(O)
