@@ -3,6 +3,7 @@
 #   make              build build/release/cityhub for BOARD (default x86_64)
 #   make demo         install what is needed, run simulated sensors -> cityhub -> InfluxDB
 #   make check        install what is needed, build with ASan+UBSan, run every test
+#   make fault        the fault suite's long runs (kill -9, power cuts, corruption, failing disks)
 #   make bench        print the benchmark figures
 #   make BOARD=name   cross build for boards/name.mk
 
@@ -21,6 +22,9 @@ VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 CPPFLAGS += -I. -D_GNU_SOURCE -DCITYHUB_VERSION='"$(VERSION)"' $(BOARD_CPPFLAGS)
 CFLAGS += -std=c11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -g $(BOARD_CFLAGS)
 ifeq ($(MODE),asan)
+# Test hooks (hub/journal_priv.h: CITYHUB_TEST_CRASH_AT, the fault suite's I/O
+# hooks) exist in the test build only, never in the program built for release.
+CPPFLAGS += -DCITYHUB_TEST_HOOKS
 CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
 else
@@ -43,6 +47,7 @@ FW_SRC := $(filter-out firmware/main.c,$(sort $(wildcard firmware/*.c)))
 SIM_SRC := $(sort $(wildcard tests/sim/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 BENCH_SRC := $(sort $(wildcard tests/bench/bench_*.c))
+FAULT_SRC := $(sort $(wildcard tests/fault/*.c))
 
 obj = $(patsubst %.c,$(O)/%.o,$(1))
 
@@ -53,8 +58,9 @@ CITYHUB := $(O)/cityhub
 SIM := $(O)/cityhub-sim
 UNIT_BIN := $(patsubst tests/unit/%.c,$(O)/tests/unit/%,$(UNIT_SRC))
 BENCH_BIN := $(patsubst tests/bench/%.c,$(O)/tests/bench/%,$(BENCH_SRC))
+FAULT_BIN := $(patsubst tests/fault/%.c,$(O)/tests/fault/%,$(FAULT_SRC))
 
-.PHONY: all deps demo check check-build unit bench install clean format format-check
+.PHONY: all deps demo check check-build fault unit bench install clean format format-check
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -87,6 +93,10 @@ $(O)/tests/unit/test_hub_%: $(O)/tests/unit/test_hub_%.o $(HUB_LIB)
 $(O)/tests/unit/test_%: $(O)/tests/unit/test_%.o $(FW_LIB) $(DRV_LIB) $(HUB_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS)
 
+# The fault suite's programs link libhub.a alone, like the hub's unit tests.
+$(O)/tests/fault/%: $(O)/tests/fault/%.o $(HUB_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ -lpthread -lm
+
 $(O)/tests/bench/%: $(O)/tests/bench/%.o $(FW_LIB) $(DRV_LIB) $(HUB_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -102,7 +112,12 @@ check: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) -C tests/fuzz regress
 	@tests/run.sh build/$(BOARD)-asan
 
-check-build: $(CITYHUB) $(SIM) $(UNIT_BIN) $(O)/tests/lib/freeport
+check-build: $(CITYHUB) $(SIM) $(UNIT_BIN) $(FAULT_BIN) $(O)/tests/lib/freeport
+
+# The fault suite's long runs (its fast subset is in check; docs/testing.md).
+fault: deps
+	@$(MAKE) --no-print-directory -j$(JOBS) MODE=asan check-build
+	@tests/run.sh --fault-only --long build/$(BOARD)-asan
 
 unit: check-build
 	@tests/run.sh --unit-only $(O)

@@ -13,6 +13,11 @@ int ch_cmd_run(const char *path, const char *log_level);
 int ch_cmd_check(const char *path);
 /* cityhub journal [--dump [--from SEQ]] (inspect.c). */
 int ch_cmd_journal(const char *path, int dump, unsigned long long from, int from_set);
+/* cityhub journal stat|verify|dump (PATH | -c FILE) ... (inspect.c): argv[0]
+ * is the tool's name. */
+int ch_cmd_journal_stat(int argc, char **argv);
+int ch_cmd_journal_verify(int argc, char **argv);
+int ch_cmd_journal_dump(int argc, char **argv);
 
 /* cityhub schema -c FILE --format json|markdown (schema.c). */
 int ch_cmd_schema(const char *path, const char *format);

@@ -58,6 +58,9 @@ static void usage(FILE *f)
                "  check -c FILE     check FILE; print FILE:LINE:COL: message per error\n"
                "  journal -c FILE   show the journal (records, segments, cursors);\n"
                "                    --dump prints stored readings as line protocol\n"
+               "  journal stat|verify|dump PATH   the journal directory's tools: its\n"
+               "                    state and cursors, a CRC check of every record,\n"
+               "                    readings as line protocol (cityhub journal --help)\n"
                "  schema -c FILE    the data dictionary: every measurement, field, type,\n"
                "                    unit and tag FILE makes the hub write (--format\n"
                "                    json|markdown)\n"
@@ -113,7 +116,18 @@ static void usage_journal(FILE *f)
                "Inspect the journal named in FILE (read-only, safe while the hub runs).\n"
                "Without --dump: next_seq (readings ever accepted), stored records, segments,\n"
                "bytes, and each output's cursor and lag. With --dump: every stored reading as\n"
-               "\"SEQ line-protocol\".\n");
+               "\"SEQ line-protocol\".\n"
+               "\n"
+               "usage: cityhub journal stat   (PATH | -c FILE) [--json]\n"
+               "       cityhub journal verify (PATH | -c FILE) [--progress-mb N]\n"
+               "       cityhub journal dump   (PATH | -c FILE) [--from SEQ] [--to SEQ]\n"
+               "\n"
+               "PATH is the journal directory. stat: segments, size against max_size (with\n"
+               "-c), first and next seq, records stored, each cursor's lag and the age of its\n"
+               "oldest unsent reading, files that are not segments, gaps. verify: the CRC of\n"
+               "every record; each damaged range (segment, offset, bytes, records) and gap;\n"
+               "exit 1 when damage is found. dump: readings SEQ..SEQ as line protocol, one\n"
+               "line each. All read only, safe while the hub runs (journal stat --help).\n");
 }
 
 static void usage_schema(FILE *f)
@@ -201,6 +215,14 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "deadletter"))
         return ch_cmd_deadletter(argc - 1, argv + 1, usage_deadletter);
+    if (!strcmp(cmd, "journal") && argc > 2) {
+        if (!strcmp(argv[2], "stat"))
+            return ch_cmd_journal_stat(argc - 2, argv + 2);
+        if (!strcmp(argv[2], "verify"))
+            return ch_cmd_journal_verify(argc - 2, argv + 2);
+        if (!strcmp(argv[2], "dump"))
+            return ch_cmd_journal_dump(argc - 2, argv + 2);
+    }
     void (*cmd_usage)(FILE *) = NULL;
     if (!strcmp(cmd, "run"))
         cmd_usage = usage_run;

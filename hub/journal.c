@@ -217,6 +217,15 @@ void hub_journal_close(hub_journal_t *j)
     free(j);
 }
 
+#ifdef CITYHUB_TEST_HOOKS
+void hub_journal_abandon(hub_journal_t *j)
+{
+    if (j)
+        j->dirty = false;
+    hub_journal_close(j);
+}
+#endif
+
 /* ---- appending ----------------------------------------------------------- */
 
 /* How a payload is stored: plain, or through the active segment's series
@@ -282,6 +291,10 @@ static int write_record(hub_journal_t *j, const uint8_t *fh, const struct rec_fo
     ssize_t w;
     int e = 0;
     journal_seg_path(j, j->segs[j->nsegs - 1].base, path, sizeof(path));
+#ifdef CITYHUB_TEST_HOOKS
+    if (journal_test_crash_due("append"))
+        journal_test_crash(j->active_fd, j->active_size, fh, HUB_JOURNAL_FRAME_SIZE, payload, len);
+#endif
     if (hub_journal_fault_hook && (e = hub_journal_fault_hook(path, (size_t)n)) != 0) {
         w = -1;
     } else {

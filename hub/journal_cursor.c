@@ -122,15 +122,19 @@ static int cursor_store(hub_journal_t *j, const char *name, uint64_t seq)
     int fd = openat(j->cursor_dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         goto out;
+#ifdef CITYHUB_TEST_HOOKS
+    if (journal_test_crash_due("cursor"))
+        journal_test_crash(fd, 0, buf, (size_t)n, NULL, 0);
+#endif
     if (journal_pwrite_all(fd, path, buf, (size_t)n, 0) < 0)
         goto out;
     fsyncs++;
-    if (fsync(fd) < 0)
+    if (journal_io_sync(fd, false) < 0)
         goto out;
-    if (renameat(j->cursor_dirfd, tmp, j->cursor_dirfd, name) < 0)
+    if (journal_io_renameat(j->cursor_dirfd, tmp, name) < 0)
         goto out;
     fsyncs++;
-    if (fsync(j->cursor_dirfd) < 0)
+    if (journal_io_sync(j->cursor_dirfd, false) < 0)
         goto out;
     rc = HUB_OK;
 out:

@@ -188,6 +188,43 @@ extern int (*hub_journal_fault_hook)(const char *path, size_t bytes);
  * failing with that errno. */
 extern int (*hub_journal_sync_hook)(int fd);
 
+/* The journal's syncs, renames and unlinks go through these (journal_util.c):
+ * in the program they are fsync / fdatasync (data), renameat and unlink; in
+ * a build with -DCITYHUB_TEST_HOOKS the tests below can watch and fail them. */
+int journal_io_sync(int fd, bool data);
+int journal_io_renameat(int dirfd, const char *from, const char *to);
+int journal_io_unlink(const char *path);
+
+#ifdef CITYHUB_TEST_HOOKS
+/* Test build only (MODE=asan): the power-cut and failing-disk tests
+ * (tests/fault/). Every member may be NULL. */
+struct hub_journal_test_io {
+    /* Before an fsync (data false) or fdatasync (data true) of fd, a file or
+     * a directory: 0 goes on; an errno fails the call with it; -1 skips it
+     * and reports success (after a simulated power cut nothing is durable). */
+    int (*sync)(int fd, bool data);
+    /* After a sync that succeeded. */
+    void (*synced)(int fd);
+    /* Before renameat / unlink: 0 goes on, an errno fails the call. */
+    int (*rename)(int dirfd, const char *from, const char *to);
+    int (*unlink)(const char *path);
+};
+extern struct hub_journal_test_io hub_journal_test_io;
+
+/* Close without the final sync and without writing anything: what a power
+ * cut leaves of the process (tests/fault/powercut.c). */
+void hub_journal_abandon(hub_journal_t *j);
+
+/* CITYHUB_TEST_CRASH_AT=KIND:N (KIND append, rotate or cursor): true at the
+ * N-th call for KIND in this process (N from 1). The caller then writes part
+ * of its data with journal_test_crash, which kills the process (SIGKILL). */
+bool journal_test_crash_due(const char *kind);
+/* Write the first half of a then b (as one buffer) at off of fd, then
+ * SIGKILL the process. */
+__attribute__((noreturn)) void journal_test_crash(int fd, uint64_t off, const void *a, size_t alen,
+                                                  const void *b, size_t blen);
+#endif
+
 static inline void journal_put_le32(uint8_t *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++)

@@ -37,7 +37,7 @@ uint64_t journal_drop_first(hub_journal_t *j)
     uint64_t undelivered = end > from ? end - from : 0;
 
     journal_seg_path(j, s->base, path, sizeof(path));
-    if (unlink(path) < 0 && errno != ENOENT)
+    if (journal_io_unlink(path) < 0 && errno != ENOENT)
         journal_log(j, J_LIM_DELETE, HUB_LOG_ERROR, "%s: delete: %s", path, strerror(errno));
     j->total_bytes -= s->size;
     memmove(&j->segs[0], &j->segs[1], (j->nsegs - 1) * sizeof(*j->segs));
@@ -152,6 +152,13 @@ static int rotate(hub_journal_t *j)
     int fd = seg_file_create(j, j->next_seq);
     if (fd < 0)
         return io_fail(errno);
+#ifdef CITYHUB_TEST_HOOKS
+    if (journal_test_crash_due("rotate")) { /* sealed, next created: half its header */
+        uint8_t h[HUB_JOURNAL_HEADER_SIZE];
+        journal_make_header(h, j->next_seq);
+        journal_test_crash(fd, 0, h, sizeof(h), NULL, 0);
+    }
+#endif
     close(j->active_fd);
     j->active_fd = fd;
     j->segs[j->nsegs - 1].size = j->active_size;

@@ -2,6 +2,8 @@
  * log (hub/journal_priv.h). */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,12 +99,12 @@ static int sync_hooked(int fd)
 int journal_fsync(hub_journal_t *j, int fd)
 {
     j->st.fsyncs++;
-    return sync_hooked(fd) < 0 ? -1 : fsync(fd);
+    return sync_hooked(fd) < 0 ? -1 : journal_io_sync(fd, false);
 }
 
 int journal_datasync(int fd)
 {
-    return sync_hooked(fd) < 0 ? -1 : fdatasync(fd);
+    return sync_hooked(fd) < 0 ? -1 : journal_io_sync(fd, true);
 }
 
 int journal_grow(void **arr, size_t *alloc, size_t used, size_t need, size_t elem, size_t first)
@@ -119,6 +121,104 @@ int journal_grow(void **arr, size_t *alloc, size_t used, size_t need, size_t ele
     *alloc = na;
     return HUB_OK;
 }
+
+#ifdef CITYHUB_TEST_HOOKS
+struct hub_journal_test_io hub_journal_test_io;
+
+int journal_io_sync(int fd, bool data)
+{
+    int e = hub_journal_test_io.sync ? hub_journal_test_io.sync(fd, data) : 0;
+    if (e == -1)
+        return 0;
+    if (e) {
+        errno = e;
+        return -1;
+    }
+    int r = data ? fdatasync(fd) : fsync(fd);
+    if (r == 0 && hub_journal_test_io.synced)
+        hub_journal_test_io.synced(fd);
+    return r;
+}
+
+int journal_io_renameat(int dirfd, const char *from, const char *to)
+{
+    int e = hub_journal_test_io.rename ? hub_journal_test_io.rename(dirfd, from, to) : 0;
+    if (e) {
+        errno = e;
+        return -1;
+    }
+    return renameat(dirfd, from, dirfd, to);
+}
+
+int journal_io_unlink(const char *path)
+{
+    int e = hub_journal_test_io.unlink ? hub_journal_test_io.unlink(path) : 0;
+    if (e) {
+        errno = e;
+        return -1;
+    }
+    return unlink(path);
+}
+
+static pthread_once_t crash_once = PTHREAD_ONCE_INIT;
+static char crash_kind[16];
+static unsigned long crash_n;
+static unsigned long crash_count;
+static pthread_mutex_t crash_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void crash_parse(void)
+{
+    const char *v = getenv("CITYHUB_TEST_CRASH_AT");
+    const char *colon = v ? strchr(v, ':') : NULL;
+    if (!colon || (size_t)(colon - v) >= sizeof(crash_kind))
+        return;
+    memcpy(crash_kind, v, (size_t)(colon - v));
+    crash_n = strtoul(colon + 1, NULL, 10);
+}
+
+bool journal_test_crash_due(const char *kind)
+{
+    pthread_once(&crash_once, crash_parse);
+    if (crash_n == 0 || strcmp(kind, crash_kind) != 0)
+        return false;
+    pthread_mutex_lock(&crash_mu);
+    bool due = ++crash_count == crash_n;
+    pthread_mutex_unlock(&crash_mu);
+    return due;
+}
+
+void journal_test_crash(int fd, uint64_t off, const void *a, size_t alen, const void *b,
+                        size_t blen)
+{
+    uint8_t buf[4096];
+    size_t n = 0;
+    for (size_t i = 0; i < alen && n < sizeof(buf); i++)
+        buf[n++] = ((const uint8_t *)a)[i];
+    for (size_t i = 0; i < blen && n < sizeof(buf); i++)
+        buf[n++] = ((const uint8_t *)b)[i];
+    fprintf(stderr, "journal: CITYHUB_TEST_CRASH_AT=%s:%lu: writing %zu of %zu bytes and dying\n",
+            crash_kind, crash_n, n / 2, alen + blen);
+    if (pwrite(fd, buf, n / 2, (off_t)off) < 0)
+        fprintf(stderr, "journal: test crash: pwrite: %s\n", strerror(errno));
+    raise(SIGKILL);
+    _exit(137);
+}
+#else
+int journal_io_sync(int fd, bool data)
+{
+    return data ? fdatasync(fd) : fsync(fd);
+}
+
+int journal_io_renameat(int dirfd, const char *from, const char *to)
+{
+    return renameat(dirfd, from, dirfd, to);
+}
+
+int journal_io_unlink(const char *path)
+{
+    return unlink(path);
+}
+#endif
 
 int journal_segs_reserve(hub_journal_t *j)
 {

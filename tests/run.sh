@@ -1,17 +1,29 @@
 #!/bin/bash
-# tests/run.sh BUILD_DIR [--unit-only] — run the unit tests (cmocka binaries)
-# and the integration tests (tests/integration/test_*.sh, real servers), and
-# close with "N passed, N failed".
+# tests/run.sh BUILD_DIR [--unit-only | --fault-only [--long]] — run the unit
+# tests (cmocka binaries), the integration tests (tests/integration/test_*.sh,
+# real servers) and the fault suite's fast subset (tests/fault/: its programs
+# built in BUILD_DIR/tests/fault/ and its scripts), and close with
+# "N passed, N failed". --fault-only --long (make fault): the fault suite
+# alone with its long counts (FAULT_ITERS, FAULT_KILLS, FAULT_POINTS unless
+# set; see docs/testing.md).
 set -u
 unit_only=0
+fault_only=0
+long=0
 B=""
 for a in "$@"; do
     case "$a" in
     --unit-only) unit_only=1 ;;
+    --fault-only) fault_only=1 ;;
+    --long) long=1 ;;
     *) B=$a ;;
     esac
 done
-[ -n "$B" ] || { echo "usage: tests/run.sh BUILD_DIR [--unit-only]" >&2; exit 2; }
+[ -n "$B" ] || { echo "usage: tests/run.sh BUILD_DIR [--unit-only | --fault-only [--long]]" >&2; exit 2; }
+if [ "$long" -eq 1 ]; then
+    export FAULT_ITERS=${FAULT_ITERS:-5000} FAULT_KILLS=${FAULT_KILLS:-200}
+    export FAULT_POINTS=${FAULT_POINTS:-10} FAULT_LONG=1
+fi
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 2
 B=$(cd "$B" && pwd)
@@ -44,16 +56,30 @@ run_one() { # name command...
     fi
 }
 
-for t in "$B"/tests/unit/test_*; do
-    [ -x "$t" ] || continue
-    case "$t" in *.o | *.d) continue ;; esac
-    run_one "unit/$(basename "$t")" "$t"
-done
+if [ "$fault_only" -eq 0 ]; then
+    for t in "$B"/tests/unit/test_*; do
+        [ -x "$t" ] || continue
+        case "$t" in *.o | *.d) continue ;; esac
+        run_one "unit/$(basename "$t")" "$t"
+    done
+fi
 
-if [ "$unit_only" -eq 0 ]; then
+if [ "$unit_only" -eq 0 ] && [ "$fault_only" -eq 0 ]; then
     for t in tests/integration/test_*.sh; do
         [ -f "$t" ] || continue
         run_one "integration/$(basename "$t" .sh)" timeout 600 bash "$t"
+    done
+fi
+
+if [ "$unit_only" -eq 0 ]; then
+    for t in "$B"/tests/fault/*; do
+        [ -x "$t" ] && [ -f "$t" ] || continue
+        case "$t" in *.o | *.d) continue ;; esac
+        run_one "fault/$(basename "$t")" timeout $((long ? 7200 : 300)) "$t"
+    done
+    for t in tests/fault/*.sh; do
+        [ -f "$t" ] || continue
+        run_one "fault/$(basename "$t" .sh)" timeout $((long ? 7200 : 600)) bash "$t"
     done
 fi
 
