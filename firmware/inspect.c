@@ -330,6 +330,7 @@ static int scan_frame(struct scan_in *in, uint64_t off, bool crc, uint32_t *len,
     memcpy(fh, h, sizeof(fh));
     uint32_t n =
         (uint32_t)fh[4] | (uint32_t)fh[5] << 8 | (uint32_t)fh[6] << 16 | (uint32_t)fh[7] << 24;
+    n &= 0x00ffffffu; /* the top byte is the record type (dictionary segments) */
     uint64_t s = 0;
     for (int i = 0; i < 8; i++)
         s |= (uint64_t)fh[8 + i] << (8 * i);
@@ -391,7 +392,8 @@ static void scan_segment(const char *dir, struct tool_seg *s, bool crc, bool las
         for (int i = 0; i < 8; i++)
             hbase |= (uint64_t)h[8 + i] << (8 * i);
     uint64_t off = HUB_JOURNAL_HEADER_SIZE;
-    if (!h || memcmp(h, "CHJ1", 4) != 0 || h[4] != 1 || h[5] || h[6] || h[7] || hbase != s->base) {
+    if (!h || memcmp(h, "CHJ1", 4) != 0 || (h[4] != 1 && h[4] != 2) || h[5] || h[6] || h[7] ||
+        hbase != s->base) {
         if (s->size == 0 && last) {
             close(in.fd); /* a segment just created: its header comes with its first record */
             return;
