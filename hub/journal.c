@@ -293,7 +293,8 @@ static int write_record(hub_journal_t *j, const uint8_t *fh, const struct rec_fo
     journal_seg_path(j, j->segs[j->nsegs - 1].base, path, sizeof(path));
 #ifdef CITYHUB_TEST_HOOKS
     if (journal_test_crash_due("append"))
-        journal_test_crash(j->active_fd, j->active_size, fh, HUB_JOURNAL_FRAME_SIZE, f->data, f->data_len);
+        journal_test_crash(j->active_fd, j->active_size, fh, HUB_JOURNAL_FRAME_SIZE, f->data,
+                           f->data_len);
 #endif
     if (hub_journal_fault_hook && (e = hub_journal_fault_hook(path, (size_t)n)) != 0) {
         w = -1;
