@@ -398,13 +398,8 @@ int hub_journal_append_keyed(hub_journal_t *j, const void *payload, size_t len, 
          * stays accepted in the page cache and the next append tries again) */
         j->st.fsyncs++;
         if (j->untrusted || journal_datasync(j->active_fd) < 0) {
-            if (!j->untrusted) {
-                j->st.sync_failed++;
-                journal_log(j, J_LIM_SYNC, HUB_LOG_ERROR,
-                            "%s: fdatasync: %s: writing the records since the last good sync again",
-                            j->dir, strerror(errno));
-            }
-            j->untrusted = true;
+            if (!j->untrusted)
+                journal_sync_failed(j, errno, j->dir, "fdatasync");
             journal_redo_unsynced(j);
         } else {
             j->dirty = false;
@@ -456,11 +451,7 @@ int hub_journal_sync(hub_journal_t *j)
     int rc = HUB_OK;
     if (r < 0) {
         j->dirty = true;
-        j->st.sync_failed++;
-        journal_log(j, J_LIM_SYNC, HUB_LOG_ERROR,
-                    "%s: fdatasync: %s: writing the records since the last good sync again", j->dir,
-                    strerror(e));
-        j->untrusted = true;
+        journal_sync_failed(j, e, j->dir, "fdatasync");
         rc = journal_redo_unsynced(j);
     } else if (j->nsegs && j->segs[j->nsegs - 1].base == base && size > j->synced_size) {
         j->synced_size = size;

@@ -379,6 +379,11 @@ int journal_make_room(hub_journal_t *j, uint64_t n);
  * j->mu. Returns HUB_OK when a segment was deleted (try again) or HUB_EFULL
  * when nothing more can be freed under the on_full policy. */
 int journal_free_space(hub_journal_t *j);
+/* An fsync of the active segment failed with errno e: count it, log it
+ * (where: the file or directory, what: the call), and stop trusting the
+ * page cache (untrusted: journal_redo_unsynced runs before anything is
+ * trusted to be on disk). Caller holds j->mu. */
+void journal_sync_failed(hub_journal_t *j, int e, const char *where, const char *what);
 /* An fsync of the active segment failed: the kernel may have dropped the
  * pages it could not write, and a later fsync that succeeds proves nothing
  * (PostgreSQL's lesson). Read the records not known durable back through a

@@ -139,11 +139,8 @@ static int rotate(hub_journal_t *j)
     if (journal_fsync(j, j->active_fd) < 0) {
         int e = errno;
         journal_seg_path(j, j->segs[j->nsegs - 1].base, path, sizeof(path));
-        journal_log(j, J_LIM_SYNC, HUB_LOG_ERROR, "%s: fsync before rotation: %s", path,
-                    strerror(e));
-        j->st.sync_failed++;
-        j->untrusted = true; /* the next try writes the unsynced records again */
-        return io_fail(e);
+        journal_sync_failed(j, e, path, "fsync before rotation");
+        return io_fail(e); /* the next try writes the unsynced records again */
     }
     j->dirty = false;
     /* Grow first so nothing can fail after the new file exists. */
@@ -226,6 +223,15 @@ out:
     hub_buf_free(&rec);
     free(in.buf);
     return w;
+}
+
+void journal_sync_failed(hub_journal_t *j, int e, const char *where, const char *what)
+{
+    j->st.sync_failed++;
+    j->untrusted = true;
+    journal_log(j, J_LIM_SYNC, HUB_LOG_ERROR,
+                "%s: %s: %s: writing the records since the last good sync again", where, what,
+                strerror(e));
 }
 
 int journal_redo_unsynced(hub_journal_t *j)

@@ -1,6 +1,7 @@
 /* hub/secret.c — secrets (passwords, tokens) read from the files the
  * configuration names: never inline, never logged, wiped after use. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,7 +16,8 @@ void hub_secret_wipe(void *p, size_t n)
         *v++ = 0;
 }
 
-int hub_file_check(const char *what, const char *path, char *err, size_t errlen)
+/* One stat for both checks; secret adds the mode rule. */
+static int check_file(const char *what, const char *path, bool secret, char *err, size_t errlen)
 {
     struct stat st;
     if (stat(path, &st) != 0) {
@@ -28,15 +30,7 @@ int hub_file_check(const char *what, const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "%s %s: not a regular file", what, path);
         return -1;
     }
-    return 0;
-}
-
-int hub_secret_check(const char *what, const char *path, char *err, size_t errlen)
-{
-    if (hub_file_check(what, path, err, errlen) != 0)
-        return -1;
-    struct stat st;
-    if (stat(path, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO))) {
+    if (secret && (st.st_mode & (S_IRWXG | S_IRWXO))) {
         snprintf(err, errlen,
                  "%s %s: readable by others (mode %04o): a secret file must be for its owner "
                  "only: chmod 600 %s",
@@ -44,6 +38,16 @@ int hub_secret_check(const char *what, const char *path, char *err, size_t errle
         return -1;
     }
     return 0;
+}
+
+int hub_file_check(const char *what, const char *path, char *err, size_t errlen)
+{
+    return check_file(what, path, false, err, errlen);
+}
+
+int hub_secret_check(const char *what, const char *path, char *err, size_t errlen)
+{
+    return check_file(what, path, true, err, errlen);
 }
 
 /* Read a secret file into buf (NUL-terminated, trailing whitespace cut).

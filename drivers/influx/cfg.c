@@ -252,16 +252,16 @@ int drv_influx_check_all(const struct drv_influx_cfg *cfg, bool *v2, const char 
         return -1;
     const struct {
         const char *key, *path;
-    } files[] = {{*v2 ? "token_file" : "password_file", *v2 ? cfg->token_file : cfg->password_file},
-                 {"ca_file", cfg->ca_file},
-                 {"cert_file", cfg->cert_file},
-                 {"key_file", cfg->key_file}};
+        bool secret; /* for its owner only (else public: a CA, a certificate) */
+    } files[] = {
+        {*v2 ? "token_file" : "password_file", *v2 ? cfg->token_file : cfg->password_file, true},
+        {"ca_file", cfg->ca_file, false},
+        {"cert_file", cfg->cert_file, false},
+        {"key_file", cfg->key_file, true}};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         *key = files[i].key;
-        bool secret =
-            strcmp(files[i].key, "ca_file") != 0 && strcmp(files[i].key, "cert_file") != 0;
-        if (files[i].path[0] &&
-            (secret ? hub_secret_check : hub_file_check)(*key, files[i].path, err, errlen) != 0)
+        if (files[i].path[0] && (files[i].secret ? hub_secret_check : hub_file_check)(
+                                    *key, files[i].path, err, errlen) != 0)
             return -1;
     }
     *key = NULL;

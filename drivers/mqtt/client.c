@@ -153,8 +153,10 @@ int drv_mq_conn_validate(const struct drv_mq_conn_cfg *cfg, const char **key, ch
         return -1;
     const struct {
         const char *key, *path;
-    } files[] = {
-        {"ca_file", cfg->ca_file}, {"cert_file", cfg->cert_file}, {"key_file", cfg->key_file}};
+        bool secret; /* a private key: for its owner only */
+    } files[] = {{"ca_file", cfg->ca_file, false},
+                 {"cert_file", cfg->cert_file, false},
+                 {"key_file", cfg->key_file, true}};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         if (!files[i].path[0])
             continue;
@@ -163,8 +165,8 @@ int drv_mq_conn_validate(const struct drv_mq_conn_cfg *cfg, const char **key, ch
             snprintf(err, errlen, "only for mqtts:// URLs (TLS)");
             return -1;
         }
-        if ((strcmp(files[i].key, "key_file") == 0 ? hub_secret_check : hub_file_check)(
-                files[i].key, files[i].path, err, errlen) != 0)
+        if ((files[i].secret ? hub_secret_check : hub_file_check)(files[i].key, files[i].path, err,
+                                                                  errlen) != 0)
             return -1;
     }
     if (!cfg->cert_file[0] != !cfg->key_file[0]) {
