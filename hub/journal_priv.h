@@ -3,7 +3,7 @@
  * at open; journal_space.c: rotation and
  * freeing space; journal_cursor.c; journal_reader.c; journal_util.c: framing
  * and file helpers). Nothing outside hub/journal*.c includes it but the
- * journal's unit test.
+ * journal's unit test and the fault suite's programs (tests/fault/).
  *
  * Layout on disk:
  *   DIR/00000000000000000000.seg   segments, named by the seq of their first

@@ -156,22 +156,8 @@ static void open_check(const char *dir, const bool *keep, const bool *resync, co
     uint64_t as = 0;
     int rc = hub_journal_append(j, buf, n, &as);
     CHECK(rc == HUB_OK && as == s, "%s: append after the damage: %s", what, hub_strerror(rc));
-    if (rc == HUB_OK) {
-        hub_journal_reader_t *rd = NULL;
-        struct hub_buf p;
-        hub_buf_init(&p, HUB_JOURNAL_MAX_RECORD);
-        hub_journal_reader_new(j, s, &rd);
-        uint64_t rs = 0;
-        int r2;
-        do
-            r2 = hub_journal_reader_next(rd, &p, &rs, NULL);
-        while (r2 == HUB_ECORRUPT);
-        CHECK(r2 == HUB_OK && rs == s && record_is(&p, s, 1),
-              "%s: the record appended after the damage does not read back (%s)", what,
-              hub_strerror(r2));
-        hub_journal_reader_free(rd);
-        hub_buf_free(&p);
-    }
+    if (rc == HUB_OK)
+        check_reads_back(j, s, 1, what);
     hub_journal_close(j);
 }
 

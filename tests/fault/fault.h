@@ -29,9 +29,9 @@
 #include "hub/reading.h"
 
 static unsigned long fault_failures;
-static uint64_t fault_rng_state;
+static uint64_t fault_rng_state, fault_seed;
 
-static uint64_t rnd(void) /* splitmix64 */
+static inline uint64_t rnd(void) /* splitmix64 */
 {
     uint64_t z = (fault_rng_state += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -39,18 +39,18 @@ static uint64_t rnd(void) /* splitmix64 */
     return z ^ (z >> 31);
 }
 
-static uint64_t rnd_below(uint64_t n)
+static inline uint64_t rnd_below(uint64_t n)
 {
     return n ? rnd() % n : 0;
 }
 
 /* FAULT_ITERS (or def), FAULT_SEED; prints them. */
-static unsigned long fault_init(const char *prog, unsigned long def)
+static inline unsigned long fault_init(const char *prog, unsigned long def)
 {
     const char *it = getenv("FAULT_ITERS"), *sd = getenv("FAULT_SEED");
     unsigned long iters = it && *it ? strtoul(it, NULL, 10) : def;
     uint64_t seed = sd && *sd ? strtoull(sd, NULL, 10) : (uint64_t)time(NULL) ^ (uint64_t)getpid();
-    fault_rng_state = seed;
+    fault_rng_state = fault_seed = seed;
     hub_log_threshold = getenv("FAULT_VERBOSE") ? HUB_LOG_DEBUG : HUB_LOG_ERROR;
     printf("%s: FAULT_SEED=%" PRIu64 " FAULT_ITERS=%lu\n", prog, seed, iters);
     fflush(stdout);
@@ -69,7 +69,7 @@ static unsigned long fault_init(const char *prog, unsigned long def)
         }                                                                                          \
     } while (0)
 
-static int fault_rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+static inline int fault_rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb;
     (void)flag;
@@ -77,19 +77,19 @@ static int fault_rm_one(const char *p, const struct stat *sb, int flag, struct F
     return remove(p);
 }
 
-static void rm_rf(const char *dir)
+static inline void rm_rf(const char *dir)
 {
     nftw(dir, fault_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* A fresh, empty directory path (not created: the journal creates it). */
-static void fresh_dir(char *out, size_t n, const char *base, const char *name)
+static inline void fresh_dir(char *out, size_t n, const char *base, const char *name)
 {
     snprintf(out, n, "%s/%s", base, name);
     rm_rf(out);
 }
 
-static char *scratch_base(const char *prog)
+static inline char *scratch_base(const char *prog)
 {
     static char b[128];
     snprintf(b, sizeof(b), "%s/cityhub-%s-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
@@ -103,7 +103,7 @@ static char *scratch_base(const char *prog)
 
 /* The record appended as seq s in generation gen: a reading whose fields
  * name both, and whose size varies with them. Returns its length. */
-static size_t make_record(uint64_t s, uint32_t gen, uint8_t *buf, size_t cap)
+static inline size_t make_record(uint64_t s, uint32_t gen, uint8_t *buf, size_t cap)
 {
     hub_reading_t *r = hub_reading_new("fault", (int64_t)(1700000000000000000ll + s));
     char pad[64];
@@ -120,7 +120,7 @@ static size_t make_record(uint64_t s, uint32_t gen, uint8_t *buf, size_t cap)
     return n;
 }
 
-static int append_rec(hub_journal_t *j, uint64_t expect_seq, uint32_t gen)
+static inline int append_rec(hub_journal_t *j, uint64_t expect_seq, uint32_t gen)
 {
     uint8_t buf[512];
     size_t n = make_record(expect_seq, gen, buf, sizeof(buf));
@@ -133,7 +133,7 @@ static int append_rec(hub_journal_t *j, uint64_t expect_seq, uint32_t gen)
 
 /* Is payload the record of seq s in generation gen? It must decode as a
  * reading, and be byte for byte what was appended. */
-static bool record_is(const struct hub_buf *p, uint64_t s, uint32_t gen)
+static inline bool record_is(const struct hub_buf *p, uint64_t s, uint32_t gen)
 {
     uint8_t buf[512];
     size_t n = make_record(s, gen, buf, sizeof(buf));
@@ -145,15 +145,16 @@ static bool record_is(const struct hub_buf *p, uint64_t s, uint32_t gen)
 }
 
 /* Read the journal from seq from to its end. For each record returned:
- * check it against gen[seq] (gen NULL: generation 0) and set got[seq]
- * (when got is not NULL and seq < cap). Returns the number of records read;
- * *wrong counts records that were not what was appended. */
-static uint64_t read_all(hub_journal_t *j, uint64_t from, const uint32_t *gen, bool *got,
-                         uint64_t cap, uint64_t *wrong)
+ * check it against gen[seq] (gen NULL: generation 0), that its seq is past
+ * the one before (in order, never twice) and set got[seq] (when got is not
+ * NULL and seq < cap). Returns the number of records read; *wrong counts
+ * records that were not what was appended, or out of order. */
+static inline uint64_t read_all(hub_journal_t *j, uint64_t from, const uint32_t *gen, bool *got,
+                                uint64_t cap, uint64_t *wrong)
 {
     hub_journal_reader_t *rd = NULL;
     struct hub_buf p;
-    uint64_t n = 0;
+    uint64_t n = 0, last = 0;
     hub_buf_init(&p, HUB_JOURNAL_MAX_RECORD);
     if (hub_journal_reader_new(j, from, &rd) != HUB_OK) {
         CHECK(0, "reader_new failed");
@@ -172,6 +173,11 @@ static uint64_t read_all(hub_journal_t *j, uint64_t from, const uint32_t *gen, b
             (*wrong)++;
             CHECK(ok, "a wrong record was returned as seq %" PRIu64 " (%zu bytes)", s, p.len);
         }
+        if (n && s <= last) {
+            (*wrong)++;
+            CHECK(s > last, "seq %" PRIu64 " returned after seq %" PRIu64, s, last);
+        }
+        last = s;
         if (got && s < cap)
             got[s] = true;
         n++;
@@ -181,7 +187,26 @@ static uint64_t read_all(hub_journal_t *j, uint64_t from, const uint32_t *gen, b
     return n;
 }
 
-static hub_journal_t *jopen(const char *dir, uint64_t seg, uint64_t max)
+/* The record at seq reads back as the one appended as seq in generation
+ * gen (the next append after damage or a cut). */
+static inline void check_reads_back(hub_journal_t *j, uint64_t seq, uint32_t gen, const char *what)
+{
+    hub_journal_reader_t *rd = NULL;
+    struct hub_buf p;
+    hub_buf_init(&p, HUB_JOURNAL_MAX_RECORD);
+    hub_journal_reader_new(j, seq, &rd);
+    uint64_t rs = 0;
+    int rc;
+    do
+        rc = hub_journal_reader_next(rd, &p, &rs, NULL);
+    while (rc == HUB_ECORRUPT);
+    CHECK(rc == HUB_OK && rs == seq && record_is(&p, seq, gen),
+          "%s: the record appended after it does not read back (%s)", what, hub_strerror(rc));
+    hub_journal_reader_free(rd);
+    hub_buf_free(&p);
+}
+
+static inline hub_journal_t *jopen(const char *dir, uint64_t seg, uint64_t max)
 {
     struct hub_journal_opts o = {.dir = dir, .segment_size = seg, .max_size = max};
     hub_journal_t *j = NULL;
@@ -191,21 +216,22 @@ static hub_journal_t *jopen(const char *dir, uint64_t seg, uint64_t max)
     return rc == HUB_OK ? j : NULL;
 }
 
-static uint64_t file_size(const char *path)
+static inline uint64_t file_size(const char *path)
 {
     struct stat sb;
     return stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
 }
 
-static void seg_path(const char *dir, uint64_t base, char *out, size_t n)
+static inline void seg_path(const char *dir, uint64_t base, char *out, size_t n)
 {
     snprintf(out, n, "%s/%020" PRIu64 ".seg", dir, base);
 }
 
-static int fault_done(const char *prog)
+static inline int fault_done(const char *prog)
 {
     if (fault_failures)
-        printf("%s: %lu check(s) FAILED\n", prog, fault_failures);
+        printf("%s: %lu check(s) FAILED (replay: FAULT_SEED=%" PRIu64 ")\n", prog, fault_failures,
+               fault_seed);
     else
         printf("%s: ok\n", prog);
     return fault_failures ? 1 : 0;
