@@ -309,7 +309,7 @@ static int write_record(hub_journal_t *j, const uint8_t *fh, const struct rec_fo
     journal_log(j, J_LIM_WRITE, HUB_LOG_ERROR, "%s: append at byte %" PRIu64 ": %s", path,
                 j->active_size, w < 0 ? strerror(e) : "short write (No space left on device)");
     /* Never leave half a record: cut back to the record's start. */
-    if (w != 0 && ftruncate(j->active_fd, (off_t)j->active_size) < 0)
+    if (w != 0 && journal_io_ftruncate(j->active_fd, j->active_size) < 0)
         j->tail_junk = true;
     errno = e;
     return journal_is_disk_full(e) ? J_EDISKFULL : HUB_EIO;
@@ -341,7 +341,7 @@ int hub_journal_append_keyed(hub_journal_t *j, const void *payload, size_t len, 
     uint64_t n = f.n;
     for (;;) {
         if (j->tail_junk) {
-            if (ftruncate(j->active_fd, (off_t)j->active_size) < 0) {
+            if (journal_io_ftruncate(j->active_fd, j->active_size) < 0) {
                 rc = HUB_EIO;
                 goto out;
             }

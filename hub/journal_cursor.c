@@ -62,7 +62,7 @@ static int cursor_load(hub_journal_t *j, const char *name, uint64_t *seq)
     char buf[J_CURSOR_FILE_MAX + 1];
     if (j->cursor_dirfd < 0)
         return HUB_EEMPTY;
-    int fd = openat(j->cursor_dirfd, name, O_RDONLY | O_CLOEXEC);
+    int fd = journal_io_open(j->cursor_dirfd, name, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0)
         return errno == ENOENT ? HUB_EEMPTY : HUB_EIO;
     ssize_t n = journal_pread_full(fd, buf, sizeof(buf), 0);
@@ -119,7 +119,7 @@ static int cursor_store(hub_journal_t *j, const char *name, uint64_t seq)
     snprintf(path, sizeof(path), "%s/cursors/%s", j->dir, tmp);
     int fsyncs = 0, rc = HUB_EIO;
 
-    int fd = openat(j->cursor_dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = journal_io_open(j->cursor_dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         goto out;
 #ifdef CITYHUB_TEST_HOOKS

@@ -188,12 +188,16 @@ extern int (*hub_journal_fault_hook)(const char *path, size_t bytes);
  * failing with that errno. */
 extern int (*hub_journal_sync_hook)(int fd);
 
-/* The journal's syncs, renames and unlinks go through these (journal_util.c):
- * in the program they are fsync / fdatasync (data), renameat and unlink; in
- * a build with -DCITYHUB_TEST_HOOKS the tests below can watch and fail them. */
+/* The journal's syncs, renames, unlinks, opens of its files and truncations
+ * go through these (journal_util.c): in the program they are fsync /
+ * fdatasync (data), renameat, unlink, openat and ftruncate; in a build with
+ * -DCITYHUB_TEST_HOOKS the tests below can watch and fail them. */
 int journal_io_sync(int fd, bool data);
 int journal_io_renameat(int dirfd, const char *from, const char *to);
 int journal_io_unlink(const char *path);
+/* openat(dirfd, path, flags, mode): returns the fd, or -1 with errno. */
+int journal_io_open(int dirfd, const char *path, int flags, mode_t mode);
+int journal_io_ftruncate(int fd, uint64_t len);
 
 #ifdef CITYHUB_TEST_HOOKS
 /* Test build only (MODE=asan): the power-cut and failing-disk tests
@@ -205,9 +209,13 @@ struct hub_journal_test_io {
     int (*sync)(int fd, bool data);
     /* After a sync that succeeded. */
     void (*synced)(int fd);
-    /* Before renameat / unlink: 0 goes on, an errno fails the call. */
+    /* Before renameat / unlink / openat of a segment, cursor or redo file
+     * (path as given: absolute, or a name in dirfd) / ftruncate: 0 goes
+     * on, an errno fails the call. */
     int (*rename)(int dirfd, const char *from, const char *to);
     int (*unlink)(const char *path);
+    int (*open)(const char *path, int flags);
+    int (*ftruncate)(int fd, uint64_t len);
 };
 extern struct hub_journal_test_io hub_journal_test_io;
 

@@ -108,7 +108,7 @@ int hub_journal_reader_next(hub_journal_reader_t *rd, struct hub_buf *payload, u
         if (need_open) {
             reader_close_seg(rd);
             journal_seg_path(j, base, path, sizeof(path));
-            rd->in.fd = open(path, O_RDONLY | O_CLOEXEC);
+            rd->in.fd = journal_io_open(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
             if (rd->in.fd < 0) {
                 if (errno != ENOENT || (last && !j->read_only)) {
                     rc = HUB_EIO;

@@ -56,7 +56,7 @@ int journal_recover_active(hub_journal_t *j, char *err, size_t errlen)
     int rc = HUB_EIO;
 
     journal_seg_path(j, s->base, path, sizeof(path));
-    in.fd = open(path, (j->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    in.fd = journal_io_open(AT_FDCWD, path, (j->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC, 0);
     if (in.fd < 0) {
         snprintf(err, errlen, "%s: open: %s", path, strerror(errno));
         goto out;
@@ -99,7 +99,7 @@ int journal_recover_active(hub_journal_t *j, char *err, size_t errlen)
         journal_make_header(h, s->base);
         if (journal_pwrite_all(in.fd, path, h, sizeof(h), 0) < 0 || journal_fsync(j, in.fd) < 0) {
             int e = errno;
-            if (torn && journal_is_disk_full(e) && ftruncate(in.fd, 0) == 0) {
+            if (torn && journal_is_disk_full(e) && journal_io_ftruncate(in.fd, 0) == 0) {
                 /* No record in it: the first append writes the header. */
                 hub_warn(J_WHO, "%s: rewrite header: %s: left for the first reading that fits",
                          path, strerror(e));
@@ -172,7 +172,7 @@ int journal_recover_active(hub_journal_t *j, char *err, size_t errlen)
         } else {
             hub_warn(J_WHO, "%s: bad record at byte %" PRIu64 " (%s): cutting %" PRIu64 " bytes",
                      path, off, why, size - off);
-            if (ftruncate(in.fd, (off_t)off) < 0 || journal_fsync(j, in.fd) < 0) {
+            if (journal_io_ftruncate(in.fd, off) < 0 || journal_fsync(j, in.fd) < 0) {
                 snprintf(err, errlen, "%s: truncate to %" PRIu64 ": %s", path, off,
                          strerror(errno));
                 rc = HUB_EIO;
@@ -246,7 +246,7 @@ static void set_aside(hub_journal_t *j, const char *name, const char *why)
         hub_warn(J_WHO, "%s/%s: %s: not used", j->dir, name, why);
         return;
     }
-    if (renameat(j->dirfd, name, j->dirfd, to) != 0) {
+    if (journal_io_renameat(j->dirfd, name, to) != 0) {
         hub_err(J_WHO, "%s/%s: %s: cannot set it aside: %s", j->dir, name, why, strerror(errno));
         return;
     }

@@ -1,6 +1,7 @@
 /* hub/journal_util.c — the journal's framing, file helpers and rate-limited
  * log (hub/journal_priv.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -160,6 +161,26 @@ int journal_io_unlink(const char *path)
     return unlink(path);
 }
 
+int journal_io_open(int dirfd, const char *path, int flags, mode_t mode)
+{
+    int e = hub_journal_test_io.open ? hub_journal_test_io.open(path, flags) : 0;
+    if (e) {
+        errno = e;
+        return -1;
+    }
+    return openat(dirfd, path, flags, mode);
+}
+
+int journal_io_ftruncate(int fd, uint64_t len)
+{
+    int e = hub_journal_test_io.ftruncate ? hub_journal_test_io.ftruncate(fd, len) : 0;
+    if (e) {
+        errno = e;
+        return -1;
+    }
+    return ftruncate(fd, (off_t)len);
+}
+
 static pthread_once_t crash_once = PTHREAD_ONCE_INIT;
 static char crash_kind[16];
 static unsigned long crash_n;
@@ -217,6 +238,16 @@ int journal_io_renameat(int dirfd, const char *from, const char *to)
 int journal_io_unlink(const char *path)
 {
     return unlink(path);
+}
+
+int journal_io_open(int dirfd, const char *path, int flags, mode_t mode)
+{
+    return openat(dirfd, path, flags, mode);
+}
+
+int journal_io_ftruncate(int fd, uint64_t len)
+{
+    return ftruncate(fd, (off_t)len);
 }
 #endif
 
