@@ -74,11 +74,11 @@ static int seg_file_create(hub_journal_t *j, uint64_t base)
 {
     char path[J_PATH_MAX];
     journal_seg_path(j, base, path, sizeof(path));
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = journal_io_open(AT_FDCWD, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd >= 0 && journal_fsync(j, j->dirfd) < 0) {
         int e = errno;
         close(fd);
-        unlink(path);
+        journal_io_unlink(path);
         errno = e;
         fd = -1;
     }
@@ -113,7 +113,7 @@ int journal_seg_ready(hub_journal_t *j)
         int e = errno;
         journal_log(j, J_LIM_CREATE, HUB_LOG_ERROR, "%s: create: write header: %s", path,
                     strerror(e));
-        if (ftruncate(j->active_fd, 0) < 0) /* no half header left behind */
+        if (journal_io_ftruncate(j->active_fd, 0) < 0) /* no half header left behind */
             j->tail_junk = true;
         return io_fail(e);
     }
@@ -130,12 +130,16 @@ int journal_seg_ready(hub_journal_t *j)
 
 /* Seal the active segment (fsync) and make a new, empty one at next_seq the
  * active one (its header follows in journal_seg_ready). Caller holds j->mu.
- * Returns HUB_OK, J_EDISKFULL or HUB_EIO (the old segment stays active). */
+ * Returns HUB_OK, J_EDISKFULL or HUB_EIO (the old segment stays active).
+ * After a failed fsync the records are written again first; when some of
+ * them are lost that already begins the new segment (HUB_OK). */
 static int rotate(hub_journal_t *j)
 {
     char path[J_PATH_MAX];
     if (j->untrusted && journal_redo_unsynced(j) != HUB_OK)
         return HUB_EIO;
+    if (!active_has_records(j))
+        return HUB_OK; /* the redo lost records and began a new segment: nothing to seal */
     if (journal_fsync(j, j->active_fd) < 0) {
         int e = errno;
         journal_seg_path(j, j->segs[j->nsegs - 1].base, path, sizeof(path));
@@ -255,13 +259,16 @@ int journal_redo_unsynced(hub_journal_t *j)
     a = &j->segs[j->nsegs - 1];
 
     uint64_t lost = 0, n = 0;
-    int rfd = open(path, O_RDONLY | O_CLOEXEC); /* a new descriptor: what the kernel has now */
-    int wfd = rfd < 0 ? -1 : open(npath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* a new descriptor: what the kernel has now */
+    int rfd = journal_io_open(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+    int wfd = rfd < 0
+                  ? -1
+                  : journal_io_open(AT_FDCWD, npath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (wfd >= 0)
         n = copy_checked(j, rfd, from, to, j->synced_seq, wfd, npath, nbase, &lost);
     if (n == 0 || journal_fsync(j, wfd) < 0 ||
-        (replace &&
-         renameat(j->dirfd, npath + strlen(j->dir) + 1, j->dirfd, path + strlen(j->dir) + 1) < 0) ||
+        (replace && journal_io_renameat(j->dirfd, npath + strlen(j->dir) + 1,
+                                        path + strlen(j->dir) + 1) < 0) ||
         journal_fsync(j, j->dirfd) < 0) {
         journal_log(j, J_LIM_SYNC, HUB_LOG_ERROR,
                     "%s: writing the records not known durable again: %s (tried again at the "
@@ -269,7 +276,7 @@ int journal_redo_unsynced(hub_journal_t *j)
                     npath, strerror(errno));
         if (wfd >= 0) {
             close(wfd);
-            unlink(npath);
+            journal_io_unlink(npath);
         }
         if (rfd >= 0)
             close(rfd);

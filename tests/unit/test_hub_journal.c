@@ -1236,6 +1236,58 @@ static void test_failed_fsync_rewrites(void **state)
     hub_journal_close(j);
 }
 
+/* The fsync that seals a full segment fails and the disk dropped the pages
+ * it could not write: the append is refused; the next one writes the
+ * records that still check again, counts the rest as lost, and goes into a
+ * new segment (it used to try to seal that new, still fileless segment: an
+ * fsync of no file, and every append after it refused). */
+static void test_failed_fsync_before_rotation(void **state)
+{
+    struct fx *f = *state;
+    hub_journal_t *j = jopen(f->dir, 256, 0, 0);
+    append_n(j, 0, 6); /* 223 bytes: record 6 (59) goes into the next segment */
+    char path[128];
+    seg_file(f->dir, 0, path, sizeof(path));
+    uint8_t p[128];
+    hub_journal_sync_hook = sync_hook;
+    sync_fail_n = 1;
+    sync_garble_path = path;
+    sync_garble_off = 16 + 16 + mkpayload(0, p); /* records 1..5 */
+    size_t len = mkpayload(6, p);
+    uint64_t seq = UINT64_MAX;
+    assert_int_equal(hub_journal_append(j, p, len, &seq), HUB_EIO);
+    assert_int_equal(hub_journal_append(j, p, len, &seq), HUB_OK);
+    assert_int_equal(seq, 6);
+    hub_journal_sync_hook = NULL;
+    struct hub_journal_stats st;
+    hub_journal_stats(j, &st);
+    assert_int_equal(st.sync_failed, 1);
+    assert_int_equal(st.sync_lost, 5);
+    append_n(j, 7, 3);
+    assert_int_equal(hub_journal_sync(j), HUB_OK);
+    for (int pass = 0; pass < 2; pass++) {
+        hub_journal_reader_t *rd;
+        struct hub_buf b;
+        uint64_t skipped = 0;
+        hub_buf_init(&b, 4096);
+        assert_int_equal(hub_journal_reader_new(j, 0, &rd), HUB_OK);
+        assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_OK);
+        assert_int_equal(seq, 0);
+        for (uint64_t want = 6; want < 10; want++) {
+            assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_OK);
+            assert_int_equal(seq, want);
+            assert_int_equal(b.len, mkpayload(want, p));
+            assert_memory_equal(b.data, p, b.len);
+        }
+        assert_int_equal(skipped, 5);
+        assert_int_equal(hub_journal_reader_next(rd, &b, &seq, &skipped), HUB_EEMPTY);
+        hub_journal_reader_free(rd);
+        hub_buf_free(&b);
+        hub_journal_close(j);
+        j = pass == 0 ? jopen(f->dir, 256, 0, 0) : NULL;
+    }
+}
+
 /* sync_each (sync_interval 0): every append is synced before it returns;
  * a failed fsync there is handled as in hub_journal_sync. */
 static void test_sync_each(void **state)
@@ -2621,6 +2673,7 @@ int main(void)
         T(test_missing_segment_logged),
         T(test_private_modes),
         T(test_failed_fsync_rewrites),
+        T(test_failed_fsync_before_rotation),
         T(test_sync_each),
         T(test_overlapping_segments),
         T(test_creates_nested_dir),
