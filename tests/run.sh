@@ -4,8 +4,8 @@
 # real servers) and the fault suite's fast subset (tests/fault/: its programs
 # built in BUILD_DIR/tests/fault/ and its scripts), and close with
 # "N passed, N failed". --fault-only --long (make fault): the fault suite
-# alone with its long counts (FAULT_ITERS, FAULT_KILLS, FAULT_POINTS unless
-# set; see docs/testing.md).
+# alone with its long counts (FAULT_ITERS, FAULT_KILLS, FAULT_POINTS,
+# FAULT_SHAPES unless set; see docs/testing.md).
 set -u
 unit_only=0
 fault_only=0
@@ -22,7 +22,7 @@ done
 [ -n "$B" ] || { echo "usage: tests/run.sh BUILD_DIR [--unit-only | --fault-only [--long]]" >&2; exit 2; }
 if [ "$long" -eq 1 ]; then
     export FAULT_ITERS=${FAULT_ITERS:-5000} FAULT_KILLS=${FAULT_KILLS:-200}
-    export FAULT_POINTS=${FAULT_POINTS:-10} FAULT_LONG=1
+    export FAULT_POINTS=${FAULT_POINTS:-10} FAULT_SHAPES=${FAULT_SHAPES:-24} FAULT_LONG=1
 fi
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 2
