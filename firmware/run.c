@@ -440,8 +440,11 @@ static void free_all(struct ch_daemon *d)
         if (!d->outs[i].loop)
             continue;
         hub_output_stats(d->outs[i].loop, &os);
-        hub_info("cityhub", "output %s: %" PRIu64 " delivered, cursor at %" PRIu64,
-                 d->outs[i].common->name, os.delivered, os.cursor);
+        hub_info("cityhub",
+                 "output %s: %" PRIu64 " delivered, cursor at %" PRIu64 "; %" PRIu64
+                 " dropped undelivered, %" PRIu64 " corrupt, %" PRIu64 " rejected",
+                 d->outs[i].common->name, os.delivered, os.cursor, os.dropped, os.corrupt,
+                 os.rejected);
         hub_output_free(d->outs[i].loop);
     }
     for (size_t i = 0; i < d->nouts; i++) {
@@ -451,6 +454,16 @@ static void free_all(struct ch_daemon *d)
     for (size_t i = 0; i < d->nins; i++)
         d->ins[i].ops->exit(d->ins[i].ctx);
     free(d->runners);
+    if (d->journal && d->accept) {
+        struct hub_journal_stats js;
+        hub_journal_stats(d->journal, &js);
+        hub_info("cityhub",
+                 "stopped: %" PRIu64 " readings accepted, %" PRIu64
+                 " refused; journal: next seq %" PRIu64 ", %" PRIu64
+                 " dropped undelivered, %" PRIu64 " appends refused on a full disk",
+                 hub_accept_accepted(d->accept), hub_accept_refused(d->accept), js.next_seq,
+                 js.dropped, js.disk_full);
+    }
     hub_accept_free(d->accept);
     if (d->journal)
         hub_journal_close(d->journal);
