@@ -16,11 +16,7 @@
 set -eu
 . tests/lib/fixtures.sh
 fixtures_init
-MNT=$T/disk
-mkdir "$MNT"
-mount -t tmpfs -o size=4m tmpfs "$MNT" ||
-    fail "cannot mount a tmpfs on $MNT (this test needs root): a full disk cannot be tested"
-track_mount "$MNT"
+small_disk 4m
 FILL_S=${FAULT_FILL_S:-$([ -n "${FAULT_LONG:-}" ] && echo 30 || echo 5)}
 
 start_sim --profile load

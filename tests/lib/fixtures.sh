@@ -10,6 +10,7 @@
 #   start_sim_rtu DEVICE ARGS...  -> SIM_PID   (cityhub-sim --rtu DEVICE)
 #   influx_query DB "SELECT ..."  -> JSON on stdout
 #   wait_for CMD... (10 s)        retry until CMD succeeds
+#   small_disk SIZE               -> MNT: a tmpfs of SIZE on $T/disk (root), unmounted at exit
 #   start_mosquitto [--tls] [--password]  -> MQTT_PORT, MQTT_URL, MOSQ_PID, MOSQ_LOG
 #                                 (Mosquitto; see its section below for the rest)
 
@@ -41,6 +42,15 @@ fixtures_init() {
 track_pid() { FIXTURE_PIDS="$FIXTURE_PIDS $1"; }
 # track_mount DIR: unmounted at exit, after every tracked process is stopped.
 track_mount() { FIXTURE_MOUNTS="$FIXTURE_MOUNTS $1"; }
+# small_disk SIZE -> MNT: a tmpfs of SIZE (e.g. 4m) on $T/disk, unmounted at
+# exit; fails the test when it cannot be mounted (it needs root).
+small_disk() {
+    MNT=$T/disk
+    mkdir "$MNT"
+    mount -t tmpfs -o "size=$1" tmpfs "$MNT" ||
+        fail "cannot mount a tmpfs on $MNT (this test needs root): a full disk cannot be tested"
+    track_mount "$MNT"
+}
 
 wait_for() {
     local tries=${WAIT_TRIES:-100}
