@@ -197,13 +197,14 @@ void hub_journal_close(hub_journal_t *j)
 {
     if (!j)
         return;
+    /* A failed final sync is not trusted either: written again, as at any
+     * sync (journal_redo_unsynced logs what fails). */
+    if (j->active_fd >= 0 && j->dirty && !j->untrusted && journal_datasync(j->active_fd) < 0)
+        journal_sync_failed(j, errno, j->dir, "final fdatasync");
     if (j->active_fd >= 0 && j->untrusted)
-        journal_redo_unsynced(j); /* logs what fails */
-    if (j->active_fd >= 0) {
-        if (j->dirty && !j->untrusted && journal_datasync(j->active_fd) < 0)
-            hub_err(J_WHO, "%s: final sync: %s", j->dir ? j->dir : "?", strerror(errno));
+        journal_redo_unsynced(j);
+    if (j->active_fd >= 0)
         close(j->active_fd);
-    }
     if (j->dirfd >= 0)
         close(j->dirfd);
     if (j->cursor_dirfd >= 0)

@@ -143,7 +143,9 @@ typedef struct hub_journal_reader hub_journal_reader_t;
  * naming the path in err. */
 int hub_journal_open(const struct hub_journal_opts *opts, hub_journal_t **out, char *err,
                      size_t errlen);
-/* Sync what is pending, persist nothing else, free everything. */
+/* Sync what is pending (a failed fsync handled as in hub_journal_sync: the
+ * records written again into a new file), persist nothing else, free
+ * everything. */
 void hub_journal_close(hub_journal_t *j);
 
 /* Append one record. Returns HUB_OK (accepted; *seq set if seq is non-NULL),

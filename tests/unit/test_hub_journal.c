@@ -1236,6 +1236,29 @@ static void test_failed_fsync_rewrites(void **state)
     hub_journal_close(j);
 }
 
+/* The final sync at close fails: the page cache is not trusted there
+ * either; the records are written again into a new file (and synced)
+ * before the journal lets go of them. */
+static void test_failed_fsync_at_close(void **state)
+{
+    struct fx *f = *state;
+    hub_journal_t *j = jopen(f->dir, 0, 0, 0);
+    append_n(j, 0, 5);
+    char path[128];
+    seg_file(f->dir, 0, path, sizeof(path));
+    struct stat before, after;
+    assert_int_equal(stat(path, &before), 0);
+    hub_journal_sync_hook = sync_hook;
+    sync_fail_n = 1;
+    hub_journal_close(j);
+    hub_journal_sync_hook = NULL;
+    assert_int_equal(stat(path, &after), 0);
+    assert_true(after.st_ino != before.st_ino); /* the new file, renamed over the old */
+    j = jopen(f->dir, 0, 0, 0);
+    assert_int_equal(read_check(j, 0, 0, NULL), 5);
+    hub_journal_close(j);
+}
+
 /* The fsync that seals a full segment fails and the disk dropped the pages
  * it could not write: the append is refused; the next one writes the
  * records that still check again, counts the rest as lost, and goes into a
@@ -2673,6 +2696,7 @@ int main(void)
         T(test_missing_segment_logged),
         T(test_private_modes),
         T(test_failed_fsync_rewrites),
+        T(test_failed_fsync_at_close),
         T(test_failed_fsync_before_rotation),
         T(test_sync_each),
         T(test_overlapping_segments),
