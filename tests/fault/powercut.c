@@ -16,7 +16,10 @@
  * that seq, in order, never twice; at most the records appended since the
  * last sync are lost; a committed cursor reads back as committed (pulled
  * back only to the journal's end, or to its first stored record); the next
- * append works and reads back. Several cuts per iteration, random segment
+ * append works and reads back. Half the cuts come between two calls, half
+ * inside one, just before one of its fsyncs (mid-rotation, mid-cursor
+ * write, mid-redo): what that call then reports does not count. Several
+ * cuts per iteration, random segment
  * sizes, bounds, sync_interval 0 or group commit. FAULT_ITERS iterations
  * (default 300) from FAULT_SEED. */
 #include "hub/journal_priv.h"
@@ -134,9 +137,14 @@ static void dir_snapshot(struct dirm *d, bool snap)
 
 /* The hook: fsync and fdatasync of the journal. The model takes what the
  * call makes durable; the real call is skipped (-1: reported done). */
+static void image_take(void);
+static long cut_countdown = -1; /* syncs to go before a cut inside a call; -1: none */
+
 static int on_sync(int fd, bool data)
 {
     (void)data;
+    if (cut_countdown > 0 && --cut_countdown == 0)
+        image_take(); /* the power fails before this sync */
     struct stat sb;
     if (fstat(fd, &sb) < 0)
         return -1;
@@ -260,45 +268,66 @@ static void write_file_at(const char *dir, const char *name, const uint8_t *d, s
     close(fd);
 }
 
-static unsigned long came_back, vanished;
+static unsigned long came_back, vanished, mid_call;
 
-/* The power comes back: each directory holds the entries of its last
- * fsync, each file its content as after_cut makes it. */
+/* The disk as it would be if the power failed now: each directory's
+ * entries of its last fsync, each file's content as after_cut makes it. */
+struct image_file {
+    int dir;
+    char name[NAME_MAX_];
+    uint8_t *data;
+    size_t len;
+};
+static struct image_file *img;
+static size_t nimg, img_cap;
+static bool img_taken;
+
+static void image_take(void)
+{
+    nimg = 0;
+    for (int i = 0; i < 2; i++)
+        for (size_t k = 0; k < dirs[i].n; k++) {
+            if (nimg == img_cap) {
+                img_cap = img_cap ? 2 * img_cap : 64;
+                img = realloc(img, img_cap * sizeof(*img));
+            }
+            struct image_file *f = &img[nimg++];
+            f->dir = i;
+            snprintf(f->name, sizeof(f->name), "%s", dirs[i].e[k].name);
+            f->data = after_cut(node_get(dirs[i].e[k].ino, -1, NULL, -1), &f->len);
+        }
+    img_taken = true;
+}
+
+/* The power comes back: the directories hold the image, nothing else. */
 static void power_cut(void)
 {
+    if (!img_taken)
+        image_take();
     for (int i = 0; i < 2; i++) {
-        struct dirm *d = &dirs[i];
-        /* Build every file's content first: a name may have moved. */
-        uint8_t **data = calloc(d->n + 1, sizeof(*data));
-        size_t *len = calloc(d->n + 1, sizeof(*len));
-        for (size_t k = 0; k < d->n; k++) {
-            struct node *n = node_get(d->e[k].ino, -1, NULL, -1);
-            data[k] = after_cut(n, &len[k]);
-        }
-        /* Remove what is there now, counting what the cut undoes. */
-        DIR *dh = opendir(d->path);
+        DIR *dh = opendir(dirs[i].path);
         struct dirent *de;
         while (dh && (de = readdir(dh)) != NULL) {
             char p[400];
             struct stat sb;
-            snprintf(p, sizeof(p), "%s/%s", d->path, de->d_name);
+            snprintf(p, sizeof(p), "%s/%s", dirs[i].path, de->d_name);
             if (lstat(p, &sb) < 0 || !S_ISREG(sb.st_mode))
                 continue;
             bool kept = false;
-            for (size_t k = 0; k < d->n; k++)
-                kept |= strcmp(d->e[k].name, de->d_name) == 0;
+            for (size_t k = 0; k < nimg; k++)
+                kept |= img[k].dir == i && strcmp(img[k].name, de->d_name) == 0;
             vanished += !kept;
             unlink(p);
         }
         if (dh)
             closedir(dh);
-        for (size_t k = 0; k < d->n; k++) {
-            write_file_at(d->path, d->e[k].name, data[k], len[k]);
-            free(data[k]);
-        }
-        free(data);
-        free(len);
     }
+    for (size_t k = 0; k < nimg; k++) {
+        write_file_at(dirs[img[k].dir].path, img[k].name, img[k].data, img[k].len);
+        free(img[k].data);
+    }
+    nimg = 0;
+    img_taken = false;
     model_baseline();
 }
 
@@ -323,6 +352,7 @@ struct state {
     uint64_t durable;     /* every seq below it was synced, or kept by recovery */
     bool must[MAXSEQ];    /* that record is durable: it must be read back */
     uint64_t committed;   /* cursor "out" as last committed with HUB_OK */
+    uint64_t tried;       /* a commit the cut interrupted (UINT64_MAX: none) */
     bool have_cursor;
     uint32_t g;
 };
@@ -354,23 +384,27 @@ static void work(hub_journal_t *j, struct state *s, bool sync_each)
 {
     unsigned n = (unsigned)rnd_below(160);
     unsigned every = 1 + (unsigned)rnd_below(30);
-    for (unsigned i = 0; i < n; i++) {
+    /* Once the power has failed inside a call (img_taken), what that call
+     * reports no longer counts, and nothing more is done. */
+    for (unsigned i = 0; i < n && !img_taken; i++) {
         int rc = append_gen(j, s);
         CHECK(rc == HUB_OK || rc == HUB_EFULL, "append: %s", hub_strerror(rc));
         bool synced = rc == HUB_OK && sync_each;
-        if (rnd_below(every) == 0) {
+        if (!img_taken && rnd_below(every) == 0) {
             rc = hub_journal_sync(j);
             CHECK(rc == HUB_OK, "sync: %s", hub_strerror(rc));
             synced |= rc == HUB_OK;
         }
-        for (; synced && s->durable < s->appended; s->durable++)
+        for (; synced && !img_taken && s->durable < s->appended; s->durable++)
             s->must[s->durable] = true;
-        if (s->have_cursor && rnd_below(25) == 0) {
+        if (!img_taken && s->have_cursor && rnd_below(25) == 0) {
             uint64_t to = s->committed + rnd_below(s->appended - s->committed + 1);
             rc = hub_journal_cursor_commit(j, "out", to);
             CHECK(rc == HUB_OK, "cursor commit to %" PRIu64 ": %s", to, hub_strerror(rc));
-            if (rc == HUB_OK)
+            if (rc == HUB_OK && !img_taken)
                 s->committed = to;
+            else if (img_taken)
+                s->tried = to;
         }
     }
 }
@@ -420,10 +454,14 @@ static void verify(hub_journal_t *j, struct state *s, uint64_t first_before, con
             want = st.next_seq;
         else if (want < st.first_seq)
             want = st.first_seq;
+        uint64_t alt = s->tried > st.next_seq ? st.next_seq : s->tried;
+        if (rc == HUB_OK && c == alt)
+            want = alt; /* the interrupted commit made it */
         CHECK(rc == HUB_OK && c == want,
               "%s: cursor reads back as %" PRIu64 " (%s), committed %" PRIu64 ", expected %" PRIu64,
               what, c, hub_strerror(rc), s->committed, want);
         s->committed = c == UINT64_MAX ? 0 : c;
+        s->tried = UINT64_MAX;
     }
     /* From here on: what recovery kept is durable (it syncs it), what it
      * lost in the unsynced window stays lost; the seqs past it are given
@@ -469,8 +507,13 @@ static void iteration(const char *base, unsigned long it)
         hub_journal_cursor_open(j, "out", &c);
     }
     unsigned ncuts = 1 + (unsigned)rnd_below(4);
+    s.tried = UINT64_MAX;
     for (unsigned c = 0; c < ncuts && j; c++) {
+        /* Half the cuts come inside a call: before its n-th sync. */
+        cut_countdown = rnd_below(2) ? 1 + (long)rnd_below(80) : -1;
         work(j, &s, o.sync_each);
+        cut_countdown = -1;
+        mid_call += img_taken;
         struct hub_journal_stats st;
         hub_journal_stats(j, &st);
         char names[128][NAME_MAX_];
@@ -510,8 +553,10 @@ int main(void)
     hub_journal_test_io.sync = NULL;
     model_reset();
     free(nodes);
-    printf("power cuts: %lu in %lu iterations; file syncs %lu, directory syncs %lu\n", cuts, iters,
-           n_syncs, n_dir_syncs);
+    free(img);
+    printf("power cuts: %lu in %lu iterations (%lu inside a call: before one of its syncs); file "
+           "syncs %lu, directory syncs %lu\n",
+           cuts, iters, mid_call, n_syncs, n_dir_syncs);
     printf("unsynced tails: %lu dropped, %lu cut short, %lu with garbage, %lu sectors out of "
            "order; files vanished %lu, came back %lu; first stored seq moved back %lu times\n",
            tails_dropped, tails_partial, tails_garbage, tails_sectors, vanished, came_back,
