@@ -133,7 +133,9 @@ echo "accepted $accepted, delivered $delivered, cursor $cur (log $cur_log), lag 
 [ "$cur_log" = "$accepted" ] || fail "shutdown log: cursor at $cur_log, want $accepted"
 [ "$delivered" = "$accepted" ] ||
     fail "the hub delivered $delivered readings of $accepted accepted (each exactly once)"
-if grep -qi "dropped" "$HUB_LOG"; then fail "the journal dropped readings: $(grep -i dropped "$HUB_LOG")"; fi
+# (the shutdown counts name the drops too: there, they must be 0)
+drops=$(grep -i "dropped" "$HUB_LOG" | grep -v "\[cityhub\] \(output ioc: .* 0 dropped undelivered\|stopped: .* 0 dropped undelivered\)" || true)
+[ -z "$drops" ] || fail "the journal dropped readings: $drops"
 
 # ---- exactly once: the store ----------------------------------------------------
 # Delivered segments are deleted, so count what was sent: the store holds
