@@ -242,6 +242,58 @@ influx_count() {
         grep . || echo 0
 }
 
+# ---- exactly once: the journal against the store --------------------------------
+#   drain_config CONFIG OUT    CONFIG without its inputs (status points hourly): a
+#                              hub that only delivers what the journal holds
+#   drain_output CONFIG OUTPUT when OUTPUT's cursor is behind, run the drain config
+#                              until it caught up (30 s at most)
+#   store_points DB            -> STORE_POINTS: points in DB of measurement lab
+#                              (field counter) and of the hub's status points
+#                              (cityhub_device, cityhub, cityhub_output);
+#                              STORE_DETAIL: how many of each
+#   unique_times DB DEVICE...  fail when a device of lab repeats a timestamp
+drain_config() {
+    sed -e '/^buses:/,/^outputs:/{/^outputs:/!d}' -e 's/status_interval: 1s/status_interval: 1h/' \
+        "$1" >"$2"
+}
+
+output_lag() {
+    "$CITYHUB" journal -c "$1" | awk -v o="$2" '$1 == "cursor" && $2 == o { print $5 }'
+}
+
+drain_output() {
+    [ "$(output_lag "$1" "$2")" = 0 ] && return 0
+    echo "$2 $(output_lag "$1" "$2") behind: draining"
+    drain_config "$1" "$T/drain.yaml"
+    start_hub "$T/drain.yaml"
+    for _ in $(seq 150); do
+        [ "$(output_lag "$1" "$2")" = 0 ] && break
+        sleep 0.2
+    done
+    stop_hub
+}
+
+store_points() {
+    local lab dev hub out
+    lab=$(influx_count "$1" "SELECT count(counter) FROM lab")
+    dev=$(influx_count "$1" "SELECT count(ok) FROM cityhub_device")
+    hub=$(influx_count "$1" "SELECT count(uptime_s) FROM cityhub")
+    out=$(influx_count "$1" "SELECT count(delivered) FROM cityhub_output")
+    STORE_DETAIL="lab $lab, cityhub_device $dev, cityhub $hub, cityhub_output $out"
+    STORE_POINTS=$((lab + dev + hub + out))
+}
+
+unique_times() {
+    local db=$1 d total uniq
+    shift
+    for d in "$@"; do
+        influx_csv "$db" "SELECT counter FROM lab WHERE device='$d'" | cut -d, -f3 >"$T/ts-$d"
+        total=$(wc -l <"$T/ts-$d")
+        uniq=$(sort -u "$T/ts-$d" | wc -l)
+        [ "$total" -eq "$uniq" ] || fail "device $d: $total points but $uniq distinct timestamps"
+    done
+}
+
 # ---- cityhub-sim: several simulators, many endpoints ---------------------------
 #   start_sim_named NAME ARGS...   -> SIM_PORT, SIM_PID, SIM_LOG ($T/sim-NAME.log)
 #   start_sim_endpoints N ARGS...  -> start_sim --endpoints N ARGS... (127.0.0.1 up)
