@@ -1,4 +1,5 @@
-# SIGHUP reload against a running hub: simulator -> cityhub -> real InfluxDB.
+# SIGHUP reload against a running hub: simulator and Mosquitto -> cityhub ->
+# real InfluxDB.
 # (1) A broken file (a YAML syntax error, an unknown key, a journal key only
 #     a restart changes) is rejected with the lines `cityhub check` prints
 #     for it, the hub keeps polling with the old configuration, /metrics and
@@ -10,7 +11,9 @@
 # (3) Several more reloads while readings flow; at the end every reading
 #     the journal accepted is in InfluxDB exactly once (points = next_seq, no
 #     repeated timestamp per device) and the output delivered each once (its
-#     delivered counts over every reload add up to next_seq). The hub runs
+#     delivered counts over every reload add up to next_seq), and every MQTT
+#     message published, before, between or during reloads (the broker keeps
+#     them for the persistent session), is there once. The hub runs
 #     under ASan: no leak at exit after all of it.
 set -eu
 . tests/lib/fixtures.sh
@@ -19,6 +22,7 @@ start_influxdb city
 curl -sf -XPOST "$INFLUX_URL/query" --data-urlencode 'q=CREATE DATABASE "agency"' >/dev/null ||
     fail "could not create database agency"
 start_sim --profile test
+start_mosquitto
 ports=$("$FREEPORT" 2)
 SP1=$(echo "$ports" | sed -n 1p)
 SP2=$(echo "$ports" | sed -n 2p)
@@ -55,6 +59,11 @@ YAML
 YAML
     fi
     cat <<YAML
+mqtt_inputs:
+  - name: in
+    url: $MQTT_URL
+    subscribe:
+      - {topic: "sensors/{device}/raw", format: value, measurement: level, field: value, qos: 1}
 outputs:
   - {name: ioc, type: influxdb, url: "$INFLUX_URL", database: city, batch_size: 50, flush_interval: 100ms}
 YAML
@@ -86,6 +95,13 @@ cp "$CFG" "$T/good.yaml"
 start_hub "$CFG"
 WAIT_TRIES=200 wait_for curl -sf "http://127.0.0.1:$SP1/health" ||
     { tail -20 "$HUB_LOG" >&2; fail "status server not answering"; }
+mosquitto_wait_subscribed gw-reload-in 'sensors/+/raw' || fail "never subscribed"
+published=0
+publish() { # N: N more messages, values counting on
+    seq $((published + 1)) $((published + $1)) | mqtt_pub_lines sensors/tank-1/raw
+    published=$((published + $1))
+}
+publish 10
 WAIT_TRIES=200 wait_for lab_more city a 5 || { tail -20 "$HUB_LOG" >&2; fail "no readings of a in InfluxDB"; }
 
 # ---- (1) broken files -----------------------------------------------------------
@@ -127,7 +143,7 @@ config "$SP1" 200ms 1 1 >"$CFG"
 "$CITYHUB" check -c "$CFG" >/dev/null || fail "check refuses the second config"
 hup_and_wait "reload applied:"
 grep "reload applied:" "$HUB_LOG" | tail -1
-grep "reload applied:" "$HUB_LOG" | tail -1 | grep -q "devices +1, -0, 1 changed; outputs +1, -0, 0 changed" ||
+grep "reload applied:" "$HUB_LOG" | tail -1 | grep -q "devices +1, -0, 1 changed; mqtt_inputs unchanged; outputs +1, -0, 0 changed" ||
     fail "summary does not say what changed"
 WAIT_TRIES=200 wait_for lab_more city b 3 || fail "no readings of the new device b"
 WAIT_TRIES=200 wait_for lab_more agency a 3 || fail "the new output agency received nothing"
@@ -155,10 +171,15 @@ for i in 1 2 3 4; do
     3) config "$SP2" 120ms 1 1 >"$CFG" ;;  # b back
     4) config "$SP2" 120ms 1 1 >"$CFG" ;;  # the same file again
     esac
+    publish 5 &
+    pub=$!
     hup_and_wait "reload applied:"
+    wait "$pub" || fail "mosquitto_pub failed"
+    published=$((published + 5))
     sleep "1.$((2 * i))"
+    publish 10
 done
-grep "reload applied:" "$HUB_LOG" | tail -1 | grep -q "devices unchanged; outputs unchanged; hub unchanged" ||
+grep "reload applied:" "$HUB_LOG" | tail -1 | grep -q "devices unchanged; mqtt_inputs unchanged; outputs unchanged; hub unchanged" ||
     fail "the same file again is not reported unchanged"
 [ "$(health "$SP2" .reload.applied)" = 6 ] || fail "applied reloads: $(health "$SP2" .reload.applied)"
 sleep 1
@@ -176,5 +197,8 @@ echo "accepted by the journal: $acc; in InfluxDB: $stored ($STORE_DETAIL); deliv
 [ "$stored" -eq "$acc" ] || fail "InfluxDB holds $stored points, the journal accepted $acc"
 [ "$delivered" -eq "$acc" ] || fail "ioc delivered $delivered readings for $acc accepted (sent twice or lost)"
 unique_times city a b
+level=$(influx_count city "SELECT count(value) FROM level")
+echo "MQTT messages published: $published; in InfluxDB: $level"
+[ "$level" -eq "$published" ] || fail "$published messages published, $level in InfluxDB"
 grep -q "ERROR: LeakSanitizer\|AddressSanitizer" "$HUB_LOG" && fail "sanitizer report in the log"
 echo "reload ok"

@@ -247,8 +247,9 @@ influx_count() {
 #                              hub that only delivers what the journal holds
 #   drain_output CONFIG OUTPUT when OUTPUT's cursor is behind, run the drain config
 #                              until it caught up (30 s at most)
-#   store_points DB            -> STORE_POINTS: points in DB of measurement lab
-#                              (field counter) and of the hub's status points
+#   store_points DB            -> STORE_POINTS: points in DB of measurements lab
+#                              (field counter), level (field value, MQTT) and of
+#                              the hub's status points (cityhub_mqtt too)
 #                              (cityhub_device, cityhub, cityhub_output);
 #                              STORE_DETAIL: how many of each
 #   unique_times DB DEVICE...  fail when a device of lab repeats a timestamp
@@ -274,13 +275,15 @@ drain_output() {
 }
 
 store_points() {
-    local lab dev hub out
+    local lab level mq dev hub out
     lab=$(influx_count "$1" "SELECT count(counter) FROM lab")
+    level=$(influx_count "$1" "SELECT count(value) FROM level")
+    mq=$(influx_count "$1" "SELECT count(messages) FROM cityhub_mqtt")
     dev=$(influx_count "$1" "SELECT count(ok) FROM cityhub_device")
     hub=$(influx_count "$1" "SELECT count(uptime_s) FROM cityhub")
     out=$(influx_count "$1" "SELECT count(delivered) FROM cityhub_output")
-    STORE_DETAIL="lab $lab, cityhub_device $dev, cityhub $hub, cityhub_output $out"
-    STORE_POINTS=$((lab + dev + hub + out))
+    STORE_DETAIL="lab $lab, level $level, cityhub_mqtt $mq, cityhub_device $dev, cityhub $hub, cityhub_output $out"
+    STORE_POINTS=$((lab + level + mq + dev + hub + out))
 }
 
 unique_times() {
