@@ -496,8 +496,8 @@ static int run_config(struct ch_daemon *d, struct ch_config *c, int keep_status)
     d->env->gateway = c->hub.name;
     d->env->hub_tags = &c->hub.tags;
     d->env->units = d->units;
-    hub_accept_retag(d->accept, c->hub.name, &c->hub.tags);
-    if (start_outputs(d, d->env) != 0 || start_inputs(d, d->env) != 0 || start_threads(d) != 0) {
+    if (hub_accept_retag(d->accept, c->hub.name, &c->hub.tags) != HUB_OK ||
+        start_outputs(d, d->env) != 0 || start_inputs(d, d->env) != 0 || start_threads(d) != 0) {
         int stuck = stop_all(d);
         if (stuck)
             return -2;

@@ -3,7 +3,8 @@
 # (1) A broken file (a YAML syntax error, an unknown key, a journal key only
 #     a restart changes) is rejected with the lines `cityhub check` prints
 #     for it, the hub keeps polling with the old configuration, /metrics and
-#     /health show the rejected reload.
+#     /health show the rejected reload; a valid file whose output cannot
+#     start brings the old configuration back.
 # (2) A valid file that adds a device, changes a poll interval and adds a
 #     second output is applied: the new device's readings arrive, the new
 #     output receives data, the status server stays on its address; a file
@@ -134,7 +135,17 @@ config "$SP1" 100ms 0 0 | sed "s|path: $T/journal|path: $T/journal2|" >"$CFG"
 "$CITYHUB" check -c "$CFG" >/dev/null || fail "the moved journal is a valid file"
 hup_and_wait "reload rejected; running configuration unchanged"
 grep -q "hub.journal.path changed: .*restart cityhub to apply it" "$HUB_LOG" || fail "journal path change not named"
-[ "$(metric "$SP1" 'cityhub_reloads_total{result="rejected"}')" = 3 ] || fail "rejected reloads: $(metric "$SP1" 'cityhub_reloads_total{result="rejected"}')"
+# a valid file whose output cannot start (its dead-letter file cannot be
+# made): the previous configuration runs again
+config "$SP1" 100ms 1 0 | sed 's|database: city,|database: city, dead_letter: /proc/cityhub-none/ioc.jsonl,|' >"$CFG"
+"$CITYHUB" check -c "$CFG" >/dev/null || fail "the unwritable dead-letter path is a valid file"
+before=$(accepted "$SP1")
+hup_and_wait "reload rejected; running configuration unchanged"
+grep -q "the new configuration did not start (see the errors above); the previous one runs again" "$HUB_LOG" ||
+    fail "no word of the failed start"
+WAIT_TRIES=100 wait_for accepted_more "$SP1" $((before + 5)) || fail "readings stopped after the failed start"
+[ "$(health "$SP1" '.devices | length')" = 1 ] || fail "device b of the failed file runs"
+[ "$(metric "$SP1" 'cityhub_reloads_total{result="rejected"}')" = 4 ] || fail "rejected reloads: $(metric "$SP1" 'cityhub_reloads_total{result="rejected"}')"
 [ "$(metric "$SP1" cityhub_config_last_reload_successful)" = 0 ] || fail "last reload successful gauge"
 [ "$(health "$SP1" .status)" = degraded ] || fail "/health status $(health "$SP1" .status) after a rejected reload"
 
