@@ -239,7 +239,8 @@ static void put_diff(char *buf, size_t len, const char *what, struct diff d)
         snprintf(buf + k, len - k, "%s%s unchanged", k ? "; " : "", what);
 }
 
-void ch_reload_applied(ch_reload_t *r, const struct ch_config *old, const struct ch_config *now)
+void ch_reload_applied(ch_reload_t *r, const struct ch_config *old, const struct ch_config *now,
+                       int64_t paused_ns)
 {
     char err[512], sum[512] = "";
     const struct ch_hub_cfg *h = &now->hub;
@@ -262,7 +263,7 @@ void ch_reload_applied(ch_reload_t *r, const struct ch_config *old, const struct
     size_t k = strlen(sum);
     snprintf(sum + k, sizeof(sum) - k, "; hub %s",
              hub_cfg_equal(ch_hub_keys, &old->hub, &now->hub) ? "unchanged" : "changed");
-    hub_info(WHO, "reload applied: %s", sum);
+    hub_info(WHO, "reload applied in %lld ms: %s", (long long)(paused_ns / HUB_NS_PER_MS), sum);
     outcome(r, CH_RELOAD_APPLIED, NULL);
 }
 

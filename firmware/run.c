@@ -41,7 +41,9 @@
 #define STOP_DEADLINE_NS (4000LL * HUB_NS_PER_MS) /* SIGTERM to exit, worst case */
 #define STOP_CANCEL_NS (2500LL * HUB_NS_PER_MS)   /* then outputs' transfers are aborted */
 #define STOP_INPUTS_NS (1500LL * HUB_NS_PER_MS)   /* longest wait for the input runners */
-#define CH_METRICS_MAX 16384                      /* registry bound: ~100 B each */
+/* A reload waits longer: a poll in progress ends within its reply timeout. */
+#define RELOAD_INPUTS_NS (30LL * HUB_NS_PER_S)
+#define CH_METRICS_MAX 16384 /* registry bound: ~100 B each */
 #define CH_MAX_RUNNERS 1024
 
 /* Sanitizers put redzones on the stack: give their builds room. */
@@ -362,16 +364,23 @@ static int start_threads(struct ch_daemon *d)
     return 0;
 }
 
-/* Stop everything within STOP_DEADLINE_NS. Returns 1 if a thread is still
- * busy (nothing it uses may be freed), else 0. */
-static int stop_all(struct ch_daemon *d)
+/* Stop everything: the inputs within inputs_ns, the outputs by
+ * STOP_DEADLINE_NS from the start (SIGTERM: inputs_ns is STOP_INPUTS_NS,
+ * and each output flushes what the inputs accepted until then) or, for a
+ * reload (longer for the inputs), at once, each output after the request it
+ * has in flight, by STOP_DEADLINE_NS from when the inputs ended. Returns 1
+ * if a thread is still busy (nothing it uses may be freed), else 0. */
+static int stop_within(struct ch_daemon *d, int64_t inputs_ns)
 {
     int64_t stop_began = hub_mono_ns();
     int stuck = 0;
     for (size_t i = 0; i < d->nins; i++)
         d->ins[i].ops->stop(d->ins[i].ctx);
+    for (size_t i = 0; inputs_ns > STOP_INPUTS_NS && i < d->nouts; i++)
+        if (d->outs[i].th.started)
+            hub_output_stop_now(d->outs[i].loop);
     for (size_t i = 0; i < d->nrunners; i++) {
-        if (thread_join_by(&d->runners[i].th, stop_began + STOP_INPUTS_NS) != 0) {
+        if (thread_join_by(&d->runners[i].th, stop_began + inputs_ns) != 0) {
             hub_warn("cityhub",
                      "%s runner %zu still busy in a request at the stop deadline; not waiting "
                      "for it",
@@ -379,6 +388,8 @@ static int stop_all(struct ch_daemon *d)
             stuck = 1;
         }
     }
+    if (inputs_ns > STOP_INPUTS_NS)
+        stop_began = hub_mono_ns();
     if (d->journal && hub_journal_sync(d->journal) != HUB_OK)
         hub_err("journal", "final fsync failed: %s", strerror(errno));
     for (size_t i = 0; i < d->nouts; i++)
@@ -398,6 +409,12 @@ static int stop_all(struct ch_daemon *d)
         }
     }
     return stuck;
+}
+
+/* Stop everything within STOP_DEADLINE_NS (SIGTERM). */
+static int stop_all(struct ch_daemon *d)
+{
+    return stop_within(d, STOP_INPUTS_NS);
 }
 
 /* The status server: it reads the journal, the outputs' loops and the
@@ -530,8 +547,11 @@ static int reload(struct ch_daemon *d)
     if (!now)
         return 0;
     int keep_status = ch_reload_status_same(old, now);
-    if (stop_all(d))
+    int64_t paused = hub_mono_ns();
+    if (stop_within(d, RELOAD_INPUTS_NS)) {
+        ch_config_free(now);
         return -1;
+    }
     ch_status_t *st = atomic_load(&d->status);
     if (keep_status) {
         ch_status_hold(st);
@@ -553,7 +573,7 @@ static int reload(struct ch_daemon *d)
     }
     int rc = run_config(d, now, keep_status);
     if (rc == 0) {
-        ch_reload_applied(d->reload, old, now);
+        ch_reload_applied(d->reload, old, now, hub_mono_ns() - paused);
     } else if (rc == -1) {
         ch_reload_failed(d->reload, "see the errors above");
         ch_config_free(now);

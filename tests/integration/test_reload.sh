@@ -152,9 +152,9 @@ WAIT_TRIES=100 wait_for accepted_more "$SP1" $((before + 5)) || fail "readings s
 # ---- (2) a valid file: device b, a's interval, output agency ----------------------
 config "$SP1" 200ms 1 1 >"$CFG"
 "$CITYHUB" check -c "$CFG" >/dev/null || fail "check refuses the second config"
-hup_and_wait "reload applied:"
-grep "reload applied:" "$HUB_LOG" | tail -1
-grep "reload applied:" "$HUB_LOG" | tail -1 | grep -q "devices +1, -0, 1 changed; mqtt_inputs unchanged; outputs +1, -0, 0 changed" ||
+hup_and_wait "reload applied in [0-9]* ms:"
+grep "reload applied in [0-9]* ms:" "$HUB_LOG" | tail -1
+grep "reload applied in [0-9]* ms:" "$HUB_LOG" | tail -1 | grep -q "devices +1, -0, 1 changed; mqtt_inputs unchanged; outputs +1, -0, 0 changed" ||
     fail "summary does not say what changed"
 WAIT_TRIES=200 wait_for lab_more city b 3 || fail "no readings of the new device b"
 WAIT_TRIES=200 wait_for lab_more agency a 3 || fail "the new output agency received nothing"
@@ -168,7 +168,7 @@ grep -q "serving /health.*$SP1" "$HUB_LOG" && [ "$(grep -c "serving /health" "$H
 
 # the status server moves with hub.status.listen
 config "$SP2" 200ms 1 1 >"$CFG"
-hup_and_wait "reload applied:"
+hup_and_wait "reload applied in [0-9]* ms:"
 WAIT_TRIES=100 wait_for curl -sf "http://127.0.0.1:$SP2/health" || fail "status server not on the new port $SP2"
 curl -s "http://127.0.0.1:$SP1/health" >/dev/null && fail "status server still answers on the old port $SP1"
 [ "$(health "$SP2" .reload.applied)" = 2 ] || fail "reload counts lost when the server moved"
@@ -184,13 +184,13 @@ for i in 1 2 3 4; do
     esac
     publish 5 &
     pub=$!
-    hup_and_wait "reload applied:"
+    hup_and_wait "reload applied in [0-9]* ms:"
     wait "$pub" || fail "mosquitto_pub failed"
     published=$((published + 5))
     sleep "1.$((2 * i))"
     publish 10
 done
-grep "reload applied:" "$HUB_LOG" | tail -1 | grep -q "devices unchanged; mqtt_inputs unchanged; outputs unchanged; hub unchanged" ||
+grep "reload applied in [0-9]* ms:" "$HUB_LOG" | tail -1 | grep -q "devices unchanged; mqtt_inputs unchanged; outputs unchanged; hub unchanged" ||
     fail "the same file again is not reported unchanged"
 [ "$(health "$SP2" .reload.applied)" = 6 ] || fail "applied reloads: $(health "$SP2" .reload.applied)"
 sleep 1
@@ -208,6 +208,7 @@ echo "accepted by the journal: $acc; in InfluxDB: $stored ($STORE_DETAIL); deliv
 [ "$stored" -eq "$acc" ] || fail "InfluxDB holds $stored points, the journal accepted $acc"
 [ "$delivered" -eq "$acc" ] || fail "ioc delivered $delivered readings for $acc accepted (sent twice or lost)"
 unique_times city a b
+echo "polling paused per reload (ms): $(grep -o "reload applied in [0-9]* ms" "$HUB_LOG" | awk '{ printf "%s ", $4 }')"
 level=$(influx_count city "SELECT count(value) FROM level")
 echo "MQTT messages published: $published; in InfluxDB: $level"
 [ "$level" -eq "$published" ] || fail "$published messages published, $level in InfluxDB"
