@@ -163,6 +163,15 @@ start_sim() {
         { cat "$T/sim.log" >&2; fail "cityhub-sim did not listen on $SIM_PORT"; }
 }
 
+# start_silent_slave -> SILENT: a TCP port on 127.0.0.1 that accepts
+# connections and never answers (a Modbus slave gone mute), until the test ends.
+start_silent_slave() {
+    SILENT=$("$FREEPORT")
+    socat "TCP-LISTEN:$SILENT,bind=127.0.0.1,reuseaddr,fork" SYSTEM:'sleep 60' >/dev/null 2>&1 &
+    track_pid $!
+    wait_for bash -c "exec 3<>/dev/tcp/127.0.0.1/$SILENT" || fail "socat did not listen"
+}
+
 # start_pty_pair: a null-modem cable in software. socat joins two ptys,
 # linked as $T/ttyA and $T/ttyB (PTY_A, PTY_B); what is written to one is read
 # from the other. Ptys take any baud rate and parity and ignore them.

@@ -491,6 +491,21 @@ static void test_retry_after_honoured(void **state)
     assert_int_equal(peek(x, "ioc"), 1);
 }
 
+/* A new loop on the same cursor, the server accepting: one flush of
+ * [from, from + n), the cursor committed past it. */
+static void rerun_sends(struct fx *x, const struct hub_output_opts *op, int64_t from, size_t n)
+{
+    hub_output_free(x->o);
+    x->o = NULL;
+    reset_fake(x);
+    start(x, op);
+    assert_true(wait_calls(&x->f, 1, 5000));
+    stop(x);
+    assert_int_equal(ncalls(&x->f), 1);
+    assert_call(&x->f, 0, from, n);
+    assert_int_equal(peek(x, "ioc"), (uint64_t)from + n);
+}
+
 /* A retryable failure never advances: the same readings come again, the
  * cursor stays. */
 static void test_retry_never_advances(void **state)
@@ -523,15 +538,7 @@ static void test_retry_never_advances(void **state)
     assert_true(peek(x, "ioc") == UINT64_MAX); /* never committed */
 
     /* The server accepts again: a new loop sends the same readings. */
-    hub_output_free(x->o);
-    x->o = NULL;
-    reset_fake(x);
-    start(x, &op);
-    assert_true(wait_calls(&x->f, 1, 5000));
-    stop(x);
-    assert_int_equal(ncalls(&x->f), 1);
-    assert_call(&x->f, 0, 0, 4);
-    assert_int_equal(peek(x, "ioc"), 4);
+    rerun_sends(x, &op, 0, 4);
     hub_output_stats(x->o, &st);
     assert_int_equal(st.state, HUB_OUT_STATE_OK);
     assert_int_equal(st.retrying_since_ns, 0);
@@ -559,16 +566,7 @@ static void test_stop_now_skips_the_grace(void **state)
     assert_int_equal(x->run_rc, HUB_OK);
     assert_true(x->run_ended_ns - t0 < 1000 * MS); /* not the 5 s grace */
     assert_int_equal(peek(x, "ioc"), 4);
-
-    hub_output_free(x->o);
-    x->o = NULL;
-    reset_fake(x);
-    start(x, &op);
-    assert_true(wait_calls(&x->f, 1, 5000));
-    stop(x);
-    assert_int_equal(ncalls(&x->f), 1);
-    assert_call(&x->f, 0, 4, 4);
-    assert_int_equal(peek(x, "ioc"), 8);
+    rerun_sends(x, &op, 4, 4);
 }
 
 static size_t count_lines(const char *path, const char *needle)
