@@ -535,18 +535,19 @@ static int run_config(struct ch_daemon *d, struct ch_config *c, int keep_status)
 }
 
 /* SIGHUP: the file read again; a valid one replaces the running
- * configuration. Inputs stop (a poll in progress finishes), outputs
- * deliver what they hold and persist their cursors, the journal stays open;
+ * configuration. Inputs stop (a poll in progress finishes), outputs finish
+ * the request in flight and persist their cursors, the journal stays open;
  * then both start from the new file, each output from its cursor (a new
  * one from the oldest stored reading), so no accepted reading is lost or
- * delivered twice. Returns 0, or -1 when a thread did not stop in time: the
- * daemon exits (everything accepted is in the journal). */
+ * delivered twice. A status server that serves the same hub.status stays.
+ * Returns 0, or -1 when a thread did not stop in time: the daemon exits
+ * (everything accepted is in the journal). */
 static int reload(struct ch_daemon *d)
 {
     struct ch_config *old = d->c, *now = ch_reload_load(d->reload, old);
     if (!now)
         return 0;
-    int keep_status = ch_reload_status_same(old, now);
+    int keep_status = ch_reload_status_same(old, now) && ch_status_serving(atomic_load(&d->status));
     int64_t paused = hub_mono_ns();
     if (stop_within(d, RELOAD_INPUTS_NS)) {
         ch_config_free(now);

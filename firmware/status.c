@@ -602,6 +602,11 @@ void ch_status_stop(ch_status_t *st)
     free(st);
 }
 
+int ch_status_serving(const ch_status_t *st)
+{
+    return st && (st->mhd || !st->enabled);
+}
+
 void ch_status_hold(ch_status_t *st)
 {
     if (st)

@@ -107,6 +107,9 @@ int ch_status_start(const struct ch_status_env *env, ch_status_t **out, char *er
  * the password file is read again, the value rings are kept and their
  * units looked up again) and lets requests go on. NULL st does nothing. */
 void ch_status_hold(ch_status_t *st);
+/* 1 if st listens as configured (or is configured not to), 0 if it could
+ * not (a reload then starts it again) or st is NULL. */
+int ch_status_serving(const ch_status_t *st);
 void ch_status_rebind(ch_status_t *st, const struct ch_status_env *env);
 /* Stop listening (in-flight answers finish), free everything. NULL is fine. */
 void ch_status_stop(ch_status_t *st);
