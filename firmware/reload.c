@@ -239,17 +239,22 @@ static void put_diff(char *buf, size_t len, const char *what, struct diff d)
         snprintf(buf + k, len - k, "%s%s unchanged", k ? "; " : "", what);
 }
 
-void ch_reload_applied(ch_reload_t *r, const struct ch_config *old, const struct ch_config *now,
-                       int64_t paused_ns)
+void ch_reload_logging(ch_reload_t *r, const struct ch_config *from, const struct ch_config *to)
 {
-    char err[512], sum[512] = "";
-    const struct ch_hub_cfg *h = &now->hub;
+    char err[512];
+    const struct ch_hub_cfg *h = &to->hub;
     enum hub_log_level lvl = (enum hub_log_level)h->log_level;
     if (r->log_level[0])
         hub_log_parse_level(r->log_level, &lvl); /* checked at start */
     hub_log_set_level(lvl);
-    if (strcmp(old->hub.log_file, h->log_file) != 0 && hub_log_open(h->log_file, err, sizeof(err)))
+    if (strcmp(from->hub.log_file, h->log_file) != 0 && hub_log_open(h->log_file, err, sizeof(err)))
         hub_err(WHO, "reload: %s; logging stays where it was", err);
+}
+
+void ch_reload_applied(ch_reload_t *r, const struct ch_config *old, const struct ch_config *now,
+                       int64_t paused_ns)
+{
+    char sum[512] = "";
 
     for (size_t i = 0; i < now->ninputs; i++)
         for (size_t j = 0; now->inputs[i].ops->sections[j].key; j++) {

@@ -47,9 +47,12 @@ int ch_reload_has_output(const struct ch_config *c, const char *name);
 /* 1 if hub.status is the same in a and b (the server can stay), else 0. */
 int ch_reload_status_same(const struct ch_config *a, const struct ch_config *b);
 
-/* now runs instead of old, after inputs paused for paused_ns: apply the
- * log's level and file, log the summary ("reload applied in 25 ms:
- * devices +1, -0, 1 changed; ...") and count it. */
+/* Logging as to says (hub.log_level unless --log-level was given,
+ * hub.log_file opened if it differs from from's), before to starts. */
+void ch_reload_logging(ch_reload_t *r, const struct ch_config *from, const struct ch_config *to);
+/* now runs instead of old, after inputs paused for paused_ns: log the
+ * summary ("reload applied in 25 ms: devices +1, -0, 1 changed; ...") and
+ * count it. */
 void ch_reload_applied(ch_reload_t *r, const struct ch_config *old, const struct ch_config *now,
                        int64_t paused_ns);
 /* The new configuration could not start (why) and the old one runs again:

@@ -572,11 +572,13 @@ static int reload(struct ch_daemon *d)
                      "holding nothing",
                      name);
     }
+    ch_reload_logging(d->reload, old, now);
     int rc = run_config(d, now, keep_status);
     if (rc == 0) {
         ch_reload_applied(d->reload, old, now, hub_mono_ns() - paused);
     } else if (rc == -1) {
         ch_reload_failed(d->reload, "see the errors above");
+        ch_reload_logging(d->reload, now, old);
         ch_config_free(now);
         now = old;
         rc = run_config(d, old, keep_status);
