@@ -26,6 +26,7 @@
 #include "drivers/driver.h"
 #include "firmware/cityhub.h"
 #include "firmware/config.h"
+#include "firmware/reload.h"
 #include "firmware/status.h"
 #include "firmware/units.h"
 #include "hub/accept.h"
@@ -40,7 +41,9 @@
 #define STOP_DEADLINE_NS (4000LL * HUB_NS_PER_MS) /* SIGTERM to exit, worst case */
 #define STOP_CANCEL_NS (2500LL * HUB_NS_PER_MS)   /* then outputs' transfers are aborted */
 #define STOP_INPUTS_NS (1500LL * HUB_NS_PER_MS)   /* longest wait for the input runners */
-#define CH_METRICS_MAX 16384                      /* registry bound: ~100 B each */
+/* A reload waits longer: a poll in progress ends within its reply timeout. */
+#define RELOAD_INPUTS_NS (30LL * HUB_NS_PER_S)
+#define CH_METRICS_MAX 16384 /* registry bound: ~100 B each */
 #define CH_MAX_RUNNERS 1024
 
 /* Sanitizers put redzones on the stack: give their builds room. */
@@ -94,6 +97,8 @@ struct ch_daemon {
     struct ch_out outs[CH_MAX_OUTPUTS];
     size_t nouts;
     struct ch_units *units; /* for the outputs' drv_env.unit_of */
+    struct drv_env *env;    /* what the drivers were given; a reload updates it */
+    ch_reload_t *reload;
     int64_t started_ns;
     /* the status HTTP server (hub.status); set once inputs may already emit */
     _Atomic(ch_status_t *) status;
@@ -359,16 +364,23 @@ static int start_threads(struct ch_daemon *d)
     return 0;
 }
 
-/* Stop everything within STOP_DEADLINE_NS. Returns 1 if a thread is still
- * busy (nothing it uses may be freed), else 0. */
-static int stop_all(struct ch_daemon *d)
+/* Stop everything: the inputs within inputs_ns, the outputs by
+ * STOP_DEADLINE_NS from the start (SIGTERM: inputs_ns is STOP_INPUTS_NS,
+ * and each output flushes what the inputs accepted until then) or, for a
+ * reload (longer for the inputs), at once, each output after the request it
+ * has in flight, by STOP_DEADLINE_NS from when the inputs ended. Returns 1
+ * if a thread is still busy (nothing it uses may be freed), else 0. */
+static int stop_within(struct ch_daemon *d, int64_t inputs_ns)
 {
     int64_t stop_began = hub_mono_ns();
     int stuck = 0;
     for (size_t i = 0; i < d->nins; i++)
         d->ins[i].ops->stop(d->ins[i].ctx);
+    for (size_t i = 0; inputs_ns > STOP_INPUTS_NS && i < d->nouts; i++)
+        if (d->outs[i].th.started)
+            hub_output_stop_now(d->outs[i].loop);
     for (size_t i = 0; i < d->nrunners; i++) {
-        if (thread_join_by(&d->runners[i].th, stop_began + STOP_INPUTS_NS) != 0) {
+        if (thread_join_by(&d->runners[i].th, stop_began + inputs_ns) != 0) {
             hub_warn("cityhub",
                      "%s runner %zu still busy in a request at the stop deadline; not waiting "
                      "for it",
@@ -376,6 +388,8 @@ static int stop_all(struct ch_daemon *d)
             stuck = 1;
         }
     }
+    if (inputs_ns > STOP_INPUTS_NS)
+        stop_began = hub_mono_ns();
     if (d->journal && hub_journal_sync(d->journal) != HUB_OK)
         hub_err("journal", "final fsync failed: %s", strerror(errno));
     for (size_t i = 0; i < d->nouts; i++)
@@ -397,20 +411,25 @@ static int stop_all(struct ch_daemon *d)
     return stuck;
 }
 
+/* Stop everything within STOP_DEADLINE_NS (SIGTERM). */
+static int stop_all(struct ch_daemon *d)
+{
+    return stop_within(d, STOP_INPUTS_NS);
+}
+
 /* The status server: it reads the journal, the outputs' loops and the
  * inputs' sources, so it starts once they exist and stops before they go.
  * It failing to listen is logged; the hub runs on without it. */
-static void start_status(struct ch_daemon *d, const struct drv_env *env)
+static void status_env(struct ch_daemon *d, const struct drv_env *env, struct ch_status_env *se)
 {
     const struct ch_hub_cfg *h = &d->c->hub;
-    char err[512];
     for (size_t i = 0; i < d->nins; i++)
         d->status_ins[i] = (struct ch_status_input){d->ins[i].ops, d->ins[i].ctx};
     for (size_t i = 0; i < d->nouts; i++)
         d->status_outs[i] =
             (struct ch_status_output){d->outs[i].common->name, d->outs[i].ops->name,
                                       d->outs[i].loop, d->outs[i].ops, d->outs[i].ctx};
-    struct ch_status_env se = {
+    *se = (struct ch_status_env){
         .cfg = &h->status,
         .gateway = h->name,
         .version = CITYHUB_VERSION,
@@ -425,16 +444,25 @@ static void start_status(struct ch_daemon *d, const struct drv_env *env)
         .drv_env = env,
         .started_ns = d->started_ns,
         .stack_size = ((size_t)128 << 10) * STACK_FACTOR,
+        .reload = d->reload,
     };
+}
+
+static void start_status(struct ch_daemon *d, const struct drv_env *env)
+{
+    struct ch_status_env se;
+    char err[512];
+    status_env(d, env, &se);
     ch_status_t *st = NULL;
     if (ch_status_start(&se, &st, err, sizeof(err)) != 0)
         hub_err("status", "%s; running without the status server", err);
     atomic_store_explicit(&d->status, st, memory_order_release);
 }
 
-static void free_all(struct ch_daemon *d)
+/* Free the inputs and outputs, stopped; the journal, the metrics, the
+ * accept path and the status server stay. */
+static void free_io(struct ch_daemon *d)
 {
-    ch_status_stop(atomic_load(&d->status));
     for (size_t i = 0; i < d->nouts; i++) {
         struct hub_output_stats os;
         if (!d->outs[i].loop)
@@ -454,6 +482,17 @@ static void free_all(struct ch_daemon *d)
     for (size_t i = 0; i < d->nins; i++)
         d->ins[i].ops->exit(d->ins[i].ctx);
     free(d->runners);
+    d->runners = NULL;
+    d->nrunners = d->nins = d->nouts = 0;
+    memset(d->ins, 0, sizeof(d->ins));
+    memset(d->outs, 0, sizeof(d->outs));
+}
+
+static void free_all(struct ch_daemon *d)
+{
+    ch_status_stop(atomic_load(&d->status));
+    free_io(d);
+    ch_reload_free(d->reload);
     if (d->journal && d->accept) {
         struct hub_journal_stats js;
         hub_journal_stats(d->journal, &js);
@@ -472,13 +511,110 @@ static void free_all(struct ch_daemon *d)
     ch_config_free(d->c);
 }
 
+/* ---- reload (SIGHUP) ----------------------------------------------------------- */
+
+/* Run c's inputs and outputs (d has none): the drivers' env and the accept
+ * path get its hub keys, the status server its new inputs and outputs
+ * (kept: it is held and is let go here; else started on c's hub.status).
+ * Returns 0, -1 when they did not start (stopped and freed again), or -2
+ * when a thread of theirs did not stop (the daemon must exit). */
+static int run_config(struct ch_daemon *d, struct ch_config *c, int keep_status)
+{
+    d->c = c;
+    d->units = ch_units_build(c);
+    d->env->status_interval_ns = c->hub.status_interval_ns;
+    d->env->gateway = c->hub.name;
+    d->env->hub_tags = &c->hub.tags;
+    d->env->units = d->units;
+    if (hub_accept_retag(d->accept, c->hub.name, &c->hub.tags) != HUB_OK ||
+        start_outputs(d, d->env) != 0 || start_inputs(d, d->env) != 0 || start_threads(d) != 0) {
+        int stuck = stop_all(d);
+        if (stuck)
+            return -2;
+        free_io(d);
+        ch_units_free(d->units);
+        d->units = NULL;
+        d->env->units = NULL;
+        return -1;
+    }
+    if (keep_status) {
+        struct ch_status_env se;
+        status_env(d, d->env, &se);
+        ch_status_rebind(atomic_load(&d->status), &se);
+    } else {
+        start_status(d, d->env);
+    }
+    return 0;
+}
+
+/* SIGHUP: the file read again; a valid one replaces the running
+ * configuration. Inputs stop (a poll in progress finishes), outputs finish
+ * the request in flight and persist their cursors, the journal stays open;
+ * then both start from the new file, each output from its cursor (a new
+ * one from the oldest stored reading), so no accepted reading is lost or
+ * delivered twice. A status server that serves the same hub.status stays.
+ * Returns 0, or -1 when a thread did not stop in time: the daemon exits
+ * (everything accepted is in the journal). */
+static int reload(struct ch_daemon *d)
+{
+    struct ch_config *old = d->c, *now = ch_reload_load(d->reload, old);
+    if (!now)
+        return 0;
+    int keep_status = ch_reload_status_same(old, now) && ch_status_serving(atomic_load(&d->status));
+    int64_t paused = hub_mono_ns();
+    if (stop_within(d, RELOAD_INPUTS_NS)) {
+        ch_config_free(now);
+        return -1;
+    }
+    ch_status_t *st = atomic_load(&d->status);
+    if (keep_status) {
+        ch_status_hold(st);
+    } else {
+        atomic_store(&d->status, NULL);
+        ch_status_stop(st);
+    }
+    free_io(d);
+    struct ch_units *old_units = d->units;
+    /* an output the file no longer has: its cursor holds nothing from now on */
+    for (size_t i = 0; i < old->noutputs; i++) {
+        const char *name = ((const struct drv_output_common *)old->outputs[i].cfg)->name;
+        if (!ch_reload_has_output(now, name) &&
+            hub_journal_cursor_close(d->journal, name) == HUB_OK)
+            hub_info("cityhub",
+                     "output %s removed: its cursor stays in the journal's cursors/, "
+                     "holding nothing",
+                     name);
+    }
+    ch_reload_logging(d->reload, old, now);
+    int rc = run_config(d, now, keep_status);
+    if (rc == 0) {
+        ch_reload_applied(d->reload, old, now, hub_mono_ns() - paused);
+    } else if (rc == -1) {
+        ch_reload_failed(d->reload, "see the errors above");
+        ch_reload_logging(d->reload, now, old);
+        ch_config_free(now);
+        now = old;
+        rc = run_config(d, old, keep_status);
+    }
+    if (rc != 0 && keep_status) {
+        /* let the held server go, on what is left, for the exit */
+        struct ch_status_env se;
+        status_env(d, d->env, &se);
+        ch_status_rebind(st, &se);
+    }
+    ch_units_free(old_units);
+    if (now != old)
+        ch_config_free(old);
+    return rc == 0 ? 0 : -1;
+}
+
 /* ---- cityhub run ----------------------------------------------------------- */
 
 /* Main loop: group commit every sync_interval, health every status_interval;
  * it wakes for whichever is due first. Returns the signal that ended it. */
 static int main_loop(struct ch_daemon *d, const sigset_t *sigs)
 {
-    const struct ch_hub_cfg *h = &d->c->hub;
+    const struct ch_hub_cfg *h = &d->c->hub; /* a reload replaces it */
     struct hub_log_limit sync_limit = {0};
     int64_t next_health = d->started_ns + h->status_interval_ns;
     /* sync_interval 0: the journal syncs each append itself */
@@ -495,8 +631,13 @@ static int main_loop(struct ch_daemon *d, const sigset_t *sigs)
             return sig;
         if (sig == SIGHUP) {
             hub_log_reopen(); /* logrotate moved the log file */
-            hub_info("cityhub",
-                     "SIGHUP: reload is not supported yet; restart to apply a new config");
+            if (reload(d) != 0)
+                return SIGHUP;
+            h = &d->c->hub;
+            sync_every = h->journal.sync_interval_ns ? h->journal.sync_interval_ns : INT64_MAX / 2;
+            next_sync = hub_mono_ns() + sync_every;
+            if (next_health > hub_mono_ns() + h->status_interval_ns)
+                next_health = hub_mono_ns() + h->status_interval_ns;
         }
         int64_t now = hub_mono_ns();
         if (now >= next_sync) {
@@ -629,6 +770,12 @@ int ch_cmd_run(const char *path, const char *log_level)
     };
     d.units = ch_units_build(d.c);
     env.units = d.units;
+    d.env = &env;
+    d.reload = ch_reload_new(path, log_level, d.metrics);
+    if (!d.reload) {
+        hub_err("cityhub", "out of memory");
+        goto out;
+    }
     d.started_ns = hub_mono_ns();
     if (start_outputs(&d, &env) != 0 || start_inputs(&d, &env) != 0)
         goto out;
@@ -644,6 +791,11 @@ int ch_cmd_run(const char *path, const char *log_level)
              d.nouts == 1 ? "" : "s");
 
     int sig = main_loop(&d, &sigs);
+    if (sig == SIGHUP) {
+        hub_err("cityhub", "reload: a thread did not stop in time; exiting (everything accepted "
+                           "is in the journal) for a restart to apply the file");
+        goto out;
+    }
     hub_info("cityhub", "%s: stopping (polling stops, pending readings are flushed)",
              sig == SIGINT ? "SIGINT" : "SIGTERM");
     exit_code = 0;

@@ -39,8 +39,9 @@ $(for d in $(seq 1 24); do
         printf '  - {name: m%s, bus: lan%s, unit: %s, interval: 10ms, measurement: lab,\n' \
             "$d" $((d % 3 + 1)) "$d"
         printf '     registers: ['
-        for r in $(seq 0 31); do
-            printf '{field: r%s, address: %s, type: uint16}%s' "$r" "$r" "$([ "$r" = 31 ] || echo ', ')"
+        printf '{field: counter, address: 0, type: uint16}'
+        for r in $(seq 1 31); do
+            printf ', {field: r%s, address: %s, type: uint16}' "$r" "$r"
         done
         printf ']}\n'
     done)
@@ -127,16 +128,14 @@ run_case() { # NAME MAX_SIZE DB
     odropped=$(echo "$out" | sed -n 's/.*; \([0-9]*\) dropped undelivered.*/\1/p')
     corrupt=$(echo "$out" | sed -n 's/.* \([0-9]*\) corrupt.*/\1/p')
     rejected=$(echo "$out" | sed -n 's/.* \([0-9]*\) rejected.*/\1/p')
-    stored=0
-    for q in "count(r0) FROM lab" "count(ok) FROM cityhub_device" "count(uptime_s) FROM cityhub" \
-        "count(delivered) FROM cityhub_output"; do
-        stored=$((stored + $(influx_count "$db" "SELECT $q")))
-    done
+    store_points "$db"
+    stored=$STORE_POINTS
     first=$(journal_stat "$T/$name.yaml" first_seq)
     [ "$first" -le "$cursor" ] || fail "$name: readings after the cursor $cursor deleted (first $first)"
     buffered=$((next_seq - cursor))
     echo "$name: generated $((accepted + refused)) (accepted $accepted, refused $refused);" \
-        "delivered $stored in InfluxDB (the output counted $delivered), buffered $buffered," \
+        "delivered $stored in InfluxDB ($STORE_DETAIL; the output counted $delivered)," \
+        "buffered $buffered," \
         "dropped $odropped (journal: $jdropped); largest journal $max_seen of $maxb bytes"
     [ "$accepted" -eq "$next_seq" ] || fail "$name: accepted $accepted but next seq $next_seq"
     [ "$odropped" -gt 0 ] || fail "$name: nothing was dropped: the journal never filled"
