@@ -284,9 +284,12 @@ int main(int argc, char **argv)
             break;
         case 'u': {
             char why[128];
-            if (strcmp(cmd, "run") != 0 || ch_priv_check_name(optarg, why, sizeof(why)) != 0) {
-                fprintf(stderr, "cityhub %s: --user is for run, with a user name%s%s\n", cmd,
-                        strcmp(cmd, "run") ? "" : ": ", strcmp(cmd, "run") ? "" : why);
+            if (strcmp(cmd, "run") != 0) {
+                fprintf(stderr, "cityhub %s: --user is for run\n", cmd);
+                return EXIT_USAGE;
+            }
+            if (ch_priv_check_name(optarg, why, sizeof(why)) != 0) {
+                fprintf(stderr, "cityhub run: --user %s\n", why);
                 return EXIT_USAGE;
             }
             ch_priv_override_user(optarg);

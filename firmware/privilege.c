@@ -30,7 +30,8 @@ int ch_priv_check_name(const char *name, char *err, size_t errlen)
 {
     size_t n = strlen(name);
     if (n == 0 || n >= CH_USER_MAX) {
-        snprintf(err, errlen, "a user name has 1 to %d characters", CH_USER_MAX - 1);
+        snprintf(err, errlen, "\"%.40s\": a user name has 1 to %d characters", name,
+                 CH_USER_MAX - 1);
         return -1;
     }
     if (name[0] == '-' || (name[0] >= '0' && name[0] <= '9')) {
