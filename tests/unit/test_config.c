@@ -194,14 +194,23 @@ static void test_full_config(void **state)
     ch_config_free(c);
 }
 
+/* text, which must load without an error */
+static struct ch_config *load_ok(const char *text)
+{
+    char *errs = NULL;
+    unsigned n = 0;
+    struct ch_config *c = load(text, &errs, &n);
+    if (!c)
+        fprintf(stderr, "%s", errs);
+    assert_non_null(c);
+    free(errs);
+    return c;
+}
+
 static void test_defaults(void **state)
 {
     (void)state;
-    char *errs = NULL;
-    unsigned n = 0;
-    struct ch_config *c = load("hub: {name: gw}\n", &errs, &n);
-    assert_non_null(c);
-    free(errs);
+    struct ch_config *c = load_ok("hub: {name: gw}\n");
     assert_string_equal(c->hub.journal.path, "/var/lib/cityhub/journal");
     assert_int_equal(c->hub.journal.max_size, 256ULL << 20);
     assert_int_equal(c->hub.journal.segment_size, 8ULL << 20);
@@ -294,11 +303,7 @@ static void test_anchors_allowed(void **state)
 static void test_hub_user(void **state)
 {
     (void)state;
-    char *errs = NULL;
-    unsigned n = 0;
-    struct ch_config *c = load("hub: {name: gw, user: nobody}\n", &errs, &n);
-    assert_non_null(c);
-    free(errs);
+    struct ch_config *c = load_ok("hub: {name: gw, user: nobody}\n");
     assert_string_equal(c->hub.user, "nobody");
     ch_config_free(c);
     expect_errors("hub: {name: gw, user: \"a b\"}\n",
