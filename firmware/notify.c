@@ -56,12 +56,12 @@ static void send_state(const char *state)
         hub_debug("systemd", "sd_notify \"%.40s\": %s", state, strerror(-rc));
 }
 
-hub_beats_t *ch_notify_beats(size_t max)
+hub_beats_t *ch_notify_beats(void)
 {
     if (!notify_on() || !nt.wdog_ns)
         return NULL;
     if (!nt.beats)
-        nt.beats = hub_beats_new(max);
+        nt.beats = hub_beats_new();
     return nt.beats;
 }
 

@@ -38,9 +38,8 @@ struct ch_notify_env {
 };
 
 /* The registry of heartbeats the watchdog checks: NULL when there is no
- * watchdog (no NOTIFY_SOCKET or no WATCHDOG_USEC). Made on the first call,
- * with room for max loops. */
-hub_beats_t *ch_notify_beats(size_t max);
+ * watchdog (no NOTIFY_SOCKET or no WATCHDOG_USEC). Made on the first call. */
+hub_beats_t *ch_notify_beats(void);
 /* The watchdog interval in ns, 0 = none. */
 int64_t ch_notify_watchdog_ns(void);
 

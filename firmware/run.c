@@ -347,7 +347,7 @@ static int start_inputs(struct ch_daemon *d, const struct drv_env *env)
 
 static int start_threads(struct ch_daemon *d)
 {
-    hub_beats_t *beats = ch_notify_beats(CH_MAX_RUNNERS + CH_MAX_OUTPUTS + 1);
+    hub_beats_t *beats = ch_notify_beats();
     for (size_t i = 0; i < d->nouts; i++) {
         char who[HUB_BEAT_WHO_MAX];
         snprintf(who, sizeof(who), "%s:%s", d->outs[i].ops->name, d->outs[i].common->name);
@@ -487,7 +487,7 @@ static int main_loop(struct ch_daemon *d, const sigset_t *sigs)
     int64_t sync_every = h->journal.sync_interval_ns ? h->journal.sync_interval_ns : INT64_MAX / 2;
     int64_t next_sync = d->started_ns + sync_every;
     /* The journal's group commit is a watched loop too: it beats each turn. */
-    hub_beat_attach(hub_beats_add(ch_notify_beats(0), "main loop"));
+    hub_beat_attach(hub_beats_add(ch_notify_beats(), "main loop"));
     hub_beat_doing("journal", "group commit");
     int64_t most = ch_notify_watchdog_ns() ? HUB_BEAT_WAIT_NS : INT64_MAX;
     for (;;) {
@@ -645,6 +645,7 @@ int ch_cmd_run(const char *path, const char *log_level)
         .gateway = h->name,
         .hub_tags = &h->tags,
         .unit_of = ch_unit_of,
+        .beats = ch_notify_beats(),
     };
     d.units = ch_units_build(d.c);
     env.units = d.units;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 struct hub_beat {
+    struct hub_beat *next;
     atomic_uint_fast64_t count;
     _Atomic(const char *) doing;
     _Atomic(const char *) detail;
@@ -18,37 +19,40 @@ struct hub_beat {
 };
 
 struct hub_beats {
-    size_t n, max;
-    atomic_size_t ready; /* slots fully made, for the checker */
-    struct hub_beat slot[];
+    _Atomic(struct hub_beat *) head; /* newest first */
 };
 
 static _Thread_local struct hub_beat *mine;
 
-hub_beats_t *hub_beats_new(size_t max)
+hub_beats_t *hub_beats_new(void)
 {
-    hub_beats_t *bs = calloc(1, sizeof(*bs) + max * sizeof(bs->slot[0]));
-    if (bs)
-        bs->max = max;
-    return bs;
+    return calloc(1, sizeof(hub_beats_t));
 }
 
 void hub_beats_free(hub_beats_t *bs)
 {
+    if (!bs)
+        return;
+    struct hub_beat *b = atomic_load(&bs->head);
+    while (b) {
+        struct hub_beat *next = b->next;
+        free(b);
+        b = next;
+    }
     free(bs);
 }
 
 struct hub_beat *hub_beats_add(hub_beats_t *bs, const char *who)
 {
-    if (!bs || bs->n == bs->max)
+    struct hub_beat *b = bs ? calloc(1, sizeof(*b)) : NULL;
+    if (!b)
         return NULL;
-    struct hub_beat *b = &bs->slot[bs->n++];
     snprintf(b->who, sizeof(b->who), "%s", who);
-    atomic_init(&b->count, 0);
-    atomic_init(&b->doing, NULL);
-    atomic_init(&b->detail, NULL);
     b->moved_ns = hub_mono_ns();
-    atomic_store_explicit(&bs->ready, bs->n, memory_order_release);
+    b->next = atomic_load_explicit(&bs->head, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&bs->head, &b->next, b, memory_order_release,
+                                                  memory_order_relaxed))
+        ;
     return b;
 }
 
@@ -97,9 +101,8 @@ size_t hub_beats_check(hub_beats_t *bs, int64_t now, int64_t limit_ns, hub_beat_
     size_t stalled = 0;
     if (!bs)
         return 0;
-    size_t n = atomic_load_explicit(&bs->ready, memory_order_acquire);
-    for (size_t i = 0; i < n; i++) {
-        struct hub_beat *b = &bs->slot[i];
+    for (struct hub_beat *b = atomic_load_explicit(&bs->head, memory_order_acquire); b;
+         b = b->next) {
         uint64_t c = atomic_load_explicit(&b->count, memory_order_relaxed);
         if (c != b->seen) {
             b->seen = c;

@@ -30,12 +30,13 @@
 typedef struct hub_beats hub_beats_t;
 struct hub_beat;
 
-/* A registry of at most max slots. NULL when out of memory. */
-hub_beats_t *hub_beats_new(size_t max);
+/* An empty registry (some 150 bytes a slot). NULL when out of memory. */
+hub_beats_t *hub_beats_new(void);
 /* Free the registry; no thread may still beat into it. NULL is fine. */
 void hub_beats_free(hub_beats_t *b);
 /* A new slot for one loop, named who ("modbus runner 0", "influxdb:ioc").
- * Returns NULL when bs is NULL or full (the loop is then not watched). */
+ * Returns NULL when bs is NULL or out of memory (the loop is then not
+ * watched). Safe while another thread checks. */
 struct hub_beat *hub_beats_add(hub_beats_t *bs, const char *who);
 
 /* Make b the calling thread's slot (NULL: none). */

@@ -495,7 +495,7 @@ static int mqtt_init(const void *cfgp, const struct drv_env *env, void **out, ch
     }
     /* connect now: the broker starts delivering what it kept at once */
     for (size_t i = 0; i < c->n; i++)
-        if (drv_mq_client_start(c->in[i].client) != 0) {
+        if (drv_mq_client_start(c->in[i].client, env->beats) != 0) {
             snprintf(err, errlen, "input %s: cannot start a thread", c->in[i].cfg.name);
             mqtt_exit(c);
             return -1;

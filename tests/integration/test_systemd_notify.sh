@@ -10,6 +10,7 @@ set -eu
 fixtures_init
 start_influxdb city
 start_sim --profile demo
+start_mosquitto
 STATUS_PORT=$("$FREEPORT")
 WD_USEC=2000000 # a ping every second
 cat >"$T/hub.yaml" <<YAML
@@ -35,8 +36,14 @@ devices:
     measurement: energy
     registers:
       - {field: voltage, table: holding, address: 0, type: float32, order: ABCD}
+mqtt_inputs:
+  - name: lp
+    url: $MQTT_URL
+    subscribe:
+      - {topic: "lp/#", format: influx, qos: 1}
 outputs:
   - {name: ioc, type: influxdb, url: "$INFLUX_URL", database: city, flush_interval: 200ms}
+  - {name: live, type: mqtt, url: "$MQTT_URL", topic: "city/{measurement}/{device}"}
 YAML
 
 # start_listener N: a fresh socket and message file, $T/notify-N.{sock,msgs}
@@ -67,8 +74,8 @@ echo "healthy: $pings pings in the first 7.5 s after READY=1 (first to last ${sp
 nstatus=$(count STATUS=)
 grep "STATUS=" "$MSGS" | tail -1
 [ "$nstatus" -ge 2 ] || fail "expected the STATUS= summary again after 5 s, got $nstatus lines"
-grep -Eq "STATUS=2 devices ok; journal [0-9.]+ MiB, lag [0-9]+; outputs ok$" "$MSGS" ||
-    fail "STATUS= does not summarise 2 devices ok, the journal and the outputs"
+grep -Eq "STATUS=2 devices ok, 1 subscription ok; journal [0-9.]+ MiB, lag [0-9]+; outputs ok$" "$MSGS" ||
+    fail "STATUS= does not summarise 2 devices and 1 subscription ok, the journal and the outputs"
 grep -q "\[systemd\] watchdog: a ping every 1.0 s" "$HUB_LOG" || fail "the watchdog's start is not logged"
 stop_hub
 [ "$(count STOPPING=1)" -eq 1 ] || fail "no STOPPING=1 at SIGTERM"
