@@ -98,6 +98,8 @@ static void usage_run(FILE *f)
                "                       keeps root)\n"
                "\n"
                "A frame dump of one Modbus bus: `debug: frames` on that bus in FILE.\n"
+               "Under systemd (Type=notify, WatchdogSec=) it reports readiness and a status\n"
+               "line, and pings the watchdog only while every loop makes progress.\n"
                "\n"
                "exit status: 0 stopped by signal, 1 runtime failure, 2 bad configuration\n");
 }
