@@ -25,6 +25,11 @@ devices:
     measurement: traffic
     registers:
       - {field: vehicles_total, table: input, address: 0, type: uint16}
+mqtt_inputs:
+  - name: lp
+    url: ${MQTT_URL:-mqtt://127.0.0.1:1}
+    subscribe:
+      - {topic: "lp/#", format: influx, qos: 1}
 outputs:
   - {name: ioc, type: influxdb, url: "${INFLUX_URL:-http://127.0.0.1:1}", database: city, flush_interval: 200ms}
 YAML
@@ -61,10 +66,12 @@ grep -q "hub.user: no user \"no-such-user-cityhub\" on this system" "$T/missing.
 [ ! -e "$T/state/journal" ] || fail "a refused start created the journal"
 echo "missing user: $(grep -o 'hub.user: no user [^(]*' "$T/missing.log")"
 
-# The user nobody in a directory it can reach.
+# The user nobody in a directory it can reach. The MQTT client's threads
+# start before the drop: they must change too.
 chmod 0755 "$T"
 start_influxdb city
 start_sim --profile demo
+start_mosquitto
 # a port below 1024 that needs root to bind: the first free one from 700
 STATUS_PORT=""
 for p in $(seq 700 760); do
@@ -90,6 +97,11 @@ for f in "$S" /proc/"$HUB_PID"/task/*/status; do
     [ "$have" = "$want_groups" ] || fail "$f: groups '$have', want nobody's '$want_groups'"
 done
 echo "every thread ($(ls /proc/"$HUB_PID"/task | wc -l)) runs as nobody, no capabilities, no_new_privs"
+# an MQTT message after the drop is journalled and forwarded as well
+mosquitto_wait_subscribed gw-priv-lp "lp/#" || fail "as nobody: the hub never subscribed"
+mqtt_pub lp/x "lpcheck,src=mqtt v=1i" -q 1
+for _ in $(seq 100); do [ "$(influx_count city "SELECT count(v) FROM lpcheck")" -ge 1 ] && break; sleep 0.1; done
+[ "$(influx_count city "SELECT count(v) FROM lpcheck")" -ge 1 ] || fail "as nobody: an MQTT message did not reach InfluxDB"
 [ "$(stat -c %U "$T/state/journal")" = nobody ] || fail "the journal directory is not nobody's"
 [ "$(stat -c %U "$T/state/deadletter")" = nobody ] || fail "the dead-letter directory is not nobody's"
 ! find "$T/state" ! -user nobody | grep . || fail "files in the journal not nobody's"
