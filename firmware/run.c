@@ -26,10 +26,13 @@
 #include "drivers/driver.h"
 #include "firmware/cityhub.h"
 #include "firmware/config.h"
+#include "firmware/notify.h"
+#include "firmware/privilege.h"
 #include "firmware/reload.h"
 #include "firmware/status.h"
 #include "firmware/units.h"
 #include "hub/accept.h"
+#include "hub/beat.h"
 #include "hub/clock.h"
 #include "hub/deadletter.h"
 #include "hub/journal.h"
@@ -74,6 +77,7 @@ struct ch_runner {
     struct ch_in *in;
     size_t index;
     struct ch_thread th;
+    struct hub_beat *beat; /* its heartbeat, for the watchdog (NULL: none) */
 };
 
 struct ch_out {
@@ -83,6 +87,7 @@ struct ch_out {
     hub_output_t *loop;
     hub_deadletter_t *dl; /* readings its server refused */
     struct ch_thread th;
+    struct hub_beat *beat;
 };
 
 struct ch_daemon {
@@ -104,6 +109,7 @@ struct ch_daemon {
     _Atomic(ch_status_t *) status;
     struct ch_status_input status_ins[CH_MAX_INPUT_DRIVERS];
     struct ch_status_output status_outs[CH_MAX_OUTPUTS];
+    struct ch_notify_env notify; /* what systemd's STATUS= and watchdog read */
 };
 
 static int sink_emit(void *ctx, hub_reading_t *r)
@@ -116,7 +122,9 @@ static int sink_emit(void *ctx, hub_reading_t *r)
 static void *runner_main(void *arg)
 {
     struct ch_runner *rn = arg;
+    hub_beat_attach(rn->beat);
     rn->in->ops->run(rn->in->ctx, rn->index);
+    hub_beat_detach();
     atomic_store(&rn->th.done, 1);
     return NULL;
 }
@@ -124,7 +132,9 @@ static void *runner_main(void *arg)
 static void *output_main(void *arg)
 {
     struct ch_out *out = arg;
+    hub_beat_attach(out->beat);
     hub_output_run(out->loop);
+    hub_beat_detach();
     atomic_store(&out->th.done, 1);
     return NULL;
 }
@@ -157,6 +167,7 @@ static int thread_join_by(struct ch_thread *t, int64_t deadline)
     while (!atomic_load(&t->done)) {
         if (hub_mono_ns() >= deadline)
             return -1;
+        hub_beat(); /* a bounded wait: the waiting loop is alive */
         struct timespec ts = {0, 10 * HUB_NS_PER_MS};
         nanosleep(&ts, NULL);
     }
@@ -344,7 +355,11 @@ static int start_inputs(struct ch_daemon *d, const struct drv_env *env)
 
 static int start_threads(struct ch_daemon *d)
 {
+    hub_beats_t *beats = ch_notify_beats();
     for (size_t i = 0; i < d->nouts; i++) {
+        char who[HUB_BEAT_WHO_MAX];
+        snprintf(who, sizeof(who), "%s:%s", d->outs[i].ops->name, d->outs[i].common->name);
+        d->outs[i].beat = hub_beats_add(beats, who);
         int e = thread_start(&d->outs[i].th, d->outs[i].ops, output_main, &d->outs[i]);
         if (e != 0) {
             hub_err("cityhub", "output %s: cannot start its thread: %s", d->outs[i].common->name,
@@ -354,6 +369,9 @@ static int start_threads(struct ch_daemon *d)
     }
     for (size_t i = 0; i < d->nrunners; i++) {
         struct ch_runner *rn = &d->runners[i];
+        char who[HUB_BEAT_WHO_MAX];
+        snprintf(who, sizeof(who), "%s runner %zu", rn->in->ops->name, rn->index);
+        rn->beat = hub_beats_add(beats, who);
         int e = thread_start(&rn->th, rn->in->ops, runner_main, rn);
         if (e != 0) {
             hub_err("cityhub", "%s: cannot start runner %zu: %s", rn->in->ops->name, rn->index,
@@ -560,6 +578,7 @@ static int reload(struct ch_daemon *d)
     struct ch_config *old = d->c, *now = ch_reload_load(d->reload, old);
     if (!now)
         return 0;
+    ch_notify_reloading();
     int keep_status = ch_reload_status_same(old, now) && ch_status_serving(atomic_load(&d->status));
     int64_t paused = hub_mono_ns();
     if (stop_within(d, RELOAD_INPUTS_NS)) {
@@ -605,6 +624,11 @@ static int reload(struct ch_daemon *d)
     ch_units_free(old_units);
     if (now != old)
         ch_config_free(old);
+    if (rc == 0) {
+        d->notify =
+            (struct ch_notify_env){d->journal, d->status_ins, d->nins, d->status_outs, d->nouts};
+        ch_notify_reloaded(&d->notify);
+    }
     return rc == 0 ? 0 : -1;
 }
 
@@ -620,10 +644,17 @@ static int main_loop(struct ch_daemon *d, const sigset_t *sigs)
     /* sync_interval 0: the journal syncs each append itself */
     int64_t sync_every = h->journal.sync_interval_ns ? h->journal.sync_interval_ns : INT64_MAX / 2;
     int64_t next_sync = d->started_ns + sync_every;
+    /* The journal's group commit is a watched loop too: it beats each turn. */
+    hub_beat_attach(hub_beats_add(ch_notify_beats(), "main loop"));
+    hub_beat_doing("journal", "group commit");
+    int64_t most = ch_notify_watchdog_ns() ? HUB_BEAT_WAIT_NS : INT64_MAX;
     for (;;) {
+        hub_beat();
         int64_t wait = (next_sync < next_health ? next_sync : next_health) - hub_mono_ns();
         if (wait < HUB_NS_PER_MS)
             wait = HUB_NS_PER_MS;
+        if (wait > most)
+            wait = most;
         struct timespec ts = {(time_t)(wait / HUB_NS_PER_S), (long)(wait % HUB_NS_PER_S)};
         siginfo_t si;
         int sig = sigtimedwait(sigs, &si, &ts);
@@ -719,6 +750,16 @@ int ch_cmd_run(const char *path, const char *log_level)
         return 1;
     }
     raise_fd_limit();
+    /* Started as root: hub.user is looked up (a missing one stops here) and
+     * the journal's directories are made its own; dropped once the status
+     * port is bound, before the threads start. */
+    struct ch_priv priv;
+    if (ch_priv_prepare(d.c, &priv, err, sizeof(err)) != 0) {
+        hub_err("cityhub", "%s; not starting", err);
+        ch_config_free(d.c);
+        hub_log_close();
+        return EXIT_USAGE;
+    }
     if (ch_drivers_global_init() != 0) {
         ch_config_free(d.c);
         return 1;
@@ -767,6 +808,7 @@ int ch_cmd_run(const char *path, const char *log_level)
         .gateway = h->name,
         .hub_tags = &h->tags,
         .unit_of = ch_unit_of,
+        .beats = ch_notify_beats(),
     };
     d.units = ch_units_build(d.c);
     env.units = d.units;
@@ -780,6 +822,10 @@ int ch_cmd_run(const char *path, const char *log_level)
     if (start_outputs(&d, &env) != 0 || start_inputs(&d, &env) != 0)
         goto out;
     start_status(&d, &env);
+    if (ch_priv_drop(&priv, err, sizeof(err)) != 0) {
+        hub_err("cityhub", "%s; not starting", err);
+        goto out;
+    }
     if (start_threads(&d) != 0)
         goto out;
     /* Reading the config built and dropped a YAML tree as large as the
@@ -789,6 +835,8 @@ int ch_cmd_run(const char *path, const char *log_level)
     hub_info("cityhub", "running: %zu input driver%s (%zu thread%s), %zu output%s", d.nins,
              d.nins == 1 ? "" : "s", d.nrunners, d.nrunners == 1 ? "" : "s", d.nouts,
              d.nouts == 1 ? "" : "s");
+    d.notify = (struct ch_notify_env){d.journal, d.status_ins, d.nins, d.status_outs, d.nouts};
+    ch_notify_ready(&d.notify);
 
     int sig = main_loop(&d, &sigs);
     if (sig == SIGHUP) {
@@ -796,6 +844,7 @@ int ch_cmd_run(const char *path, const char *log_level)
                            "is in the journal) for a restart to apply the file");
         goto out;
     }
+    ch_notify_stopping();
     hub_info("cityhub", "%s: stopping (polling stops, pending readings are flushed)",
              sig == SIGINT ? "SIGINT" : "SIGTERM");
     exit_code = 0;
@@ -809,6 +858,7 @@ out:
         _exit(exit_code);
     }
     free_all(&d);
+    ch_notify_free();
     ch_drivers_global_cleanup();
     hub_log_close();
     return exit_code;

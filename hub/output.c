@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "hub/backoff.h"
+#include "hub/beat.h"
 #include "hub/clock.h"
 #include "hub/deadletter.h"
 #include "hub/log.h"
@@ -214,7 +215,7 @@ static void wait_ns(hub_output_t *o, int64_t ns, bool interruptible)
     int64_t end = hub_mono_ns() + ns;
     pthread_mutex_lock(&o->mu);
     while (!(interruptible && o->stop))
-        if (hub_cond_wait_until(&o->cond, &o->mu, end) == ETIMEDOUT)
+        if (hub_beat_wait_until(&o->cond, &o->mu, end) == ETIMEDOUT)
             break;
     pthread_mutex_unlock(&o->mu);
 }
@@ -629,6 +630,7 @@ int hub_output_run(hub_output_t *o)
     o->attempts = 0;
 
     for (;;) {
+        hub_beat(); /* the watchdog's heartbeat (hub/beat.h); waits beat too */
         int64_t now = hub_mono_ns();
         progress(o, now);
         if (!o->draining && stop_requested(o)) {

@@ -217,12 +217,14 @@ demo_config() {
         "$top/firmware/demo/cityhub-demo.yaml.in" >"$1"
 }
 
-# start_hub CONFIG [LOG]  -> HUB_PID (cityhub run in the background)
+# start_hub CONFIG [LOG]  -> HUB_PID (cityhub run in the background).
+# Tests run as root where no user "cityhub" exists: the hub is started with
+# --user root (HUB_USER=NAME for another user, HUB_USER= for hub.user).
 start_hub() {
-    local log=${2:-$T/cityhub.log}
+    local log=${2:-$T/cityhub.log} user=${HUB_USER-root}
     HUB_LOG=$log
     HUB_RUNNING_BEFORE=$(grep -c "\[cityhub\] running:" "$log" 2>/dev/null || true)
-    "$CITYHUB" run -c "$1" >>"$log" 2>&1 &
+    "$CITYHUB" run -c "$1" ${user:+--user "$user"} >>"$log" 2>&1 &
     HUB_PID=$!
     track_pid "$HUB_PID"
 }
