@@ -19,7 +19,12 @@ AR := $(CROSS_COMPILE)ar
 PKG_CONFIG ?= pkg-config
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+# The build date a board's clock is compared with (hub/clocktrust.c): a
+# clock older than the source cannot be right. Reproducible: SOURCE_DATE_EPOCH
+# when set, else the date of the last commit.
+BUILD_EPOCH := $(or $(SOURCE_DATE_EPOCH),$(shell git log -1 --format=%ct 2>/dev/null),0)
 CPPFLAGS += -I. -D_GNU_SOURCE -DCITYHUB_VERSION='"$(VERSION)"' $(BOARD_CPPFLAGS)
+$(O)/hub/clocktrust.o: CPPFLAGS += -DCITYHUB_BUILD_EPOCH=$(BUILD_EPOCH)
 CFLAGS += -std=c11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -g $(BOARD_CFLAGS)
 ifeq ($(MODE),asan)
 # Test hooks (hub/journal_priv.h: CITYHUB_TEST_CRASH_AT, the fault suite's I/O

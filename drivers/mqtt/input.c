@@ -30,6 +30,7 @@
 #include "drivers/mqtt/mqtt_priv.h"
 #include "hub/accept.h"
 #include "hub/clock.h"
+#include "hub/clocktrust.h"
 #include "hub/deadletter.h"
 #include "hub/journal.h"
 #include "hub/log.h"
@@ -357,7 +358,9 @@ static void on_message(void *arg, const char *topic, const void *payload, size_t
         return;
     }
     struct drv_mq_out *out = in->out;
-    int rc = drv_mq_parse(&s->po, &ts, payload, len, hub_time_ns(), out, why, sizeof(why));
+    struct hub_stamp now;
+    hub_clock_stamp(&now);
+    int rc = drv_mq_parse(&s->po, &ts, payload, len, now.wall_ns, out, why, sizeof(why));
     if (rc != HUB_OK) {
         if (rc == HUB_ENOMEM)
             snprintf(why, sizeof(why), "out of memory");
@@ -369,6 +372,7 @@ static void on_message(void *arg, const char *topic, const void *payload, size_t
     for (size_t i = 0; i < out->n; i++) {
         /* emit takes the reading whatever it answers; a refusal (journal
          * full) is counted and logged by the accept path */
+        hub_clock_apply(out->r[i], &now); /* readings without a time of their own */
         if (in->ctx->sink->emit(in->ctx->sink->ctx, out->r[i]) == HUB_OK)
             ok++;
         else
@@ -511,7 +515,7 @@ static size_t mqtt_runners(void *ctxp)
 
 static void status_point(struct ctx *c, struct input_rt *in, struct sub_rt *s, bool connected)
 {
-    hub_reading_t *r = hub_reading_new("cityhub_mqtt", hub_time_ns());
+    hub_reading_t *r = hub_clock_reading_new("cityhub_mqtt");
     if (!r)
         return;
     hub_reading_add_tag(r, "input", in->cfg.name);
