@@ -629,11 +629,13 @@ static bool record_time(hub_journal_t *j, uint64_t seq, int64_t *t)
             if (r != HUB_OK)
                 break;
             hub_reading_t *rdg = NULL;
-            if (hub_reading_decode(payload.data, payload.len, &rdg) == HUB_OK) {
+            /* a reading on boot time has no wall-clock age to show */
+            if (hub_reading_decode(payload.data, payload.len, &rdg) == HUB_OK &&
+                !hub_reading_boottime(rdg, NULL)) {
                 *t = hub_reading_time(rdg);
                 ok = true;
-                hub_reading_free(rdg);
             }
+            hub_reading_free(rdg);
             break;
         }
         hub_journal_reader_free(rd);

@@ -429,6 +429,12 @@ static void check_locked(int64_t real, int64_t boot, bool ks)
     if (g.trusted)
         return;
     const char *why = hub_clock_judge(g.policy, g.strict, hub_clock_build_ns(), real, ks);
+    /* trusted earlier in this boot (cityhub restarted): the kernel's word was
+     * had, and its clock has counted on since */
+    struct hub_clock_boot *b = boot_find(g.boot, NULL);
+    if (why && b && b->has_offset &&
+        hub_clock_judge(HUB_CLOCK_SYNC_NO, false, hub_clock_build_ns(), real, ks) == NULL)
+        why = NULL;
     if (!why) {
         become_trusted(off, real, boot, at_start);
         return;

@@ -6,8 +6,9 @@
  * The clock is trusted when it is not older than the build date of this
  * program and, when the policy asks for it, the kernel reports it
  * synchronised (adjtimex: STA_UNSYNC clear, no TIME_ERROR). Once trusted it
- * stays trusted until the program stops: a kernel that loses its NTP
- * server later keeps counting from a right time.
+ * stays trusted for the rest of the boot, a restart of the program
+ * included (the state file says so): a kernel that loses its NTP server
+ * later keeps counting from a right time.
  *
  * While the clock is not trusted, hub_clock_reading_new and hub_clock_apply
  * put a reading's time on CLOCK_BOOTTIME with the boot id of the board

@@ -397,10 +397,17 @@ static void test_policy_no_and_yes(void **state)
     hub_reading_free(r);
     hub_clock_stop();
 
+    set_clock(0, 0, BOOT_B); /* a boot not yet trusted */
     start(HUB_CLOCK_SYNC_YES);
     hub_clock_status(&cs);
     assert_false(cs.trusted);
     assert_string_equal(cs.reason, "adjtimex unsynchronised");
+    hub_clock_stop();
+    /* boot A was trusted: a restart within it is trusted, kernel sync or not */
+    set_clock(0, 0, BOOT_A);
+    start(HUB_CLOCK_SYNC_YES);
+    hub_clock_status(&cs);
+    assert_true(cs.trusted);
     hub_clock_stop();
 
     /* auto on a clock after the build date (a lab PC, a container): as now */
