@@ -562,22 +562,26 @@ void hub_clock_stop(void)
 
 void hub_clock_stamp(struct hub_stamp *st)
 {
-    st->wall_ns = hub_time_ns();
     st->boottime = atomic_load(&g.untrusted);
-    st->boot_ns = 0;
     if (st->boottime) {
-        st->boot_ns = hub_boot_ns();
+        st->ns = hub_boot_ns();
         memcpy(st->boot, g.boot, HUB_READING_BOOT_ID);
+    } else {
+        st->ns = hub_time_ns();
     }
 }
 
 void hub_clock_apply(hub_reading_t *r, const struct hub_stamp *st)
 {
-    if (!r || !st->boottime || hub_reading_time(r) != st->wall_ns)
+    if (!r || !st->boottime || hub_reading_time(r) >= HUB_CLOCK_RELATIVE_NS)
         return;
-    if (hub_reading_set_boottime(r, st->boot_ns, st->boot) == HUB_OK) {
+    if (hub_reading_set_boottime(r, hub_reading_time(r), st->boot) == HUB_OK) {
         atomic_fetch_add(&g.boottime_readings, 1);
         hub_metric_inc(g.m_boottime, 1);
+    } else {
+        /* no room for the boot id (a reading of nearly the largest size):
+         * the untrusted wall clock is the best left, never a boot time */
+        hub_reading_set_time(r, hub_time_ns() + (hub_reading_time(r) - st->ns));
     }
 }
 
@@ -585,7 +589,7 @@ hub_reading_t *hub_clock_reading_new(const char *measurement)
 {
     struct hub_stamp st;
     hub_clock_stamp(&st);
-    hub_reading_t *r = hub_reading_new(measurement, st.wall_ns);
+    hub_reading_t *r = hub_reading_new(measurement, st.ns);
     hub_clock_apply(r, &st);
     return r;
 }

@@ -82,14 +82,18 @@ struct hub_clock_status {
     int64_t last_step_at_ns; /* wall time of it */
 };
 
-/* A point of time taken for a reading: the wall clock's, and when the
- * wall clock is not trusted, the boot time too. */
+/* A point of time taken for a reading: the wall clock's, or while the
+ * wall clock is not trusted, the boot time. */
 struct hub_stamp {
-    int64_t wall_ns; /* hub_time_ns(): what a reading is made with */
-    bool boottime;   /* the clock is not trusted: boot_ns is the time */
-    int64_t boot_ns;
+    int64_t ns;    /* what a reading is made with: hub_time_ns(), or boot time */
+    bool boottime; /* the clock is not trusted: ns is CLOCK_BOOTTIME of boot */
     uint8_t boot[HUB_READING_BOOT_ID];
 };
+
+/* Times below this (2^28 s after the epoch, 1978: SenML's line between
+ * relative and absolute times) made from a boot-time stamp are boot times;
+ * a time a payload carried of its own is later than that. */
+#define HUB_CLOCK_RELATIVE_NS (268435456LL * 1000000000LL)
 
 /* Start watching the clock (one check now, then every HUB_CLOCK_CHECK_NS
  * in a thread). Returns HUB_OK, or HUB_EINVAL/HUB_ENOMEM with a message in
@@ -103,9 +107,10 @@ void hub_clock_check(void);
 void hub_clock_stamp(struct hub_stamp *st);
 /* A new reading (hub_reading_new) stamped now; NULL as hub_reading_new. */
 hub_reading_t *hub_clock_reading_new(const char *measurement);
-/* Give r the boot time of st when st is on boot time and r's time is
- * still st->wall_ns (a timestamp a payload carried is the sensor's and
- * stays as it is). */
+/* Mark r as on boot time when st is and r's time was made from st->ns
+ * (st->ns itself, or st->ns plus a relative time a payload gave: below
+ * HUB_CLOCK_RELATIVE_NS). A timestamp a payload carried is the sensor's
+ * and stays as it is. */
 void hub_clock_apply(hub_reading_t *r, const struct hub_stamp *st);
 
 /* Re-stamp a reading read from the journal (see above). Returns HUB_OK

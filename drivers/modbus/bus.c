@@ -426,7 +426,7 @@ static void poll_device(struct mb_ctx *c, struct mb_dev *d)
     int64_t done = hub_mono_ns();
     struct hub_stamp when;
     hub_clock_stamp(&when);
-    hub_reading_t *r = make_reading(c, d, when.wall_ns, msg, sizeof(msg));
+    hub_reading_t *r = make_reading(c, d, when.ns, msg, sizeof(msg));
     hub_clock_apply(r, &when);
     if (!r) {
         poll_failed(c, d, 0, msg, started);

@@ -360,7 +360,9 @@ static void on_message(void *arg, const char *topic, const void *payload, size_t
     struct drv_mq_out *out = in->out;
     struct hub_stamp now;
     hub_clock_stamp(&now);
-    int rc = drv_mq_parse(&s->po, &ts, payload, len, now.wall_ns, out, why, sizeof(why));
+    /* "now" for payloads without a time of their own, and the base of
+     * relative times: boot time while the clock is not trusted */
+    int rc = drv_mq_parse(&s->po, &ts, payload, len, now.ns, out, why, sizeof(why));
     if (rc != HUB_OK) {
         if (rc == HUB_ENOMEM)
             snprintf(why, sizeof(why), "out of memory");

@@ -12,6 +12,8 @@
 #      readings go out estimated (before this boot's start, in order, their
 #      spacing kept), marked clock="estimated", counted; then a +3h step
 #      while running is logged and shown in /health.
+#   4. MQTT while untrusted: a payload's own (absolute) time is kept as it is;
+#      arrival times and SenML times relative to the arrival are re-stamped.
 set -eu
 . tests/lib/fixtures.sh
 fixtures_init
@@ -233,4 +235,53 @@ within 2 1577836800000000000 $((t_restart - 1)) <"$T/other.est" ||
     fail "estimated readings not between 2020 and the restart"
 offsets "$T/other.early" "$T/other.est" "$T/other.offsets"
 [ "$(wc -l <"$T/other.offsets")" -eq 1 ] || fail "estimated with $(wc -l <"$T/other.offsets") offsets"
+
+# ---- 4. MQTT payloads while untrusted -------------------------------------------
+start_mosquitto
+curl -sf -XPOST "$INFLUX_URL/query" --data-urlencode "q=CREATE DATABASE mqtt" >/dev/null
+cat >"$T/mqtt.yaml" <<YAML
+hub:
+  name: gw-clock
+  journal: {path: $T/mqtt-journal, sync_interval: 50ms}
+  status: {listen: "127.0.0.1:$SP"}
+mqtt_inputs:
+  - name: sensors
+    url: $MQTT_URL
+    subscribe:
+      - {topic: "sml/#", format: senml, qos: 1}
+      - {topic: "raw/{device}", format: value, measurement: level, field: value, qos: 1}
+outputs:
+  - {name: ioc, type: influxdb, url: "$INFLUX_URL", database: mqtt, flush_interval: 200ms}
+YAML
+set_clock "$(at_1970) 0"
+start_hub "$T/mqtt.yaml"
+for f in 'sml/#' 'raw/+'; do
+    mosquitto_wait_subscribed gw-clock-sensors "$f" || fail "gw-clock-sensors never subscribed to $f"
+done
+S=$(($(date +%s) - 3600)) # an hour ago, whole seconds
+t_before=$(date +%s%N)
+mqtt_pub sml/a "[{\"bn\":\"abs:\",\"bt\":$S,\"n\":\"laeq\",\"v\":55.5}]"
+mqtt_pub sml/b "[{\"bn\":\"rel:\",\"n\":\"laeq\",\"v\":60,\"t\":-2}]"
+mqtt_pub raw/lvl-2 "1.75"
+t_after=$(date +%s%N)
+WAIT_TRIES=200 wait_for bash -c "[ \"\$(curl -sf http://127.0.0.1:$SP/health | jq .clock.readings_on_boot_time)\" -ge 2 ]" ||
+    fail "MQTT readings not on boot time: $(health | jq -c .clock)"
+set_clock "0 1"
+WAIT_TRIES=200 wait_for bash -c "[ \"\$(curl -sf http://127.0.0.1:$SP/health | jq .clock.restamped)\" -ge 2 ]" ||
+    fail "MQTT readings not re-stamped: $(health | jq -c .clock)"
+sleep 0.5
+stop_hub
+influx_csv mqtt "SELECT laeq, clock FROM senml WHERE device = 'abs'" | cut -d, -f3- >"$T/mqtt.abs"
+[ "$(cat "$T/mqtt.abs")" = "${S}000000000,55.5," ] || fail "SenML absolute time changed: $(cat "$T/mqtt.abs")"
+rel=$(influx_csv mqtt "SELECT laeq, clock FROM senml WHERE device = 'rel'" | cut -d, -f3-)
+raw=$(influx_csv mqtt "SELECT value, clock FROM level" | cut -d, -f3-)
+echo "mqtt: absolute $(cat "$T/mqtt.abs"); relative $rel; arrival $raw"
+[ "${rel#*,}" = "60,restamped" ] || fail "SenML relative: $rel"
+[ "${raw#*,}" = "1.75,restamped" ] || fail "value: $raw"
+t=${rel%%,*}
+[ "$t" -ge $((t_before - 2000000000 - 2000000000)) ] && [ "$t" -le $((t_after - 2000000000 + 2000000000)) ] ||
+    fail "SenML relative time $t not 2 s before the arrival [$t_before, $t_after]"
+t=${raw%%,*}
+[ "$t" -ge $((t_before - 2000000000)) ] && [ "$t" -le $((t_after + 2000000000)) ] ||
+    fail "arrival time $t not in [$t_before, $t_after]"
 echo "clock without RTC ok"

@@ -269,14 +269,21 @@ static void test_untrusted_then_synced(void **state)
     assert_int_equal(hub_clock_restamp(r), HUB_EEMPTY); /* held back */
     assert_true(hub_reading_boottime(r, NULL));
 
-    /* a payload's own time is the sensor's: it stays */
+    /* a payload's own time is the sensor's: it stays; one relative to now
+     * (SenML's t < 2^28) is on boot time too */
     struct hub_stamp st;
     hub_clock_stamp(&st);
     assert_true(st.boottime);
-    hub_reading_t *own = hub_reading_new("lab", 1234);
+    assert_true(st.ns >= b1);
+    hub_reading_t *own = hub_reading_new("lab", 1700000000LL * S);
     hub_clock_apply(own, &st);
     assert_false(hub_reading_boottime(own, NULL));
-    assert_int_equal(hub_reading_time(own), 1234);
+    assert_int_equal(hub_reading_time(own), 1700000000LL * S);
+    hub_reading_t *rel = hub_reading_new("lab", st.ns - 5 * S);
+    hub_clock_apply(rel, &st);
+    assert_true(hub_reading_boottime(rel, NULL));
+    assert_int_equal(hub_reading_time(rel), st.ns - 5 * S);
+    hub_reading_free(rel);
 
     /* right time, kernel unsynchronised: auto is strict (booted before the build) */
     set_clock(0, 0, NULL);
@@ -293,7 +300,7 @@ static void test_untrusted_then_synced(void **state)
     assert_true(cs.trusted);
     assert_null(cs.reason);
     assert_true(cs.trusted_at_ns > 0);
-    assert_int_equal(cs.boottime_readings, 1);
+    assert_int_equal(cs.boottime_readings, 2);
 
     /* wall = boot time + the offset of the moment of trust (in the state file) */
     int64_t t = hub_reading_time(r);
