@@ -26,8 +26,9 @@
  *   - an earlier boot that never had a trusted clock: estimated as if that
  *     boot had ended right before this one began (the state file has the
  *     boot time of its last check, written every HUB_CLOCK_SAVE_NS while
- *     untrusted), field clock="estimated"; without even that, as if it had
- *     ended HUB_CLOCK_UNKNOWN_SPAN_NS after its start;
+ *     untrusted), field clock="estimated"; a boot the state file does not
+ *     know is taken as HUB_CLOCK_UNKNOWN_SPAN_NS long, ending before the
+ *     oldest boot it knows began;
  *   - otherwise (clock not trusted yet) HUB_EEMPTY: the output holds the
  *     reading back, and nothing leaves with a boot-time timestamp.
  *
@@ -38,7 +39,8 @@
  * counted.
  *
  * Before hub_clock_start (tools, unit tests of other modules), the clock is
- * taken as trusted and nothing is stamped on boot time. */
+ * taken as trusted and nothing is stamped on boot time (a boot-time reading
+ * read from a journal then is held: HUB_EEMPTY). */
 #ifndef HUB_CLOCKTRUST_H
 #define HUB_CLOCKTRUST_H
 
