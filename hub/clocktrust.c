@@ -536,6 +536,14 @@ int hub_clock_start(const struct hub_clock_opts *o, char *err, size_t errlen)
     return HUB_OK;
 }
 
+void hub_clock_configure(enum hub_clock_policy require_sync, int64_t step_ns)
+{
+    pthread_mutex_lock(&g.mu);
+    g.policy = require_sync;
+    g.step_ns = step_ns > 0 ? step_ns : HUB_NS_PER_S;
+    pthread_mutex_unlock(&g.mu);
+}
+
 void hub_clock_stop(void)
 {
     if (g.thread_on) {

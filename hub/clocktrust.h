@@ -102,6 +102,9 @@ struct hub_stamp {
  * err. */
 int hub_clock_start(const struct hub_clock_opts *o, char *err, size_t errlen);
 void hub_clock_stop(void);
+/* A new policy and step threshold (a configuration reload), from the next
+ * check on; nothing when not started. */
+void hub_clock_configure(enum hub_clock_policy require_sync, int64_t step_ns);
 /* One check now (the thread's; for tests). */
 void hub_clock_check(void);
 
