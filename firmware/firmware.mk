@@ -10,6 +10,8 @@
 #                                      SHA256SUMS (and SHA256SUMS.sig)
 #   make check BOARD=NAME              (Arm boards) unit tests and an
 #                                      end-to-end test under qemu-user-static
+#   make check-firmware                every board's image built, then
+#                                      tests/integration/test_firmware.sh on all
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -26,7 +28,7 @@ FIRMWARE_DIR := build/firmware
 FIRMWARE_DEB := $(FIRMWARE_DIR)/cityhub_$(VERSION)_$(BOARD_DEB_ARCH).deb
 UNIT := $(O)/gen/cityhub.service
 
-.PHONY: boards board-info install firmware check-emulated FORCE
+.PHONY: boards board-info install firmware check-emulated check-firmware FORCE
 
 # ---- boards ------------------------------------------------------------------
 boards:
@@ -117,3 +119,20 @@ check-emulated: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) BOARD=x86_64 MODE=release \
 	  build/x86_64-release/cityhub-sim build/x86_64-release/tests/lib/freeport
 	@TEST_RUNNER='$(TEST_RUNNER)' tests/run.sh --emulated $(FIRMWARE_O) build/x86_64-release
+
+# ---- every board's image, inspected ---------------------------------------------
+# make check builds and inspects the lab board's image; this builds every
+# board's (cross builds included) and runs the same test over all of them.
+FIRMWARE_BOARDS ?= $(patsubst boards/%.mk,%,$(wildcard boards/*.mk))
+HOST_O := build/x86_64-release
+
+check-firmware: deps
+	@for b in $(FIRMWARE_BOARDS); do $(MAKE) --no-print-directory firmware BOARD=$$b || exit 1; done
+	@$(MAKE) --no-print-directory -j$(JOBS) BOARD=x86_64 MODE=release $(HOST_O)/cityhub \
+	  $(HOST_O)/cityhub-sim $(HOST_O)/tests/lib/freeport
+	@mkdir -p build
+	@CITYHUB=$(CURDIR)/$(HOST_O)/cityhub SIM=$(CURDIR)/$(HOST_O)/cityhub-sim \
+	  FREEPORT=$(CURDIR)/$(HOST_O)/tests/lib/freeport FIRMWARE_BOARDS='$(FIRMWARE_BOARDS)' \
+	  bash tests/integration/test_firmware.sh >build/test-logs-firmware.log 2>&1 && \
+	  { grep -E '^(== |($(subst $(eval) ,|,$(strip $(FIRMWARE_BOARDS)))): )' build/test-logs-firmware.log; echo "check-firmware: $(FIRMWARE_BOARDS): ok"; } || \
+	  { tail -30 build/test-logs-firmware.log; echo "check-firmware: FAILED (build/test-logs-firmware.log)"; exit 1; }

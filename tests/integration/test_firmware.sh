@@ -181,4 +181,24 @@ dpkg_r --purge cityhub || fail "dpkg --purge"
 [ ! -e "$R/var/lib/cityhub" ] || fail "purge left /var/lib/cityhub"
 [ ! -e "$R/etc/cityhub/cityhub.yaml" ] || fail "purge left the conffile"
 [ ! -e "$R/etc/cityhub" ] || fail "purge left /etc/cityhub: $(find "$R/etc/cityhub")"
+# ---- make install: the same set, under another PREFIX --------------------------
+I=$T/inst
+make -s --no-print-directory install DESTDIR="$I" PREFIX=/usr/local >"$T/install.log" 2>&1 ||
+    { cat "$T/install.log"; fail "make install DESTDIR=... PREFIX=/usr/local"; }
+for f in usr/local/bin/cityhub usr/local/share/cityhub/profiles/eastron-sdm630.yaml \
+    usr/local/share/doc/cityhub/install.md usr/local/share/doc/cityhub/profiles/eastron-sdm630.md \
+    usr/local/share/man/man8/cityhub.8 usr/local/lib/systemd/system/cityhub.service \
+    etc/cityhub/cityhub.yaml; do
+    [ -f "$I/$f" ] || fail "make install: no /$f"
+done
+[ "$(stat -c %a "$I/var/lib/cityhub")" = 700 ] || fail "make install: /var/lib/cityhub not 0700"
+[ "$(stat -c %a "$I/etc/cityhub/credentials")" = 700 ] || fail "make install: credentials not 0700"
+grep -qxF 'ExecStart=/usr/local/bin/cityhub run -c /etc/cityhub/cityhub.yaml' \
+    "$I/usr/local/lib/systemd/system/cityhub.service" || fail "make install: the unit's ExecStart"
+"$I/usr/local/bin/cityhub" --help | grep -q 'docs: /usr/local/share/doc/cityhub ' ||
+    fail "make install: --help does not name /usr/local/share/doc/cityhub"
+# A second install keeps the site's config.
+echo "# site edit" >>"$I/etc/cityhub/cityhub.yaml"
+make -s --no-print-directory install DESTDIR="$I" PREFIX=/usr/local >/dev/null 2>&1
+grep -q '# site edit' "$I/etc/cityhub/cityhub.yaml" || fail "make install overwrote the config"
 echo "firmware packages ok"
