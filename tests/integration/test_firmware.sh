@@ -73,6 +73,18 @@ check_board() { # BOARD
     cmp "$R/etc/cityhub/cityhub.yaml" "$BOARD_DEFAULT_CONFIG" ||
         fail "$b: /etc/cityhub/cityhub.yaml is not $BOARD_DEFAULT_CONFIG"
     "$CITYHUB" check -c "$R/etc/cityhub/cityhub.yaml" || fail "$b: default config refused"
+    # Its serial devices are among the ports the unit allows, in the board's
+    # RS-485 mode; docs/install.md names every port.
+    for d in $(sed -n 's/.*device: *\([^ ,}]*\).*/\1/p' "$BOARD_DEFAULT_CONFIG"); do
+        case " $BOARD_SERIAL_PORTS " in *" $d "*) ;; *) fail "$b: the default config's $d is not in BOARD_SERIAL_PORTS" ;; esac
+    done
+    if grep -q 'type: rtu' "$BOARD_DEFAULT_CONFIG"; then
+        grep -q "rs485: $BOARD_RS485" "$BOARD_DEFAULT_CONFIG" ||
+            fail "$b: the default config's RS-485 line is not rs485: $BOARD_RS485 (BOARD_RS485)"
+    fi
+    for p in $BOARD_SERIAL_PORTS; do
+        grep -q "\`$p\`" docs/install.md || fail "$b: docs/install.md does not name $p"
+    done
 
     # The unit: the board's serial ports, nothing else; paths of the package.
     unit=$R/lib/systemd/system/cityhub.service
