@@ -130,14 +130,27 @@ deps:
 	@scripts/install-deps.sh
 
 # ---- tests ---------------------------------------------------------------
-# On an Arm board's BOARD, check runs its unit tests and an end-to-end test
-# under emulation instead (check-emulated, firmware/firmware.mk).
+# check also builds the firmware image of the lab board and of each board in
+# CHECK_BOARDS (the Arm boards; cross builds), inspected by
+# tests/integration/test_firmware.sh, and then runs each CHECK_BOARDS board's
+# unit tests and end-to-end test under emulation (check-emulated,
+# firmware/firmware.mk). `make check CHECK_BOARDS=` checks the lab board alone.
+# On an Arm board's BOARD, check is that board's check-emulated.
+CHECK_BOARDS ?= aarch64 armhf
 ifeq ($(BOARD_TRIPLE),)
 check: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) MODE=asan check-build
 	@$(MAKE) --no-print-directory -j$(JOBS) -C tests/fuzz regress
-	@$(MAKE) --no-print-directory -j$(JOBS) firmware
-	@tests/run.sh build/$(BOARD)-asan
+	@for b in $(BOARD) $(CHECK_BOARDS); do \
+	  $(MAKE) --no-print-directory -j$(JOBS) firmware BOARD=$$b >build/firmware-$$b.log 2>&1 || \
+	  { tail -20 build/firmware-$$b.log; echo "check: make firmware BOARD=$$b failed"; exit 1; }; \
+	  tail -1 build/firmware-$$b.log | grep -v SHA256SUMS || true; \
+	done
+	@FIRMWARE_BOARDS='$(BOARD) $(CHECK_BOARDS)' tests/run.sh build/$(BOARD)-asan
+	@for b in $(CHECK_BOARDS); do \
+	  echo "== $$b: unit tests and end-to-end test under emulation"; \
+	  $(MAKE) --no-print-directory check-emulated BOARD=$$b || exit 1; \
+	done
 else
 check: check-emulated
 endif

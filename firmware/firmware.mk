@@ -114,15 +114,19 @@ firmware:
 # are the host's (build/x86_64-release).
 check-emulated: deps
 	@command -v $(BOARD_QEMU) >/dev/null || { echo "check: $(BOARD_QEMU) missing (make deps installs qemu-user-static)"; exit 1; }
-	@$(MAKE) --no-print-directory -j$(JOBS) MODE=release $(FIRMWARE_O)/cityhub \
-	  $(patsubst $(O)/%,$(FIRMWARE_O)/%,$(UNIT_BIN))
-	@$(MAKE) --no-print-directory -j$(JOBS) BOARD=x86_64 MODE=release \
-	  build/x86_64-release/cityhub-sim build/x86_64-release/tests/lib/freeport
+	@mkdir -p build
+	@{ $(MAKE) --no-print-directory -j$(JOBS) MODE=release $(FIRMWARE_O)/cityhub \
+	    $(patsubst $(O)/%,$(FIRMWARE_O)/%,$(UNIT_BIN)) && \
+	  $(MAKE) --no-print-directory -j$(JOBS) BOARD=x86_64 MODE=release \
+	    build/x86_64-release/cityhub-sim build/x86_64-release/tests/lib/freeport; } \
+	  >build/check-$(BOARD).log 2>&1 || \
+	  { tail -30 build/check-$(BOARD).log; echo "check: the $(BOARD) build failed (build/check-$(BOARD).log)"; exit 1; }
 	@TEST_RUNNER='$(TEST_RUNNER)' tests/run.sh --emulated $(FIRMWARE_O) build/x86_64-release
 
 # ---- every board's image, inspected ---------------------------------------------
-# make check builds and inspects the lab board's image; this builds every
-# board's (cross builds included) and runs the same test over all of them.
+# make check builds and inspects the images of the lab board and CHECK_BOARDS
+# (with its other tests); this builds every board's image (or
+# FIRMWARE_BOARDS') and runs that test alone over them.
 FIRMWARE_BOARDS ?= $(patsubst boards/%.mk,%,$(wildcard boards/*.mk))
 HOST_O := build/x86_64-release
 

@@ -5,8 +5,8 @@
 # --root: the unit, the config as a conffile that an upgrade keeps, the
 # cityhub user in dialout and its state directory, remove and purge.
 #
-# FIRMWARE_BOARDS: the boards whose package must be there (default x86_64,
-# which make check builds; CI adds aarch64 and armhf after building theirs).
+# FIRMWARE_BOARDS: the boards whose package must be there (default x86_64;
+# make check sets it to the lab board and CHECK_BOARDS, whose images it built).
 set -eu
 . tests/lib/fixtures.sh
 fixtures_init
