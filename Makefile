@@ -84,6 +84,9 @@ SIM := $(O)/cityhub-sim
 UNIT_BIN := $(patsubst tests/unit/%.c,$(O)/tests/unit/%,$(UNIT_SRC))
 BENCH_BIN := $(patsubst tests/bench/%.c,$(O)/tests/bench/%,$(BENCH_SRC))
 FAULT_BIN := $(patsubst tests/fault/%.c,$(O)/tests/fault/%,$(FAULT_SRC))
+# Kept after linking (make would delete them as intermediates and recompile
+# every test program at the next check: slow for a cross build).
+.SECONDARY: $(addsuffix .o,$(UNIT_BIN) $(BENCH_BIN) $(FAULT_BIN))
 
 .PHONY: all deps demo check check-build fault unit bench install clean distclean format format-check
 
