@@ -19,7 +19,7 @@ dir=${2:?usage: boards/sysroot.sh DEB_ARCH DIR}
 
 # What cityhub, its tests and its simulator link (Makefile: LIBS, LIBS_CMOCKA).
 DEV="libc6-dev linux-libc-dev libmodbus-dev libcurl4-openssl-dev zlib1g-dev libssl-dev
-libpaho-mqtt-dev libyaml-dev libjansson-dev libmicrohttpd-dev libcmocka-dev"
+libpaho-mqtt-dev libyaml-dev libjansson-dev libmicrohttpd-dev libsystemd-dev libcmocka-dev"
 
 say() { echo "sysroot $arch: $*" >&2; }
 

@@ -35,6 +35,7 @@ pkg_of() {
     libpaho-mqtt3as.so.1) echo libpaho-mqtt1.3 ;;
     libyaml-0.so.2) echo libyaml-0-2 ;;
     libmicrohttpd.so.12) echo libmicrohttpd12 ;;
+    libsystemd.so.0) echo libsystemd0 ;;
     *) return 1 ;;
     esac
 }
