@@ -9,6 +9,9 @@
 #   make firmware BOARD=name   build/firmware/cityhub_VERSION_ARCH.deb + SHA256SUMS
 #   make check BOARD=name      (an Arm board) its unit tests and an end-to-end
 #                     test under qemu-user-static
+#   make check-firmware        every board's image built and inspected
+#   make install DESTDIR=D PREFIX=P   what an image holds, under P (/usr/local)
+#   make clean        build/ but the cross sysroots; make distclean all of build/
 
 BOARD ?= x86_64
 ifeq ($(wildcard boards/$(BOARD).mk),)
