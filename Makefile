@@ -5,9 +5,18 @@
 #   make check        install what is needed, build with ASan+UBSan, run every test
 #   make fault        the fault suite's long runs (kill -9, power cuts, corruption, failing disks)
 #   make bench        print the benchmark figures
-#   make BOARD=name   cross build for boards/name.mk
+#   make BOARD=name   cross build for boards/name.mk (make boards lists them)
+#   make firmware BOARD=name   build/firmware/cityhub_VERSION_ARCH.deb + SHA256SUMS
+#   make check BOARD=name      (an Arm board) its unit tests and an end-to-end
+#                     test under qemu-user-static
+#   make check-firmware        every board's image built and inspected
+#   make install DESTDIR=D PREFIX=P   what an image holds, under P (/usr/local)
+#   make clean        build/ but the cross sysroots; make distclean all of build/
 
 BOARD ?= x86_64
+ifeq ($(wildcard boards/$(BOARD).mk),)
+$(error BOARD=$(BOARD): no boards/$(BOARD).mk (boards: $(patsubst boards/%.mk,%,$(wildcard boards/*.mk))))
+endif
 include boards/$(BOARD).mk
 
 MODE ?= release
@@ -17,9 +26,33 @@ O := build/$(BOARD)-$(MODE)
 CC := $(CROSS_COMPILE)gcc
 AR := $(CROSS_COMPILE)ar
 PKG_CONFIG ?= pkg-config
+MODBUS_INC := /usr/include/modbus
+ifneq ($(BOARD_TRIPLE),)
+# A cross build: Debian's cross compiler against the board's sysroot, which
+# boards/sysroot.sh assembles from Debian's packages for BOARD_DEB_ARCH (kept
+# in build/sysroot/ between builds; `make clean` keeps it, distclean not).
+SYSROOT ?= $(CURDIR)/build/sysroot/$(BOARD_DEB_ARCH)
+SYSROOT_STAMP := $(SYSROOT)/.stamp
+CC := $(CROSS_COMPILE)gcc --sysroot=$(SYSROOT)
+PKG_CONFIG := PKG_CONFIG_SYSROOT_DIR=$(SYSROOT) \
+  PKG_CONFIG_LIBDIR=$(SYSROOT)/usr/lib/$(BOARD_TRIPLE)/pkgconfig:$(SYSROOT)/usr/share/pkgconfig pkg-config
+MODBUS_INC := $(SYSROOT)/usr/include/modbus
+LDFLAGS += -Wl,-rpath-link,$(SYSROOT)/lib/$(BOARD_TRIPLE):$(SYSROOT)/usr/lib/$(BOARD_TRIPLE)
+# Programs built for the board run here under qemu-user-static, with the
+# sysroot as their root for the dynamic loader and libraries.
+TEST_RUNNER := $(BOARD_QEMU) -L $(SYSROOT)
+endif
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
-CPPFLAGS += -I. -D_GNU_SOURCE -DCITYHUB_VERSION='"$(VERSION)"' $(BOARD_CPPFLAGS)
+# The build date a board's clock is compared with (hub/clocktrust.c): a
+# clock older than the source cannot be right. Reproducible: SOURCE_DATE_EPOCH
+# when set, else the date of the last commit.
+BUILD_EPOCH := $(or $(SOURCE_DATE_EPOCH),$(shell git log -1 --format=%ct 2>/dev/null),0)
+# _FILE_OFFSET_BITS=64: on a 32-bit board (armhf) too, file offsets and the
+# inode numbers readdir() returns are 64-bit (a 32-bit readdir fails with
+# EOVERFLOW on a file system with 64-bit inode numbers or directory offsets).
+CPPFLAGS += -I. -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DCITYHUB_VERSION='"$(VERSION)"' $(BOARD_CPPFLAGS)
+$(O)/hub/clocktrust.o: CPPFLAGS += -DCITYHUB_BUILD_EPOCH=$(BUILD_EPOCH)
 CFLAGS += -std=c11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -g $(BOARD_CFLAGS)
 ifeq ($(MODE),asan)
 # Test hooks (hub/journal_priv.h: CITYHUB_TEST_CRASH_AT, the fault suite's I/O
@@ -33,7 +66,7 @@ endif
 
 LIBS_NET := $(shell $(PKG_CONFIG) --libs libmodbus libcurl zlib jansson libssl 2>/dev/null || echo -lmodbus -lcurl -lz -ljansson -lssl -lcrypto)
 LIBS_YAML := $(shell $(PKG_CONFIG) --libs yaml-0.1 2>/dev/null || echo -lyaml)
-CPPFLAGS += $(shell $(PKG_CONFIG) --cflags libmodbus 2>/dev/null || echo -I/usr/include/modbus)
+CPPFLAGS += $(shell $(PKG_CONFIG) --cflags libmodbus 2>/dev/null || echo -I$(MODBUS_INC))
 # Eclipse Paho MQTT C (asynchronous, with TLS) ships no pkg-config file.
 LIBS_MQTT := -lpaho-mqtt3as
 # The status server (firmware/status.c): libmicrohttpd.
@@ -61,15 +94,16 @@ SIM := $(O)/cityhub-sim
 UNIT_BIN := $(patsubst tests/unit/%.c,$(O)/tests/unit/%,$(UNIT_SRC))
 BENCH_BIN := $(patsubst tests/bench/%.c,$(O)/tests/bench/%,$(BENCH_SRC))
 FAULT_BIN := $(patsubst tests/fault/%.c,$(O)/tests/fault/%,$(FAULT_SRC))
+# Kept after linking (make would delete them as intermediates and recompile
+# every test program at the next check: slow for a cross build).
+.SECONDARY: $(addsuffix .o,$(UNIT_BIN) $(BENCH_BIN) $(FAULT_BIN))
 
-.PHONY: all deps demo check check-build fault unit bench install clean format format-check
-
-PREFIX ?= /usr/local
-DESTDIR ?=
+.PHONY: all deps demo check check-build fault unit bench install clean distclean format format-check
 
 all: $(CITYHUB) $(SIM) $(O)/tests/lib/freeport
 
-$(O)/%.o: %.c
+# Every object and generated file waits for the sysroot (cross builds).
+$(O)/%.o: %.c | $(SYSROOT_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -109,10 +143,30 @@ deps:
 	@scripts/install-deps.sh
 
 # ---- tests ---------------------------------------------------------------
+# check also builds the firmware image of the lab board and of each board in
+# CHECK_BOARDS (the Arm boards; cross builds), inspected by
+# tests/integration/test_firmware.sh, and then runs each CHECK_BOARDS board's
+# unit tests and end-to-end test under emulation (check-emulated,
+# firmware/firmware.mk). `make check CHECK_BOARDS=` checks the lab board alone.
+# On an Arm board's BOARD, check is that board's check-emulated.
+CHECK_BOARDS ?= aarch64 armhf
+ifeq ($(BOARD_TRIPLE),)
 check: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) MODE=asan check-build
 	@$(MAKE) --no-print-directory -j$(JOBS) -C tests/fuzz regress
-	@tests/run.sh build/$(BOARD)-asan
+	@for b in $(BOARD) $(CHECK_BOARDS); do \
+	  $(MAKE) --no-print-directory -j$(JOBS) firmware BOARD=$$b >build/firmware-$$b.log 2>&1 || \
+	  { tail -20 build/firmware-$$b.log; echo "check: make firmware BOARD=$$b failed"; exit 1; }; \
+	  tail -1 build/firmware-$$b.log | grep -v SHA256SUMS || true; \
+	done
+	@FIRMWARE_BOARDS='$(BOARD) $(CHECK_BOARDS)' tests/run.sh build/$(BOARD)-asan
+	@for b in $(CHECK_BOARDS); do \
+	  echo "== $$b: unit tests and end-to-end test under emulation"; \
+	  $(MAKE) --no-print-directory check-emulated BOARD=$$b || exit 1; \
+	done
+else
+check: check-emulated
+endif
 
 check-build: $(CITYHUB) $(SIM) $(UNIT_BIN) $(FAULT_BIN) $(O)/tests/lib/freeport
 
@@ -133,10 +187,11 @@ bench: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all $(BENCH_BIN)
 	@tests/bench/run.sh $(O)
 
-install: $(CITYHUB)
-	install -D -m 0755 $(CITYHUB) $(DESTDIR)$(PREFIX)/bin/cityhub
-	install -d $(DESTDIR)$(PREFIX)/share/doc/cityhub
-	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/cityhub/
+ifneq ($(SYSROOT_STAMP),)
+$(SYSROOT_STAMP): boards/sysroot.sh
+	boards/sysroot.sh $(BOARD_DEB_ARCH) $(SYSROOT)
+	@touch $@
+endif
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
@@ -144,20 +199,25 @@ format:
 format-check:
 	@clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h') && echo "format: ok"
 
+# clean keeps the cross sysroots (build/sysroot/: downloaded once); distclean not.
 clean:
+	rm -rf $(filter-out build/sysroot,$(wildcard build/*))
+
+distclean:
 	rm -rf build
 
--include $(shell find build -name '*.d' 2>/dev/null)
+# Dependency files of this build only (a sysroot holds directories named *.d).
+-include $(shell find $(O) -type f -name '*.d' 2>/dev/null)
 
 # ---- Modbus device profiles (drivers/modbus/profiles/*.yaml) ----------------
 # Built into the program: each file becomes a string in
 # $(O)/gen/modbus_profiles.c, compiled into libdrivers.a and read by
 # drivers/modbus/profile.c (built with DRV_MB_EMBEDDED_PROFILES; without it,
 # e.g. in tests/fuzz, only site profiles exist). `make install` also copies
-# them, and their pages, for reference.
+# them, and their pages, for reference (firmware/firmware.mk).
 MB_PROFILES := $(sort $(wildcard drivers/modbus/profiles/*.yaml))
 
-$(O)/gen/modbus_profiles.c: $(MB_PROFILES) drivers/modbus/profiles
+$(O)/gen/modbus_profiles.c: $(MB_PROFILES) drivers/modbus/profiles | $(SYSROOT_STAMP)
 	@mkdir -p $(dir $@)
 	@{ echo '/* generated from the files in drivers/modbus/profiles by the Makefile: do not edit */'; \
 	  echo '#include <stddef.h>'; \
@@ -179,19 +239,12 @@ $(O)/gen/modbus_profiles.o: $(O)/gen/modbus_profiles.c
 $(O)/drivers/modbus/profile.o: CPPFLAGS += -DDRV_MB_EMBEDDED_PROFILES
 $(DRV_LIB): $(O)/gen/modbus_profiles.o
 
-install: install-profiles
-.PHONY: install-profiles
-install-profiles:
-	install -d $(DESTDIR)$(PREFIX)/share/cityhub/profiles $(DESTDIR)$(PREFIX)/share/doc/cityhub/profiles
-	install -m 0644 $(MB_PROFILES) $(DESTDIR)$(PREFIX)/share/cityhub/profiles/
-	install -m 0644 docs/profiles/*.md $(DESTDIR)$(PREFIX)/share/doc/cityhub/profiles/
-
 # ---- the status server's live page (firmware/status/*) ----------------------
 # Built into the program as one string in $(O)/gen/status_page.c: the HTML
 # file with its style and script inline (nothing is fetched from elsewhere).
 STATUS_PAGE := firmware/status/index.html
 
-$(O)/gen/status_page.c: $(STATUS_PAGE)
+$(O)/gen/status_page.c: $(STATUS_PAGE) | $(SYSROOT_STAMP)
 	@mkdir -p $(dir $@)
 	@{ echo '/* generated from $(STATUS_PAGE) by the Makefile: do not edit */'; \
 	  echo '#include <stddef.h>'; \
@@ -209,3 +262,6 @@ $(O)/gen/status_page.o: $(O)/gen/status_page.c
 
 $(O)/firmware/status.o: CPPFLAGS += -DCH_STATUS_EMBEDDED_PAGE
 $(FW_LIB): $(O)/gen/status_page.o
+
+# ---- boards, install, firmware images (firmware/firmware.mk) ---------------
+include firmware/firmware.mk

@@ -31,11 +31,18 @@ struct ch_journal_cfg {
     int on_full; /* enum hub_journal_on_full */
 };
 
+/* hub.clock: when the wall clock is trusted (hub/clocktrust.h). */
+struct ch_clock_cfg {
+    int require_sync; /* enum hub_clock_policy */
+    int64_t step_ns;  /* a larger jump of the clock is a step, logged */
+};
+
 struct ch_hub_cfg {
     char name[64]; /* tag "gateway" */
     struct hub_cfg_tags tags;
     struct ch_journal_cfg journal;
     struct ch_status_cfg status;
+    struct ch_clock_cfg clock;
     int log_level;              /* enum hub_log_level */
     char log_file[256];         /* "" = stderr (journald under systemd) */
     int64_t status_interval_ns; /* how often status points are written */

@@ -5,18 +5,41 @@
 
 #include "firmware/config_priv.h"
 #include "firmware/privilege.h"
+#include "hub/clocktrust.h"
 #include "hub/log.h"
 
 /* ---- key tables of the hub ---------------------------------------------- */
 
 static const char *const ch_log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const ch_on_full[] = {"drop_oldest", "drop_newest", NULL};
+static const char *const ch_require_sync[] = {"auto", "yes", "no", NULL};
 
 /* The choices above are indexes into these enums. */
 _Static_assert(HUB_LOG_ERROR == 0 && HUB_LOG_WARN == 1 && HUB_LOG_INFO == 2 && HUB_LOG_DEBUG == 3,
                "ch_log_levels follows enum hub_log_level");
 _Static_assert(HUB_JOURNAL_DROP_OLDEST == 0 && HUB_JOURNAL_DROP_NEWEST == 1,
                "ch_on_full follows enum hub_journal_on_full");
+_Static_assert(HUB_CLOCK_SYNC_AUTO == 0 && HUB_CLOCK_SYNC_YES == 1 && HUB_CLOCK_SYNC_NO == 2,
+               "ch_require_sync follows enum hub_clock_policy");
+
+static const struct hub_cfg_key ch_clock_keys[] = {
+    {.name = "require_sync",
+     .type = HUB_CFG_ENUM,
+     .def = "auto",
+     .offset = offsetof(struct ch_clock_cfg, require_sync),
+     .choices = ch_require_sync,
+     .help = "trust the clock only once the kernel reports it NTP-synchronised: yes, no (the "
+             "build date alone), or auto (yes when the board booted with a clock older than "
+             "the build or runs fake-hwclock)"},
+    {.name = "step_threshold",
+     .type = HUB_CFG_DURATION,
+     .def = "1s",
+     .offset = offsetof(struct ch_clock_cfg, step_ns),
+     .min = NS_MS,
+     .help = "a jump of the wall clock larger than this is a step: logged, counted, shown in "
+             "/health"},
+    {.name = NULL},
+};
 
 const struct hub_cfg_key ch_journal_keys[] = {
     {.name = "path",
@@ -128,6 +151,11 @@ const struct hub_cfg_key ch_hub_keys[] = {
      .offset = offsetof(struct ch_hub_cfg, status),
      .child = ch_status_keys,
      .help = "mapping: the status HTTP server (health, metrics, live page)"},
+    {.name = "clock",
+     .type = HUB_CFG_OBJECT,
+     .offset = offsetof(struct ch_hub_cfg, clock),
+     .child = ch_clock_keys,
+     .help = "mapping: when the wall clock is trusted (boards without a real-time clock)"},
     {.name = "log_level",
      .type = HUB_CFG_ENUM,
      .def = "info",

@@ -15,6 +15,7 @@
 #include "drivers/driver.h"
 #include "firmware/cityhub.h"
 #include "firmware/config.h"
+#include "hub/clocktrust.h"
 #include "hub/crc32c.h"
 #include "hub/journal.h"
 #include "hub/log.h"
@@ -112,6 +113,15 @@ static int dump_records(hub_journal_t *j, const struct drv_ops *fmt, uint64_t fr
                     payload.len);
             bad++;
             continue;
+        }
+        uint8_t boot[HUB_READING_BOOT_ID];
+        if (hub_reading_boottime(reading, boot)) {
+            char id[HUB_CLOCK_BOOT_TEXT];
+            hub_clock_boot_text(boot, id);
+            fprintf(notes,
+                    "# seq %" PRIu64 ": taken before the clock was trusted; its time is %" PRId64
+                    " ns after the start of boot %s\n",
+                    seq, hub_reading_time(reading), id);
         }
         hub_buf_reset(&line);
         if (fmt->format(reading, &line) == HUB_OK) {
@@ -619,11 +629,13 @@ static bool record_time(hub_journal_t *j, uint64_t seq, int64_t *t)
             if (r != HUB_OK)
                 break;
             hub_reading_t *rdg = NULL;
-            if (hub_reading_decode(payload.data, payload.len, &rdg) == HUB_OK) {
+            /* a reading on boot time has no wall-clock age to show */
+            if (hub_reading_decode(payload.data, payload.len, &rdg) == HUB_OK &&
+                !hub_reading_boottime(rdg, NULL)) {
                 *t = hub_reading_time(rdg);
                 ok = true;
-                hub_reading_free(rdg);
             }
+            hub_reading_free(rdg);
             break;
         }
         hub_journal_reader_free(rd);

@@ -13,6 +13,10 @@
 #include "firmware/privilege.h"
 #include "hub/log.h"
 
+/* Where `make install` puts the docs (firmware/firmware.mk sets it from PREFIX). */
+#ifndef CITYHUB_DOCDIR
+#define CITYHUB_DOCDIR "/usr/local/share/doc/cityhub"
+#endif
 #ifndef CITYHUB_BOARD
 #define CITYHUB_BOARD "unknown"
 #endif
@@ -78,7 +82,7 @@ static void usage(FILE *f)
                "  cityhub COMMAND --help    help for one command\n"
                "  cityhub --version         version, board and library versions\n"
                "\n"
-               "docs: /usr/share/doc/cityhub or docs/ in the source tree\n");
+               "docs: " CITYHUB_DOCDIR " or docs/ in the source tree\n");
 }
 
 static void usage_run(FILE *f)

@@ -34,6 +34,7 @@
 #include "hub/accept.h"
 #include "hub/beat.h"
 #include "hub/clock.h"
+#include "hub/clocktrust.h"
 #include "hub/deadletter.h"
 #include "hub/journal.h"
 #include "hub/log.h"
@@ -182,7 +183,7 @@ static void emit_health(struct ch_daemon *d)
 {
     struct hub_journal_stats js;
     hub_journal_stats(d->journal, &js);
-    hub_reading_t *r = hub_reading_new("cityhub", hub_time_ns());
+    hub_reading_t *r = hub_clock_reading_new("cityhub");
     if (!r)
         return;
     hub_reading_add_uint(r, "uptime_s", (uint64_t)((hub_mono_ns() - d->started_ns) / HUB_NS_PER_S));
@@ -219,6 +220,7 @@ static void emit_health(struct ch_daemon *d)
     hub_reading_add_uint(r, "output_retries", retries);
     hub_reading_add_uint(r, "output_delivered", delivered);
     hub_reading_add_string(r, "version", CITYHUB_VERSION);
+    hub_clock_add_fields(r);
     hub_accept_reading(d->accept, r);
 }
 
@@ -229,7 +231,7 @@ static void emit_output_status(struct ch_daemon *d)
     for (size_t i = 0; i < d->nouts; i++) {
         struct hub_output_stats os;
         hub_output_stats(d->outs[i].loop, &os);
-        hub_reading_t *r = hub_reading_new("cityhub_output", hub_time_ns());
+        hub_reading_t *r = hub_clock_reading_new("cityhub_output");
         if (!r)
             return;
         hub_reading_add_tag(r, "output", d->outs[i].common->name);
@@ -541,6 +543,7 @@ static int run_config(struct ch_daemon *d, struct ch_config *c, int keep_status)
     d->c = c;
     d->units = ch_units_build(c);
     d->env->status_interval_ns = c->hub.status_interval_ns;
+    hub_clock_configure((enum hub_clock_policy)c->hub.clock.require_sync, c->hub.clock.step_ns);
     d->env->gateway = c->hub.name;
     d->env->hub_tags = &c->hub.tags;
     d->env->units = d->units;
@@ -781,6 +784,16 @@ int ch_cmd_run(const char *path, const char *log_level)
         hub_err("journal", "%s", err);
         goto out;
     }
+    char clock_state[sizeof(h->journal.path) + 8];
+    snprintf(clock_state, sizeof(clock_state), "%s/clock", h->journal.path);
+    struct hub_clock_opts co = {.require_sync = (enum hub_clock_policy)h->clock.require_sync,
+                                .state_path = clock_state,
+                                .step_ns = h->clock.step_ns,
+                                .metrics = d.metrics};
+    if (hub_clock_start(&co, err, sizeof(err)) != HUB_OK) {
+        hub_err("clock", "%s", err);
+        goto out;
+    }
     struct hub_accept_opts ao = {
         .journal = d.journal, .gateway = h->name, .tags = &h->tags, .metrics = d.metrics};
     if (hub_accept_new(&ao, &d.accept) != HUB_OK) {
@@ -857,6 +870,7 @@ out:
         fflush(NULL);
         _exit(exit_code);
     }
+    hub_clock_stop();
     free_all(&d);
     ch_notify_free();
     ch_drivers_global_cleanup();

@@ -29,6 +29,7 @@
 #include "firmware/status_priv.h"
 #include "hub/buf.h"
 #include "hub/clock.h"
+#include "hub/clocktrust.h"
 #include "hub/log.h"
 #include "hub/secret.h"
 
@@ -107,7 +108,7 @@ double ch_status_reading_age_s(hub_journal_t *j, uint64_t seq)
     if (hub_journal_reader_new(j, seq, &rd) == HUB_OK &&
         hub_journal_reader_next(rd, &payload, &at, NULL) == HUB_OK &&
         hub_reading_decode(payload.data, payload.len, &r) == HUB_OK) {
-        int64_t ns = hub_time_ns() - hub_reading_time(r);
+        int64_t ns = hub_clock_age_ns(r);
         age = ns > 0 ? (double)ns / HUB_NS_PER_S : 0;
     }
     hub_reading_free(r);
@@ -117,6 +118,28 @@ double ch_status_reading_age_s(hub_journal_t *j, uint64_t seq)
 }
 
 /* ---- /health ---------------------------------------------------------------- */
+
+/* {"synced","reason","synced_at","readings_on_boot_time","restamped","estimated",
+ *  "steps","last_step","last_step_at"} */
+static json_t *clock_json(const struct hub_clock_status *cs)
+{
+    json_t *o = json_object();
+    char step[48];
+    json_object_set_new(o, "synced", json_boolean(cs->trusted));
+    json_object_set_new(o, "reason", cs->reason ? json_string(cs->reason) : json_null());
+    json_object_set_new(o, "synced_at", time_json(cs->trusted_at_ns));
+    json_object_set_new(o, "readings_on_boot_time",
+                        json_integer((json_int_t)cs->boottime_readings));
+    json_object_set_new(o, "restamped", json_integer((json_int_t)cs->restamped));
+    json_object_set_new(o, "estimated", json_integer((json_int_t)cs->estimated));
+    json_object_set_new(o, "steps", json_integer((json_int_t)cs->steps));
+    json_object_set_new(o, "last_step",
+                        cs->steps
+                            ? json_string(hub_clock_step_text(cs->last_step_ns, step, sizeof(step)))
+                            : json_null());
+    json_object_set_new(o, "last_step_at", time_json(cs->last_step_at_ns));
+    return o;
+}
 
 enum level { LVL_OK = 0, LVL_DEGRADED = 1, LVL_FAILING = 2 };
 static const char *const level_names[] = {"ok", "degraded", "failing"};
@@ -256,6 +279,12 @@ static json_t *health_json(struct ch_status *st, enum level *out_level)
     if (pct >= JOURNAL_FULL_PCT)
         reason(&h, LVL_DEGRADED, "journal %" PRIu64 "%% full (%" PRIu64 " readings dropped)", pct,
                js.dropped);
+    struct hub_clock_status cs;
+    hub_clock_status(&cs);
+    if (!cs.trusted)
+        reason(&h, LVL_DEGRADED,
+               "clock not trusted: %s (%" PRIu64 " readings on boot time, held back until it is)",
+               cs.reason ? cs.reason : "not checked yet", cs.boottime_readings);
     json_t *jr = e->reload ? reload_json(e->reload, &h) : json_null();
     if (h.more)
         json_array_append_new(h.reasons, json_sprintf("and %zu more", h.more));
@@ -281,6 +310,7 @@ static json_t *health_json(struct ch_status *st, enum level *out_level)
                         json_integer((json_int_t)hub_accept_accepted(e->accept)));
     json_object_set_new(root, "readings_refused",
                         json_integer((json_int_t)hub_accept_refused(e->accept)));
+    json_object_set_new(root, "clock", clock_json(&cs));
     json_object_set_new(root, "journal", jj);
     json_object_set_new(root, "outputs", outs);
     json_object_set_new(root, "devices", h.devices);

@@ -171,7 +171,7 @@ void ch_values_observe(struct ch_values *v, const hub_reading_t *r, int64_t now_
         v->dropped++;
         goto out;
     }
-    s->last_ns = hub_reading_time(r);
+    s->last_ns = hub_reading_boottime(r, NULL) ? now_ns : hub_reading_time(r);
     for (size_t i = 0; i < hub_reading_field_count(r); i++) {
         const struct hub_field *fd = hub_reading_field(r, i);
         double x;

@@ -1,6 +1,7 @@
 /* hub/clock.c */
 #include "hub/clock.h"
 
+#include <stdatomic.h>
 #include <time.h>
 
 static int64_t clock_ns(clockid_t id)
@@ -10,9 +11,24 @@ static int64_t clock_ns(clockid_t id)
     return (int64_t)ts.tv_sec * HUB_NS_PER_S + ts.tv_nsec;
 }
 
+#ifdef CITYHUB_TEST_HOOKS
+_Atomic int64_t hub_clock_fake_offset_ns;
+
+int64_t hub_time_ns(void)
+{
+    return clock_ns(CLOCK_REALTIME) +
+           atomic_load_explicit(&hub_clock_fake_offset_ns, memory_order_relaxed);
+}
+#else
 int64_t hub_time_ns(void)
 {
     return clock_ns(CLOCK_REALTIME);
+}
+#endif
+
+int64_t hub_boot_ns(void)
+{
+    return clock_ns(CLOCK_BOOTTIME);
 }
 
 int64_t hub_mono_ns(void)

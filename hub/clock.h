@@ -12,6 +12,14 @@
 int64_t hub_time_ns(void);
 /* Nanoseconds on CLOCK_MONOTONIC. */
 int64_t hub_mono_ns(void);
+/* Nanoseconds on CLOCK_BOOTTIME (monotonic, counting suspend too). */
+int64_t hub_boot_ns(void);
+
+#ifdef CITYHUB_TEST_HOOKS
+/* Test build: added to CLOCK_REALTIME by hub_time_ns (hub/clocktrust.c sets
+ * it from the file named by CITYHUB_TEST_CLOCK). */
+extern _Atomic int64_t hub_clock_fake_offset_ns;
+#endif
 
 /* A mutex and a condition variable whose timed waits count on
  * CLOCK_MONOTONIC (so a wall-clock step never stretches a wait). Returns 0,

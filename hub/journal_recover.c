@@ -266,7 +266,9 @@ int journal_list_segments(hub_journal_t *j, char *err, size_t errlen)
     }
     int rc = HUB_OK;
     struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
+    /* readdir returns NULL at the end and on an error alike: only errno tells
+     * them apart, and a listing cut short must not pass for a short journal. */
+    for (errno = 0; (e = readdir(d)) != NULL; errno = 0) {
         uint64_t base;
         if (!parse_seg_name(e->d_name, &base))
             continue;
@@ -278,6 +280,10 @@ int journal_list_segments(hub_journal_t *j, char *err, size_t errlen)
             snprintf(err, errlen, "%s: out of memory", j->dir);
             break;
         }
+    }
+    if (rc == HUB_OK && errno != 0) {
+        snprintf(err, errlen, "%s: reading the directory: %s", j->dir, strerror(errno));
+        rc = HUB_EIO;
     }
     closedir(d);
     if (j->nsegs > 1)

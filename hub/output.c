@@ -33,6 +33,7 @@
 #include "hub/backoff.h"
 #include "hub/beat.h"
 #include "hub/clock.h"
+#include "hub/clocktrust.h"
 #include "hub/deadletter.h"
 #include "hub/log.h"
 #include "hub/metrics.h"
@@ -79,6 +80,8 @@ struct hub_output {
     size_t n;
     hub_reading_t **spare; /* readings done with, to decode into (batch_size slots) */
     size_t nspare;
+    hub_reading_t *held; /* read at seq held_seq, waiting for a trusted clock */
+    uint64_t held_seq;
     uint64_t committed; /* cursor: first seq not yet delivered */
     uint64_t next;      /* next seq to read */
     int64_t first_ns;   /* when the batch's first reading arrived (monotonic) */
@@ -283,6 +286,14 @@ static void free_batch(hub_output_t *o)
     o->sealed = false;
 }
 
+static void batch_add(hub_output_t *o, hub_reading_t *r, uint64_t seq)
+{
+    if (o->n == 0)
+        o->first_ns = hub_mono_ns();
+    o->seqs[o->n] = seq;
+    o->batch[o->n++] = r;
+}
+
 /* Read stored records into the batch until it is full or the reader has
  * caught up (*caught_up). Returns HUB_OK, or the reader's error (the reader
  * is then closed, to be reopened at next). */
@@ -290,6 +301,8 @@ static int read_some(hub_output_t *o, bool *caught_up)
 {
     *caught_up = false;
     if (!o->rd) {
+        hub_reading_free(o->held); /* read again from o->next == held_seq */
+        o->held = NULL;
         int rc = hub_journal_reader_new(o->j, o->next, &o->rd);
         if (rc) {
             o->rd = NULL;
@@ -302,6 +315,16 @@ static int read_some(hub_output_t *o, bool *caught_up)
         }
     }
     while (o->n < o->batch_size) {
+        if (o->held) {
+            if (hub_clock_restamp(o->held) != HUB_OK) {
+                *caught_up = true;
+                return HUB_OK;
+            }
+            o->next = o->held_seq + 1;
+            batch_add(o, o->held, o->held_seq);
+            o->held = NULL;
+            continue;
+        }
         uint64_t seq = 0, skipped = 0;
         int rc = hub_journal_reader_next(o->rd, &o->payload, &seq, &skipped);
         if (rc == HUB_OK) {
@@ -323,10 +346,15 @@ static int read_some(hub_output_t *o, bool *caught_up)
                              held_note(note, sizeof(note), held));
                 continue;
             }
-            if (o->n == 0)
-                o->first_ns = hub_mono_ns();
-            o->seqs[o->n] = seq;
-            o->batch[o->n++] = r;
+            if (hub_clock_restamp(r) != HUB_OK) {
+                /* On boot time and the clock not yet trusted: never sent so. */
+                o->held = r;
+                o->held_seq = seq;
+                o->next = seq;
+                *caught_up = true;
+                return HUB_OK;
+            }
+            batch_add(o, r, seq);
         } else if (rc == HUB_EEMPTY) {
             count(o, 0, skipped);
             o->next += skipped;
@@ -681,6 +709,10 @@ int hub_output_run(hub_output_t *o)
             t = o->flush_interval_ns - (now - o->first_ns);
         if (stop_requested(o))
             continue;
+        if (o->held) { /* the journal has more; what is wanted is the clock */
+            wait_ns(o, t, true);
+            continue;
+        }
         /* With a batch started, wake when it is full or its flush interval
          * is up, not at every append: a thousand readings a second cost the
          * output a thread switch per batch, not per reading. */
@@ -699,6 +731,8 @@ int hub_output_run(hub_output_t *o)
                  o->n - o->lo, o->attempts, o->committed);
     free_batch(o);
     free_spares(o);
+    hub_reading_free(o->held);
+    o->held = NULL;
     if (o->rd) {
         hub_journal_reader_free(o->rd);
         o->rd = NULL;

@@ -42,6 +42,12 @@
  *                    BOOL   1 byte, 0 or 1
  *                    STRING varint len, bytes
  *
+ * Version 3 is version 2 with the reading's time on the monotonic clock of
+ * one boot of the board (hub_reading_set_boottime): KEY has the 16 bytes of
+ * that boot's id right after the version byte (= 3), and time_ns counts
+ * CLOCK_BOOTTIME of that boot. Only such readings are written as version 3;
+ * re-stamping one (hub_reading_set_time) makes it version 2 again.
+ *
  * hub_reading_encode_keyed reports where KEY ends, so that the journal can
  * store a series' KEY once per segment (hub/journal.h). Version 1, which
  * journals written before version 2 still hold, has the same parts
@@ -64,7 +70,8 @@
 #include <string.h>
 
 #define READING_VERSION 2
-#define READING_VERSION_1 1 /* the interleaved layout: decoded, never written */
+#define READING_VERSION_1 1    /* the interleaved layout: decoded, never written */
+#define READING_VERSION_BOOT 3 /* version 2 with a boot id: time on that boot's clock */
 
 #define INLINE_TAGS 8     /* tags in the block of hub_reading_new */
 #define INLINE_FIELDS 24  /* fields in the block of hub_reading_new */
@@ -93,7 +100,9 @@ struct hub_reading {
     bool tags_heap;           /* tags is a malloc of its own (else in the block) */
     bool fields_heap;         /* fields likewise */
     uint8_t mlen;
-    size_t area; /* bytes of the block after the struct */
+    bool boottime;                     /* time_ns is CLOCK_BOOTTIME of boot */
+    uint8_t boot[HUB_READING_BOOT_ID]; /* when boottime */
+    size_t area;                       /* bytes of the block after the struct */
     uint8_t tag_klen[HUB_READING_MAX_TAGS];
     uint8_t tag_vlen[HUB_READING_MAX_TAGS];
     uint8_t field_klen[HUB_READING_MAX_FIELDS];
@@ -257,6 +266,7 @@ static void block_init(hub_reading_t *r, size_t tcap, size_t fcap)
 {
     r->measurement = NULL;
     r->time_ns = 0;
+    r->boottime = false;
     r->enc_size = 0;
     r->ntags = r->nfields = 0;
     r->tag_cap = tcap;
@@ -533,6 +543,34 @@ int64_t hub_reading_time(const hub_reading_t *r)
     return r->time_ns;
 }
 
+int hub_reading_set_boottime(hub_reading_t *r, int64_t boot_ns, const uint8_t *boot)
+{
+    if (!r->boottime) {
+        if (r->enc_size > HUB_READING_MAX_ENCODED - HUB_READING_BOOT_ID)
+            return HUB_EFULL;
+        r->enc_size += HUB_READING_BOOT_ID;
+    }
+    r->boottime = true;
+    memcpy(r->boot, boot, HUB_READING_BOOT_ID);
+    r->time_ns = boot_ns;
+    return HUB_OK;
+}
+
+bool hub_reading_boottime(const hub_reading_t *r, uint8_t *boot)
+{
+    if (r->boottime && boot)
+        memcpy(boot, r->boot, HUB_READING_BOOT_ID);
+    return r->boottime;
+}
+
+void hub_reading_set_time(hub_reading_t *r, int64_t time_ns)
+{
+    if (r->boottime)
+        r->enc_size -= HUB_READING_BOOT_ID;
+    r->boottime = false;
+    r->time_ns = time_ns;
+}
+
 size_t hub_reading_tag_count(const hub_reading_t *r)
 {
     return r->ntags;
@@ -611,7 +649,11 @@ size_t hub_reading_encode_keyed(const hub_reading_t *r, uint8_t *dst, size_t cap
     if (cap < r->enc_size)
         return 0;
     uint8_t *p = dst;
-    *p++ = READING_VERSION;
+    *p++ = r->boottime ? READING_VERSION_BOOT : READING_VERSION;
+    if (r->boottime) {
+        memcpy(p, r->boot, HUB_READING_BOOT_ID);
+        p += HUB_READING_BOOT_ID;
+    }
     p = put_str(p, r->measurement, r->mlen);
     *p++ = (uint8_t)r->ntags; /* < 0x80: one varint byte */
     for (size_t i = 0; i < r->ntags; i++) {
@@ -747,6 +789,7 @@ struct parsed {
     const char *m;
     size_t mlen;
     int64_t time_ns;
+    const uint8_t *boot; /* version 3: the boot id; else NULL */
     size_t ntags, nfields;
     size_t text; /* bytes of all strings, NULs included */
     struct hub_tag tags[HUB_READING_MAX_TAGS];
@@ -840,6 +883,13 @@ static int parse(const uint8_t *p, size_t n, struct parsed *ps)
     struct rd d = {.p = p, .n = n, .off = 1};
     bool v1 = p[0] == READING_VERSION_1;
     uint64_t u, count;
+    ps->boot = NULL;
+    if (p[0] == READING_VERSION_BOOT) {
+        if (n - d.off < HUB_READING_BOOT_ID)
+            return HUB_EINVAL;
+        ps->boot = p + d.off;
+        d.off += HUB_READING_BOOT_ID;
+    }
     if (get_name(&d, &ps->m, &ps->mlen))
         return HUB_EINVAL;
     if (v1) {
@@ -880,7 +930,8 @@ static int decode(hub_reading_t *spare, bool reuse, const uint8_t *p, size_t n, 
     *out = NULL;
     struct parsed ps;
     if (!p || n < 1 || n > HUB_READING_MAX_ENCODED ||
-        (p[0] != READING_VERSION && p[0] != READING_VERSION_1) || parse(p, n, &ps)) {
+        (p[0] != READING_VERSION && p[0] != READING_VERSION_1 && p[0] != READING_VERSION_BOOT) ||
+        parse(p, n, &ps)) {
         hub_reading_free(spare);
         return HUB_EINVAL;
     }
@@ -901,6 +952,9 @@ static int decode(hub_reading_t *spare, bool reuse, const uint8_t *p, size_t n, 
     r->measurement = text_dup(r, ps.m, ps.mlen);
     r->mlen = (uint8_t)ps.mlen;
     r->time_ns = ps.time_ns;
+    r->boottime = ps.boot != NULL;
+    if (ps.boot)
+        memcpy(r->boot, ps.boot, HUB_READING_BOOT_ID);
     for (size_t i = 0; i < ps.ntags; i++) {
         r->tags[i].key = text_dup(r, ps.tags[i].key, ps.tag_klen[i]);
         r->tags[i].value = text_dup(r, ps.tags[i].value, ps.tag_vlen[i]);

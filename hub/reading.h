@@ -19,6 +19,7 @@
 #define HUB_READING_MAX_NAME 255      /* measurement, tag and field keys, tag values */
 #define HUB_READING_MAX_STRING 4096   /* a string field's value */
 #define HUB_READING_MAX_ENCODED 65536 /* hub_reading_encode's largest output */
+#define HUB_READING_BOOT_ID 16        /* bytes of a boot id (hub_reading_set_boottime) */
 
 enum hub_field_type {
     HUB_FIELD_INT = 1,
@@ -62,6 +63,19 @@ int hub_reading_add_string(hub_reading_t *r, const char *key, const char *v);
 
 const char *hub_reading_measurement(const hub_reading_t *r);
 int64_t hub_reading_time(const hub_reading_t *r);
+
+/* A reading taken while the wall clock was not trusted (hub/clocktrust.h)
+ * has its time on the monotonic clock of one boot of the board: boot_ns of
+ * CLOCK_BOOTTIME, and boot, the HUB_READING_BOOT_ID bytes of that boot's id.
+ * hub_reading_set_boottime marks r so (its binary form grows by
+ * HUB_READING_BOOT_ID bytes; HUB_EFULL, r unchanged, when that would make it
+ * larger than HUB_READING_MAX_ENCODED; else HUB_OK); hub_reading_boottime says whether r is so
+ * marked and copies the boot id to boot (if not NULL); hub_reading_set_time sets a wall-clock time
+ * and clears the mark (re-stamping). */
+int hub_reading_set_boottime(hub_reading_t *r, int64_t boot_ns, const uint8_t *boot);
+bool hub_reading_boottime(const hub_reading_t *r, uint8_t *boot);
+void hub_reading_set_time(hub_reading_t *r, int64_t time_ns);
+
 size_t hub_reading_tag_count(const hub_reading_t *r);
 const struct hub_tag *hub_reading_tag(const hub_reading_t *r, size_t i);
 /* The value of tag key, or NULL. */

@@ -7,7 +7,8 @@ PKGS="build-essential pkg-config libmodbus-dev libpaho-mqtt-dev libcurl4-openssl
 zlib1g-dev libssl-dev libyaml-dev libjansson-dev libcmocka-dev influxdb influxdb-client mosquitto mosquitto-clients
 victoria-metrics
 socat jq openssl python3 clang clang-format libclang-rt-14-dev curl procps ca-certificates
-libmicrohttpd-dev libsystemd-dev prometheus chromium"
+libmicrohttpd-dev libsystemd-dev prometheus chromium
+gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static lintian systemd adduser"
 
 missing=""
 for p in $PKGS; do

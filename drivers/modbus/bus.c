@@ -33,6 +33,7 @@
 #include "hub/beat.h"
 #include "hub/buf.h"
 #include "hub/clock.h"
+#include "hub/clocktrust.h"
 #include "hub/log.h"
 #include "hub/metrics.h"
 
@@ -62,7 +63,7 @@ static void emit(struct mb_ctx *c, struct mb_dev *d, hub_reading_t *r)
 /* Emit the device's status point `cityhub_device`. */
 static void emit_status(struct mb_ctx *c, struct mb_dev *d, bool ok)
 {
-    hub_reading_t *r = hub_reading_new("cityhub_device", hub_time_ns());
+    hub_reading_t *r = hub_clock_reading_new("cityhub_device");
     if (!r) {
         hub_err(d->who, "status point: out of memory");
         return;
@@ -449,7 +450,10 @@ static void poll_device(struct mb_ctx *c, struct mb_dev *d)
         return;
     }
     int64_t done = hub_mono_ns();
-    hub_reading_t *r = make_reading(c, d, hub_time_ns(), msg, sizeof(msg));
+    struct hub_stamp when;
+    hub_clock_stamp(&when);
+    hub_reading_t *r = make_reading(c, d, when.ns, msg, sizeof(msg));
+    hub_clock_apply(r, &when);
     if (!r) {
         poll_failed(c, d, 0, msg, started);
         return;

@@ -33,6 +33,7 @@ struct mb_driver {
     pthread_cond_t timer_cv; /* the timer waits here, until the top is due */
     pthread_cond_t idle_cv;  /* the others */
     bool timer_taken;
+    bool standby_taken; /* an idle worker wakes every DRV_MB_STANDBY_NS */
     int64_t timer_until;
     struct mb_ctx **heap;
     size_t nheap;
@@ -231,6 +232,21 @@ static size_t mb_runners(void *ctx)
     return ((struct mb_driver *)ctx)->workers;
 }
 
+/* An idle worker waits for work (m->lock held). The first to wait is the
+ * standby: it comes back every DRV_MB_STANDBY_NS to see whether the clock
+ * is watched (a worker that took a quick bus and leaves the clock unwatched
+ * may be held up by it); the others wait to be woken. */
+static void idle_wait(struct mb_driver *m)
+{
+    if (m->standby_taken) {
+        hub_beat_wait_until(&m->idle_cv, &m->lock, INT64_MAX);
+        return;
+    }
+    m->standby_taken = true;
+    hub_beat_wait_until(&m->idle_cv, &m->lock, hub_mono_ns() + DRV_MB_STANDBY_NS);
+    m->standby_taken = false;
+}
+
 static void mb_run(void *ctx, size_t i)
 {
     struct mb_driver *m = ctx;
@@ -239,14 +255,14 @@ static void mb_run(void *ctx, size_t i)
     while (!atomic_load(&m->stopping)) {
         hub_beat(); /* every wait below beats too (a watchdog's heartbeat) */
         if (m->nheap == 0) {
-            hub_beat_wait_until(&m->idle_cv, &m->lock, INT64_MAX);
+            idle_wait(m);
             continue;
         }
         int64_t now = hub_mono_ns();
         int64_t due = m->heap[0]->due;
         if (due > now) {
             if (m->timer_taken) {
-                hub_beat_wait_until(&m->idle_cv, &m->lock, INT64_MAX);
+                idle_wait(m);
                 continue;
             }
             m->timer_taken = true;

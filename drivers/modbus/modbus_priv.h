@@ -45,6 +45,11 @@
 /* A bus may wait this long past its due time for a busy worker to come
  * back; later, another worker is woken to take it. */
 #define DRV_MB_LATE_NS (10LL * 1000000LL)
+/* One idle worker (the standby) looks at the clock this often, in case the
+ * worker that took a bus it deemed quick is held up by it for longer (a
+ * device that was fast goes mute, or a call hangs): no bus waits for
+ * another bus's poll for longer than this. */
+#define DRV_MB_STANDBY_NS (100LL * 1000000LL)
 /* The grid the first polls are spread on. */
 #define DRV_MB_SPREAD_TICK_NS (20LL * 1000000LL)
 

@@ -31,6 +31,7 @@
 #include "hub/accept.h"
 #include "hub/beat.h"
 #include "hub/clock.h"
+#include "hub/clocktrust.h"
 #include "hub/deadletter.h"
 #include "hub/journal.h"
 #include "hub/log.h"
@@ -358,7 +359,11 @@ static void on_message(void *arg, const char *topic, const void *payload, size_t
         return;
     }
     struct drv_mq_out *out = in->out;
-    int rc = drv_mq_parse(&s->po, &ts, payload, len, hub_time_ns(), out, why, sizeof(why));
+    struct hub_stamp now;
+    hub_clock_stamp(&now);
+    /* "now" for payloads without a time of their own, and the base of
+     * relative times: boot time while the clock is not trusted */
+    int rc = drv_mq_parse(&s->po, &ts, payload, len, now.ns, out, why, sizeof(why));
     if (rc != HUB_OK) {
         if (rc == HUB_ENOMEM)
             snprintf(why, sizeof(why), "out of memory");
@@ -370,6 +375,7 @@ static void on_message(void *arg, const char *topic, const void *payload, size_t
     for (size_t i = 0; i < out->n; i++) {
         /* emit takes the reading whatever it answers; a refusal (journal
          * full) is counted and logged by the accept path */
+        hub_clock_apply(out->r[i], &now); /* readings without a time of their own */
         if (in->ctx->sink->emit(in->ctx->sink->ctx, out->r[i]) == HUB_OK)
             ok++;
         else
@@ -512,7 +518,7 @@ static size_t mqtt_runners(void *ctxp)
 
 static void status_point(struct ctx *c, struct input_rt *in, struct sub_rt *s, bool connected)
 {
-    hub_reading_t *r = hub_reading_new("cityhub_mqtt", hub_time_ns());
+    hub_reading_t *r = hub_clock_reading_new("cityhub_mqtt");
     if (!r)
         return;
     hub_reading_add_tag(r, "input", in->cfg.name);

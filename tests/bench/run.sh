@@ -17,7 +17,10 @@
 #   one keep-alive connection; ratio cityhub/curl (goal >= 0.8).
 # BENCH_N (journal/encode readings), BENCH_RSS_SECONDS (each cityhub run, 20 s),
 # BENCH_DRAIN_N (backlog drain readings, 1,000,000).
-# BENCH_ONLY=drain runs the backlog drain section alone (to iterate on it).
+#   firmware images (tests/bench/firmware.sh): each board's stripped cityhub
+#   (goal 500 KB), package size and installed size.
+# BENCH_ONLY=drain runs the backlog drain section alone (to iterate on it),
+# BENCH_ONLY=firmware the firmware images alone.
 set -u
 B=$(cd "${1:?usage: tests/bench/run.sh BUILD_DIR}" && pwd)
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -27,8 +30,8 @@ SECS=${BENCH_RSS_SECONDS:-20}
 
 ONLY=${BENCH_ONLY:-}
 case "$ONLY" in
-"" | drain) ;;
-*) echo "BENCH_ONLY=$ONLY: the only section that runs alone is drain" >&2; exit 2 ;;
+"" | drain | firmware) ;;
+*) echo "BENCH_ONLY=$ONLY: the sections that run alone are drain and firmware" >&2; exit 2 ;;
 esac
 
 # ---- backlog drain into InfluxDB vs curl -----------------------------------------
@@ -187,7 +190,13 @@ if [ "$ONLY" = drain ]; then
     exit
 fi
 
+if [ "$ONLY" = firmware ]; then
+    echo "== cityhub $(cat VERSION) benchmarks on $(nproc) cores, $(uname -m); BENCH_ONLY=firmware"
+    exec tests/bench/firmware.sh
+fi
+
 echo "== cityhub $(cat VERSION) benchmarks on $(nproc) cores, $(uname -m); N=$N"
+tests/bench/firmware.sh || exit 1
 work="$top/build/bench-tmp"
 rm -rf "$work" && mkdir -p "$work"
 "$B/tests/bench/bench_journal" "$work" "$N" || exit 1

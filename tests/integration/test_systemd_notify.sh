@@ -5,7 +5,7 @@
 # STOPPING=1 at SIGTERM; a reload sends RELOADING=1 and READY=1 and the
 # pings go on. Then one Modbus poll is made to hang (the test
 # build's CITYHUB_TEST_STALL): the pings stop, and the log names the stalled
-# loop (once) and what it was polling. Without NOTIFY_SOCKET, nothing.
+# loop (once) and what it was polling, while the other bus is polled on. Without NOTIFY_SOCKET, nothing.
 set -eu
 . tests/lib/fixtures.sh
 fixtures_init
@@ -115,9 +115,16 @@ grep -q "\[modbus:lan-b\] no progress for [0-9.]* s (modbus runner [01], device 
 before=$(awk -v s="$stalled_at" '$2 == "WATCHDOG=1" && $1 < s' "$MSGS" | wc -l)
 [ "$before" -ge 1 ] || fail "no pings before the stall"
 n0=$(count WATCHDOG=1)
+traffic() { influx_csv city "SELECT count(vehicles_total) FROM traffic" | cut -d, -f4; }
+t0=$(traffic)
 sleep 4.5
 n1=$(count WATCHDOG=1)
+t1=$(traffic)
 echo "stalled: $before pings before the stall, $((n1 - n0)) in the 4.5 s after it was reported"
+# the hung poll holds one worker of the pool: the other bus is polled on
+# (traffic-1 on lan-a, every 500 ms: 9 in 4.5 s)
+echo "lan-a meanwhile: $((${t1:-0} - ${t0:-0})) readings of traffic-1 in 4.5 s"
+[ $((${t1:-0} - ${t0:-0})) -ge 6 ] || fail "a hung poll on lan-b stopped lan-a's polls too"
 [ "$n1" -eq "$n0" ] || fail "pings go on while a poll loop is stalled ($n0 -> $n1)"
 [ "$(grep -c "\[modbus:lan-b\] no progress" "$HUB_LOG")" -eq 1 ] || fail "the stall is logged more than once"
 grep -q "STATUS=.*; stalled: modbus:lan-b" "$MSGS" || fail "STATUS= does not say what stalled"

@@ -16,6 +16,7 @@
 #include "drivers/modbus/modbus_drv.h"
 #include "firmware/config.h"
 #include "firmware/config_priv.h"
+#include "hub/clocktrust.h"
 #include "hub/journal.h"
 #include "hub/log.h"
 
@@ -34,6 +35,7 @@ static const char full_yaml[] =
     "            sync_interval: 250ms, on_full: drop_newest}\n"
     "  log_level: debug\n"
     "  status_interval: 30s\n"
+    "  clock: {require_sync: yes, step_threshold: 2s}\n"
     "\n"
     "buses:\n"
     "  - {name: lan, type: tcp, host: 127.0.0.1, port: 1502, timeout: 1.5s}\n"
@@ -130,6 +132,8 @@ static void test_full_config(void **state)
     assert_int_equal(c->hub.journal.on_full, HUB_JOURNAL_DROP_NEWEST);
     assert_int_equal(c->hub.log_level, HUB_LOG_DEBUG);
     assert_int_equal(c->hub.status_interval_ns, 30 * S);
+    assert_int_equal(c->hub.clock.require_sync, HUB_CLOCK_SYNC_YES);
+    assert_int_equal(c->hub.clock.step_ns, 2 * S);
 
     assert_int_equal(NBUSES(c), 2);
     assert_string_equal(BUS(c, 0)->name, "lan");
@@ -218,6 +222,8 @@ static void test_defaults(void **state)
     assert_int_equal(c->hub.journal.on_full, HUB_JOURNAL_DROP_OLDEST);
     assert_int_equal(c->hub.log_level, HUB_LOG_INFO);
     assert_int_equal(c->hub.status_interval_ns, 60 * S);
+    assert_int_equal(c->hub.clock.require_sync, HUB_CLOCK_SYNC_AUTO);
+    assert_int_equal(c->hub.clock.step_ns, 1 * S);
     assert_string_equal(c->hub.user, "cityhub");
     assert_int_equal(c->hub.tags.n, 0);
     assert_int_equal(NBUSES(c), 0);
