@@ -358,44 +358,73 @@ static void test_partial_delivery(void **state)
     assert_int_equal(x->f.bad, 0);
 }
 
-/* 25 stored readings, batch_size 10, a long flush_interval: two full batches
- * go at once, the last 5 wait for the interval (or the stop). */
+/* 25 stored readings, batch_size 10, a long flush_interval: a backlog (two
+ * batches or more stored), so two full batches go at once and the tail of 5
+ * right after them, without waiting for the interval. From then on, steady
+ * state: readings that do not fill a batch wait (the interval, or the
+ * stop); a batch that fills goes at once. */
 static void test_batch_size_respected(void **state)
 {
     struct fx *x = *state;
     append_readings(x->j, 0, 25);
     struct hub_output_opts op = opts_of(10, 60 * HUB_NS_PER_S);
     start(x, &op);
-    assert_true(wait_calls(&x->f, 2, 5000));
-    usleep(150 * 1000);
-    assert_int_equal(ncalls(&x->f), 2); /* 5 readings wait for the interval */
-    struct hub_output_stats st;
-    hub_output_stats(x->o, &st);
-    assert_int_equal(st.delivered, 20);
-    assert_int_equal(st.batches, 2);
-    assert_int_equal(st.cursor, 20);
-    assert_int_equal(peek(x, "ioc"), 20);
-    /* More arrive: 5 + 7 = 12 fills a batch of 10, 2 left waiting. */
-    append_readings(x->j, 25, 7);
     assert_true(wait_calls(&x->f, 3, 5000));
-    usleep(50 * 1000);
+    struct hub_output_stats st;
+    for (int i = 0; i < 1000; i++) {
+        hub_output_stats(x->o, &st);
+        if (st.cursor == 25)
+            break;
+        usleep(1000);
+    }
+    assert_int_equal(st.delivered, 25);
+    assert_int_equal(st.batches, 3);
+    assert_int_equal(st.cursor, 25);
+    assert_int_equal(peek(x, "ioc"), 25);
+    /* Steady state: 7 arrive and wait for the interval. */
+    append_readings(x->j, 25, 7);
+    usleep(150 * 1000);
     assert_int_equal(ncalls(&x->f), 3);
+    /* 7 + 5 = 12 fills a batch of 10, 2 left waiting. */
+    append_readings(x->j, 32, 5);
+    assert_true(wait_calls(&x->f, 4, 5000));
+    usleep(50 * 1000);
+    assert_int_equal(ncalls(&x->f), 4);
     /* The stop flushes the rest. */
     stop(x);
-    assert_int_equal(ncalls(&x->f), 4);
+    assert_int_equal(ncalls(&x->f), 5);
     assert_call(&x->f, 0, 0, 10);
     assert_call(&x->f, 1, 10, 10);
-    assert_call(&x->f, 2, 20, 10);
-    assert_call(&x->f, 3, 30, 2);
+    assert_call(&x->f, 2, 20, 5);
+    assert_call(&x->f, 3, 25, 10);
+    assert_call(&x->f, 4, 35, 2);
     assert_int_equal(x->f.bad, 0);
     hub_output_stats(x->o, &st);
-    assert_int_equal(st.delivered, 32);
-    assert_int_equal(st.batches, 4);
+    assert_int_equal(st.delivered, 37);
+    assert_int_equal(st.batches, 5);
     assert_int_equal(st.retries, 0);
     assert_int_equal(st.corrupt, 0);
     assert_int_equal(st.dropped, 0);
-    assert_int_equal(st.cursor, 32);
-    assert_int_equal(peek(x, "ioc"), 32);
+    assert_int_equal(st.cursor, 37);
+    assert_int_equal(peek(x, "ioc"), 37);
+}
+
+/* 15 stored readings (less than two batches: no backlog): one full batch
+ * goes at once, the 5 left wait for the interval as in steady state. */
+static void test_short_backlog_waits(void **state)
+{
+    struct fx *x = *state;
+    append_readings(x->j, 0, 15);
+    struct hub_output_opts op = opts_of(10, 60 * HUB_NS_PER_S);
+    start(x, &op);
+    assert_true(wait_calls(&x->f, 1, 5000));
+    usleep(150 * 1000);
+    assert_int_equal(ncalls(&x->f), 1);
+    stop(x);
+    assert_int_equal(ncalls(&x->f), 2);
+    assert_call(&x->f, 0, 0, 10);
+    assert_call(&x->f, 1, 10, 5);
+    assert_int_equal(peek(x, "ioc"), 15);
 }
 
 /* A batch that does not fill goes after flush_interval, not before; readings
@@ -1041,6 +1070,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_new_rejects_bad_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial_delivery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_size_respected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_short_backlog_waits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_interval_respected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_then_ok_same_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after_honoured, setup, teardown),
