@@ -19,8 +19,10 @@
  * slot; then it waits for the answer. A retry resends the slot as it is; a
  * split or bisection encodes its parts into the batch's own slot, so the
  * batch prepared ahead (the readings after it) stays valid whatever the
- * answer. The persisted cursor trails acked by at most the batch just
- * delivered; it never passes a reading not delivered.
+ * answer. The cursor is persisted by a thread of its own (the committer),
+ * at most every OUT_COMMIT_GAP_NS while batches flow and at once when the
+ * loop goes idle, waits or stops: it trails acked by the batches delivered
+ * since its last write and never passes a reading not delivered.
  *
  * Stop: hub_output_stop() sets a flag, signals the condvar a backoff waits on
  * and wakes journal waits. run() then stops waiting for new records, keeps
@@ -60,6 +62,8 @@
 #define OUT_DEFAULT_ALARM_RETRY_NS (300 * HUB_NS_PER_S)
 #define OUT_TICK_NS (1 * HUB_NS_PER_S)          /* backlog and rate refreshed */
 #define OUT_PROGRESS_LOG_NS (10 * HUB_NS_PER_S) /* a backlog's progress line */
+#define OUT_COMMIT_GAP_NS (100 * HUB_NS_PER_MS) /* least time between cursor writes in a flow */
+#define OUT_COMMITTER_STACK ((size_t)256 << 10) /* the committer's thread: a cursor write */
 
 struct out_kind {
     char name[40]; /* hub_out_answer.kind; "" = free */
@@ -96,10 +100,20 @@ struct hub_output {
     int64_t open_ns;       /* when the first open reading arrived (monotonic) */
     hub_reading_t **spare; /* readings done with, to decode into (cap slots) */
     size_t nspare;
-    uint64_t acked;     /* delivered up to here: first seq not yet delivered */
-    uint64_t committed; /* persisted cursor (trails acked while pipelining) */
-    uint64_t next;      /* next seq to read */
-    unsigned attempts;  /* failed flushes in a row */
+    uint64_t acked; /* delivered up to here: first seq not yet delivered */
+    /* The persisted cursor; with pipelining it trails acked, written by a
+     * thread of its own (the committer: a slow flash write never holds back
+     * the next request), which persists up to cwant, the latest acked it
+     * was told (curgent: without waiting out the gap between writes), and
+     * is stopped by cquit. committed, cwant and curgent under cmu. */
+    uint64_t committed;
+    uint64_t cwant;
+    bool cquit, curgent, cthread_on;
+    pthread_t cthread;
+    pthread_mutex_t cmu;
+    pthread_cond_t ccond; /* cwant or cquit changed; committed moved */
+    uint64_t next;        /* next seq to read */
+    unsigned attempts;    /* failed flushes in a row */
     /* Request slots (async): the batch's, and whether it holds exactly the
      * range [slot_lo, slot_hi) of the batch; the batch prepared ahead is in
      * the other. */
@@ -157,6 +171,14 @@ int hub_output_new(hub_journal_t *j, const struct hub_output_opts *opts, hub_out
     o->seqs = calloc(o->cap, sizeof(*o->seqs));
     o->spare = calloc(o->cap, sizeof(*o->spare));
     if (!o->rs || !o->seqs || !o->spare || hub_cond_init(&o->mu, &o->cond) != 0) {
+        free(o->rs);
+        free(o->seqs);
+        free(o->spare);
+        free(o);
+        return HUB_ENOMEM;
+    }
+    if (hub_cond_init(&o->cmu, &o->ccond) != 0) {
+        hub_cond_destroy(&o->mu, &o->cond);
         free(o->rs);
         free(o->seqs);
         free(o->spare);
@@ -254,14 +276,11 @@ static void wait_ns(hub_output_t *o, int64_t ns, bool interruptible)
     pthread_mutex_unlock(&o->mu);
 }
 
-/* Persist the cursor at acked, if it moved. A failed commit is logged;
- * what was delivered stays delivered (the next commit retries persisting
- * it, and a replay after a crash is harmless). */
-static void commit_acked(hub_output_t *o)
+/* Persist the cursor at seq. A failed commit is logged; what was
+ * delivered stays delivered (the next commit retries persisting it, and a
+ * replay after a crash is harmless). */
+static void persist(hub_output_t *o, uint64_t seq)
 {
-    if (o->acked == o->committed)
-        return;
-    uint64_t seq = o->acked;
     int rc = hub_journal_cursor_commit(o->j, o->name, seq);
     if (rc) {
         uint64_t held;
@@ -270,7 +289,90 @@ static void commit_acked(hub_output_t *o)
             hub_err(o->who, "cannot persist cursor at seq %" PRIu64 ": %s%s", seq, hub_strerror(rc),
                     held_note(note, sizeof(note), held));
     }
+    pthread_mutex_lock(&o->cmu);
     o->committed = seq;
+    pthread_cond_broadcast(&o->ccond);
+    pthread_mutex_unlock(&o->cmu);
+}
+
+/* The committer: persists the latest position it was told, one write for
+ * as many acknowledgements as came during the last; the one pending when
+ * it is told to quit is written before it returns. */
+static void *committer_main(void *arg)
+{
+    hub_output_t *o = arg;
+    pthread_mutex_lock(&o->cmu);
+    for (;;) {
+        while (!o->cquit && o->cwant == o->committed)
+            pthread_cond_wait(&o->ccond, &o->cmu);
+        if (o->cwant == o->committed)
+            break; /* quit, nothing pending */
+        uint64_t seq = o->cwant;
+        o->curgent = false;
+        pthread_mutex_unlock(&o->cmu);
+        persist(o, seq);
+        pthread_mutex_lock(&o->cmu);
+        /* While batches flow, at most one write per OUT_COMMIT_GAP_NS: a
+         * drain does not spend the flash (and its fsyncs) on every batch.
+         * The loop going idle, or stopping, ends the gap. */
+        int64_t until = hub_mono_ns() + OUT_COMMIT_GAP_NS;
+        while (!o->cquit && !o->curgent &&
+               hub_cond_wait_until(&o->ccond, &o->cmu, until) != ETIMEDOUT)
+            ;
+    }
+    pthread_mutex_unlock(&o->cmu);
+    return NULL;
+}
+
+/* With pipelining, start the committer (without it, commits are made by
+ * the loop itself, as they are without pipelining). */
+static void committer_start(hub_output_t *o)
+{
+    pthread_attr_t attr;
+    o->cquit = false;
+    o->cwant = o->committed;
+    o->cthread_on = false;
+    if (!o->async || pthread_attr_init(&attr) != 0)
+        return;
+    pthread_attr_setstacksize(&attr, OUT_COMMITTER_STACK);
+    o->cthread_on = pthread_create(&o->cthread, &attr, committer_main, o) == 0;
+    pthread_attr_destroy(&attr);
+    if (!o->cthread_on)
+        hub_warn(o->who, "cannot start a thread to persist the cursor; persisting it between "
+                         "requests");
+}
+
+/* Persist what is pending and stop the committer. */
+static void committer_stop(hub_output_t *o)
+{
+    if (!o->cthread_on)
+        return;
+    pthread_mutex_lock(&o->cmu);
+    o->cquit = true;
+    pthread_cond_broadcast(&o->ccond);
+    pthread_mutex_unlock(&o->cmu);
+    pthread_join(o->cthread, NULL);
+    o->cthread_on = false;
+}
+
+/* Persist the cursor at acked, if it moved: told to the committer (at
+ * once when idle: no waiting out the gap between writes), or written at
+ * once without it. */
+static void commit_acked(hub_output_t *o, bool idle)
+{
+    pthread_mutex_lock(&o->cmu);
+    bool moved = o->acked != o->committed && o->acked != o->cwant;
+    if (o->cthread_on && (moved || (idle && o->cwant != o->committed))) {
+        o->cwant = o->acked;
+        o->curgent = o->curgent || idle;
+        pthread_cond_broadcast(&o->ccond);
+    }
+    bool now = moved && !o->cthread_on;
+    if (now)
+        o->cwant = o->acked;
+    pthread_mutex_unlock(&o->cmu);
+    if (now)
+        persist(o, o->acked);
 }
 
 /* Delivered (or passed) up to seq: the cursor in memory moves; it is
@@ -279,8 +381,8 @@ static void commit_acked(hub_output_t *o)
 static void ack_to(hub_output_t *o, uint64_t seq)
 {
     o->acked = seq;
-    if (!o->async)
-        commit_acked(o);
+    if (!o->cthread_on)
+        commit_acked(o, true);
     pthread_mutex_lock(&o->mu);
     o->st.cursor = seq;
     pthread_mutex_unlock(&o->mu);
@@ -606,7 +708,7 @@ static void take(hub_output_t *o, bool caught_up, int64_t now)
 static void meanwhile(hub_output_t *o)
 {
     bool caught_up = true;
-    commit_acked(o);
+    commit_acked(o, false);
     if (read_some(o, &caught_up) != HUB_OK)
         caught_up = false;
     take(o, caught_up, hub_mono_ns());
@@ -816,6 +918,7 @@ int hub_output_run(hub_output_t *o)
     o->stopping = false;
     o->backlog = false;
     o->attempts = 0;
+    committer_start(o);
 
     for (;;) {
         int64_t now = hub_mono_ns();
@@ -834,14 +937,16 @@ int hub_output_run(hub_output_t *o)
             break;
 
         bool caught_up = true;
-        int rrc = read_some(o, &caught_up);
+        int rrc = HUB_OK;
+        if (!o->async || o->bn == 0) /* else it reads while the batch is on its way */
+            rrc = read_some(o, &caught_up);
         now = hub_mono_ns();
         if (o->bn == 0)
             take(o, caught_up, now);
         if (o->bn > 0) {
             int64_t d = offer(o);
             if (d > 0) {
-                commit_acked(o);
+                commit_acked(o, true);
                 if (o->stopping) { /* stop already asked: wait, but not past the grace */
                     int64_t left = o->deadline_ns - hub_mono_ns();
                     wait_ns(o, d < left ? d : left, false);
@@ -854,7 +959,7 @@ int hub_output_run(hub_output_t *o)
         /* Nothing to send. Move the cursor past records that were skipped. */
         if (o->n == 0 && o->next > o->acked)
             ack_to(o, o->next);
-        commit_acked(o);
+        commit_acked(o, true);
         if (o->stopping)
             break; /* nothing due and nothing more readable */
         if (rrc != HUB_OK) {
@@ -879,7 +984,8 @@ int hub_output_run(hub_output_t *o)
 
     if (o->n == 0 && o->next > o->acked) /* a tail of skipped records */
         ack_to(o, o->next);
-    commit_acked(o);
+    commit_acked(o, true);
+    committer_stop(o);
     if (o->n > 0)
         hub_warn(o->who,
                  "stopping with a batch of %zu undelivered after %u attempts; it stays"
@@ -929,6 +1035,7 @@ void hub_output_free(hub_output_t *o)
     free(o->seqs);
     free(o->spare);
     hub_cond_destroy(&o->mu, &o->cond);
+    hub_cond_destroy(&o->cmu, &o->ccond);
     free(o);
 }
 
