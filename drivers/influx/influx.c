@@ -508,6 +508,10 @@ static void drive(struct influx_ctx *c, bool upload_only)
                 up >= (curl_off_t)send->len)
                 return;
         }
+        long wait_ms = -1;
+        curl_multi_timeout(c->m, &wait_ms);
+        if (wait_ms == 0)
+            continue; /* curl has more to do at once (a new request's first steps) */
         curl_multi_poll(c->m, NULL, 0, INFLUX_POLL_MS, NULL);
     }
     if (c->added) {
