@@ -23,16 +23,18 @@
  *
  * Pipelining (struct hub_out_async, for outputs whose requests cost
  * encoding, e.g. line protocol + gzip): the loop encodes the next batch
- * (prepare) while the current one is on its way (start ... finish), and
- * persists the cursor of the batch delivered before it meanwhile. The
+ * (prepare) while the current one is on its way (start ... finish); a
+ * thread of the output's own persists the cursor meanwhile, at most every
+ * 100 ms while batches flow and at once when the output goes idle. The
  * cursor only ever moves to the end of a batch the server acknowledged,
- * all earlier ones acknowledged too; after a crash the batches on their
- * way or acknowledged but not yet persisted (at most two) are sent again,
- * which replay tolerates.
+ * all earlier ones acknowledged too; after a crash the batch that was on
+ * its way and those acknowledged since the last cursor write are sent
+ * again, which replay tolerates. At most two batches are held: the one on
+ * its way and the next.
  *
- * Backlog: when the journal holds a batch or more beyond the one being
- * read (after an outage or a restart), full batches go back to back and
- * the last, partial one goes at once, without waiting flush_interval; in
+ * Backlog: when the journal holds two batches or more not yet delivered
+ * (after an outage or a restart), full batches go back to back and the
+ * last, partial one goes at once, without waiting flush_interval; in
  * steady state a batch that does not fill waits flush_interval.
  *
  * No answer but OK counts a reading as delivered. Each kind of failure
