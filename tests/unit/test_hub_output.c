@@ -1241,6 +1241,37 @@ static void test_async_prefix_cut(void **state)
     assert_int_equal(x->f.bad, 0);
 }
 
+/* The store acknowledges the first batch, then fails: the persisted cursor
+ * reaches the end of the first batch (written by the committer, at the
+ * latest at the stop) and never passes it; the batch prepared ahead is
+ * what is retried. */
+static void test_async_cursor_stops_at_acked(void **state)
+{
+    struct fx *x = *state;
+    static const enum hub_out_result script[] = {HUB_OUT_OK};
+    x->f.script = script;
+    x->f.script_len = 1;
+    x->f.dflt = HUB_OUT_RETRY;
+    append_readings(x->j, 0, 20);
+    struct hub_output_opts op = async_opts(10, 60 * HUB_NS_PER_S);
+    op.stop_grace_ns = 50 * MS;
+    start(x, &op);
+    assert_true(wait_calls(&x->f, 3, 5000));
+    stop(x);
+    size_t n = ncalls(&x->f);
+    assert_call(&x->f, 0, 0, 10);
+    for (size_t k = 1; k < n; k++) {
+        assert_call(&x->f, k, 10, 10);
+        assert_true(x->f.calls[k].peek_at_call <= 10);
+    }
+    assert_int_equal(x->f.prepares, 2); /* the retries resend the slot */
+    assert_int_equal(peek(x, "ioc"), 10);
+    struct hub_output_stats st;
+    hub_output_stats(x->o, &st);
+    assert_int_equal(st.delivered, 10);
+    assert_int_equal(st.cursor, 10);
+}
+
 /* Steady state with pipelining: a batch that does not fill still waits
  * for flush_interval. */
 static void test_async_steady_waits(void **state)
@@ -1269,6 +1300,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_async_retry_resends_slot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_bisect_keeps_prepared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_prefix_cut, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_cursor_stops_at_acked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_steady_waits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_interval_respected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_then_ok_same_batch, setup, teardown),
