@@ -38,7 +38,9 @@ CPPFLAGS += $(shell $(PKG_CONFIG) --cflags libmodbus 2>/dev/null || echo -I/usr/
 LIBS_MQTT := -lpaho-mqtt3as
 # The status server (firmware/status.c): libmicrohttpd.
 LIBS_HTTPD := $(shell $(PKG_CONFIG) --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
-LIBS := $(LIBS_NET) $(LIBS_MQTT) $(LIBS_YAML) $(LIBS_HTTPD) -lpthread -lm
+# sd_notify (firmware/notify.c): libsystemd.
+LIBS_SYSTEMD := $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null || echo -lsystemd)
+LIBS := $(LIBS_NET) $(LIBS_MQTT) $(LIBS_YAML) $(LIBS_HTTPD) $(LIBS_SYSTEMD) -lpthread -lm
 LIBS_CMOCKA := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 HUB_SRC := $(sort $(wildcard hub/*.c))

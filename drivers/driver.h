@@ -32,6 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hub/beat.h"
 #include "hub/buf.h"
 #include "hub/config_map.h"
 #include "hub/metrics.h"
@@ -67,6 +68,10 @@ struct drv_env {
      * For outputs that show units (the live MQTT feed). */
     const char *(*unit_of)(const struct drv_env *env, const char *measurement, const char *field);
     void *units; /* the program's, for unit_of */
+    /* The watchdog's heartbeats (hub/beat.h), NULL when there is none. The
+     * program watches the threads it starts (runners, delivery loops); a
+     * thread a driver starts itself registers here and beats. */
+    hub_beats_t *beats;
 };
 
 /* One top-level section an input driver owns: a list of mappings. */

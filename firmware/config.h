@@ -39,6 +39,7 @@ struct ch_hub_cfg {
     int log_level;              /* enum hub_log_level */
     char log_file[256];         /* "" = stderr (journald under systemd) */
     int64_t status_interval_ns; /* how often status points are written */
+    char user[33];              /* started as root, run as this user ("root": stay root) */
 };
 
 /* One input driver of the registry and the sections of it the file has. */

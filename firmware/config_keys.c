@@ -4,6 +4,7 @@
 #include <stddef.h>
 
 #include "firmware/config_priv.h"
+#include "firmware/privilege.h"
 #include "hub/log.h"
 
 /* ---- key tables of the hub ---------------------------------------------- */
@@ -145,5 +146,13 @@ const struct hub_cfg_key ch_hub_keys[] = {
      .offset = offsetof(struct ch_hub_cfg, status_interval_ns),
      .min = NS_S,
      .help = "how often the hub writes its own and each device's status points"},
+    {.name = "user",
+     .type = HUB_CFG_STRING,
+     .def = "cityhub",
+     .offset = offsetof(struct ch_hub_cfg, user),
+     .size = sizeof(((struct ch_hub_cfg *)0)->user),
+     .validate = ch_priv_check_name,
+     .help = "started as root, the hub runs as this user with its groups (dialout for serial "
+             "ports) and no capability; root keeps root (warned at every start)"},
     {.name = NULL},
 };

@@ -10,6 +10,7 @@
 
 #include "drivers/driver.h"
 #include "firmware/cityhub.h"
+#include "firmware/privilege.h"
 #include "hub/log.h"
 
 #ifndef CITYHUB_BOARD
@@ -93,8 +94,12 @@ static void usage_run(FILE *f)
                "      --debug WHO      debug lines of WHO only, whatever the level: a driver\n"
                "                       (modbus, mqtt, influxdb) or one instance (modbus:meter-1);\n"
                "                       may be given again\n"
+               "  -u, --user NAME      started as root, run as NAME (instead of hub.user; root\n"
+               "                       keeps root)\n"
                "\n"
                "A frame dump of one Modbus bus: `debug: frames` on that bus in FILE.\n"
+               "Under systemd (Type=notify, WatchdogSec=) it reports readiness and a status\n"
+               "line, and pings the watchdog only while every loop makes progress.\n"
                "\n"
                "exit status: 0 stopped by signal, 1 runtime failure, 2 bad configuration\n");
 }
@@ -243,15 +248,11 @@ int main(int argc, char **argv)
     }
 
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"log-level", required_argument, NULL, 'l'},
-        {"debug-modbus", no_argument, NULL, 'd'},
-        {"dump", no_argument, NULL, 'D'},
-        {"from", required_argument, NULL, 'f'},
-        {"format", required_argument, NULL, 'F'},
-        {"help", no_argument, NULL, 'h'},
-        {"debug", required_argument, NULL, 'g'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'}, {"log-level", required_argument, NULL, 'l'},
+        {"debug-modbus", no_argument, NULL, 'd'}, {"dump", no_argument, NULL, 'D'},
+        {"from", required_argument, NULL, 'f'},   {"format", required_argument, NULL, 'F'},
+        {"help", no_argument, NULL, 'h'},         {"debug", required_argument, NULL, 'g'},
+        {"user", required_argument, NULL, 'u'},   {NULL, 0, NULL, 0},
     };
     const char *config = NULL, *log_level = NULL;
     const char *format = NULL;
@@ -259,7 +260,7 @@ int main(int argc, char **argv)
     uint64_t from = 0;
     int ch;
     optind = 2;
-    while ((ch = getopt_long(argc, argv, "c:l:dh", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "c:l:dhu:", opts, NULL)) != -1) {
         switch (ch) {
         case 'c':
             config = optarg;
@@ -283,6 +284,19 @@ int main(int argc, char **argv)
         case 'F':
             format = optarg;
             break;
+        case 'u': {
+            char why[128];
+            if (strcmp(cmd, "run") != 0) {
+                fprintf(stderr, "cityhub %s: --user is for run\n", cmd);
+                return EXIT_USAGE;
+            }
+            if (ch_priv_check_name(optarg, why, sizeof(why)) != 0) {
+                fprintf(stderr, "cityhub run: --user %s\n", why);
+                return EXIT_USAGE;
+            }
+            ch_priv_override_user(optarg);
+            break;
+        }
         case 'f': {
             char *end;
             errno = 0;

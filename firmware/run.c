@@ -26,9 +26,13 @@
 #include "drivers/driver.h"
 #include "firmware/cityhub.h"
 #include "firmware/config.h"
+#include "firmware/notify.h"
+#include "firmware/privilege.h"
+#include "firmware/reload.h"
 #include "firmware/status.h"
 #include "firmware/units.h"
 #include "hub/accept.h"
+#include "hub/beat.h"
 #include "hub/clock.h"
 #include "hub/deadletter.h"
 #include "hub/journal.h"
@@ -40,7 +44,9 @@
 #define STOP_DEADLINE_NS (4000LL * HUB_NS_PER_MS) /* SIGTERM to exit, worst case */
 #define STOP_CANCEL_NS (2500LL * HUB_NS_PER_MS)   /* then outputs' transfers are aborted */
 #define STOP_INPUTS_NS (1500LL * HUB_NS_PER_MS)   /* longest wait for the input runners */
-#define CH_METRICS_MAX 16384                      /* registry bound: ~100 B each */
+/* A reload waits longer: a poll in progress ends within its reply timeout. */
+#define RELOAD_INPUTS_NS (30LL * HUB_NS_PER_S)
+#define CH_METRICS_MAX 16384 /* registry bound: ~100 B each */
 #define CH_MAX_RUNNERS 1024
 
 /* Sanitizers put redzones on the stack: give their builds room. */
@@ -71,6 +77,7 @@ struct ch_runner {
     struct ch_in *in;
     size_t index;
     struct ch_thread th;
+    struct hub_beat *beat; /* its heartbeat, for the watchdog (NULL: none) */
 };
 
 struct ch_out {
@@ -80,6 +87,7 @@ struct ch_out {
     hub_output_t *loop;
     hub_deadletter_t *dl; /* readings its server refused */
     struct ch_thread th;
+    struct hub_beat *beat;
 };
 
 struct ch_daemon {
@@ -94,11 +102,14 @@ struct ch_daemon {
     struct ch_out outs[CH_MAX_OUTPUTS];
     size_t nouts;
     struct ch_units *units; /* for the outputs' drv_env.unit_of */
+    struct drv_env *env;    /* what the drivers were given; a reload updates it */
+    ch_reload_t *reload;
     int64_t started_ns;
     /* the status HTTP server (hub.status); set once inputs may already emit */
     _Atomic(ch_status_t *) status;
     struct ch_status_input status_ins[CH_MAX_INPUT_DRIVERS];
     struct ch_status_output status_outs[CH_MAX_OUTPUTS];
+    struct ch_notify_env notify; /* what systemd's STATUS= and watchdog read */
 };
 
 static int sink_emit(void *ctx, hub_reading_t *r)
@@ -111,7 +122,9 @@ static int sink_emit(void *ctx, hub_reading_t *r)
 static void *runner_main(void *arg)
 {
     struct ch_runner *rn = arg;
+    hub_beat_attach(rn->beat);
     rn->in->ops->run(rn->in->ctx, rn->index);
+    hub_beat_detach();
     atomic_store(&rn->th.done, 1);
     return NULL;
 }
@@ -119,7 +132,9 @@ static void *runner_main(void *arg)
 static void *output_main(void *arg)
 {
     struct ch_out *out = arg;
+    hub_beat_attach(out->beat);
     hub_output_run(out->loop);
+    hub_beat_detach();
     atomic_store(&out->th.done, 1);
     return NULL;
 }
@@ -152,6 +167,7 @@ static int thread_join_by(struct ch_thread *t, int64_t deadline)
     while (!atomic_load(&t->done)) {
         if (hub_mono_ns() >= deadline)
             return -1;
+        hub_beat(); /* a bounded wait: the waiting loop is alive */
         struct timespec ts = {0, 10 * HUB_NS_PER_MS};
         nanosleep(&ts, NULL);
     }
@@ -340,7 +356,11 @@ static int start_inputs(struct ch_daemon *d, const struct drv_env *env)
 
 static int start_threads(struct ch_daemon *d)
 {
+    hub_beats_t *beats = ch_notify_beats();
     for (size_t i = 0; i < d->nouts; i++) {
+        char who[HUB_BEAT_WHO_MAX];
+        snprintf(who, sizeof(who), "%s:%s", d->outs[i].ops->name, d->outs[i].common->name);
+        d->outs[i].beat = hub_beats_add(beats, who);
         int e = thread_start(&d->outs[i].th, d->outs[i].ops, output_main, &d->outs[i]);
         if (e != 0) {
             hub_err("cityhub", "output %s: cannot start its thread: %s", d->outs[i].common->name,
@@ -350,6 +370,9 @@ static int start_threads(struct ch_daemon *d)
     }
     for (size_t i = 0; i < d->nrunners; i++) {
         struct ch_runner *rn = &d->runners[i];
+        char who[HUB_BEAT_WHO_MAX];
+        snprintf(who, sizeof(who), "%s runner %zu", rn->in->ops->name, rn->index);
+        rn->beat = hub_beats_add(beats, who);
         int e = thread_start(&rn->th, rn->in->ops, runner_main, rn);
         if (e != 0) {
             hub_err("cityhub", "%s: cannot start runner %zu: %s", rn->in->ops->name, rn->index,
@@ -360,16 +383,23 @@ static int start_threads(struct ch_daemon *d)
     return 0;
 }
 
-/* Stop everything within STOP_DEADLINE_NS. Returns 1 if a thread is still
- * busy (nothing it uses may be freed), else 0. */
-static int stop_all(struct ch_daemon *d)
+/* Stop everything: the inputs within inputs_ns, the outputs by
+ * STOP_DEADLINE_NS from the start (SIGTERM: inputs_ns is STOP_INPUTS_NS,
+ * and each output flushes what the inputs accepted until then) or, for a
+ * reload (longer for the inputs), at once, each output after the request it
+ * has in flight, by STOP_DEADLINE_NS from when the inputs ended. Returns 1
+ * if a thread is still busy (nothing it uses may be freed), else 0. */
+static int stop_within(struct ch_daemon *d, int64_t inputs_ns)
 {
     int64_t stop_began = hub_mono_ns();
     int stuck = 0;
     for (size_t i = 0; i < d->nins; i++)
         d->ins[i].ops->stop(d->ins[i].ctx);
+    for (size_t i = 0; inputs_ns > STOP_INPUTS_NS && i < d->nouts; i++)
+        if (d->outs[i].th.started)
+            hub_output_stop_now(d->outs[i].loop);
     for (size_t i = 0; i < d->nrunners; i++) {
-        if (thread_join_by(&d->runners[i].th, stop_began + STOP_INPUTS_NS) != 0) {
+        if (thread_join_by(&d->runners[i].th, stop_began + inputs_ns) != 0) {
             hub_warn("cityhub",
                      "%s runner %zu still busy in a request at the stop deadline; not waiting "
                      "for it",
@@ -377,6 +407,8 @@ static int stop_all(struct ch_daemon *d)
             stuck = 1;
         }
     }
+    if (inputs_ns > STOP_INPUTS_NS)
+        stop_began = hub_mono_ns();
     if (d->journal && hub_journal_sync(d->journal) != HUB_OK)
         hub_err("journal", "final fsync failed: %s", strerror(errno));
     for (size_t i = 0; i < d->nouts; i++)
@@ -398,20 +430,25 @@ static int stop_all(struct ch_daemon *d)
     return stuck;
 }
 
+/* Stop everything within STOP_DEADLINE_NS (SIGTERM). */
+static int stop_all(struct ch_daemon *d)
+{
+    return stop_within(d, STOP_INPUTS_NS);
+}
+
 /* The status server: it reads the journal, the outputs' loops and the
  * inputs' sources, so it starts once they exist and stops before they go.
  * It failing to listen is logged; the hub runs on without it. */
-static void start_status(struct ch_daemon *d, const struct drv_env *env)
+static void status_env(struct ch_daemon *d, const struct drv_env *env, struct ch_status_env *se)
 {
     const struct ch_hub_cfg *h = &d->c->hub;
-    char err[512];
     for (size_t i = 0; i < d->nins; i++)
         d->status_ins[i] = (struct ch_status_input){d->ins[i].ops, d->ins[i].ctx};
     for (size_t i = 0; i < d->nouts; i++)
         d->status_outs[i] =
             (struct ch_status_output){d->outs[i].common->name, d->outs[i].ops->name,
                                       d->outs[i].loop, d->outs[i].ops, d->outs[i].ctx};
-    struct ch_status_env se = {
+    *se = (struct ch_status_env){
         .cfg = &h->status,
         .gateway = h->name,
         .version = CITYHUB_VERSION,
@@ -426,16 +463,25 @@ static void start_status(struct ch_daemon *d, const struct drv_env *env)
         .drv_env = env,
         .started_ns = d->started_ns,
         .stack_size = ((size_t)128 << 10) * STACK_FACTOR,
+        .reload = d->reload,
     };
+}
+
+static void start_status(struct ch_daemon *d, const struct drv_env *env)
+{
+    struct ch_status_env se;
+    char err[512];
+    status_env(d, env, &se);
     ch_status_t *st = NULL;
     if (ch_status_start(&se, &st, err, sizeof(err)) != 0)
         hub_err("status", "%s; running without the status server", err);
     atomic_store_explicit(&d->status, st, memory_order_release);
 }
 
-static void free_all(struct ch_daemon *d)
+/* Free the inputs and outputs, stopped; the journal, the metrics, the
+ * accept path and the status server stay. */
+static void free_io(struct ch_daemon *d)
 {
-    ch_status_stop(atomic_load(&d->status));
     for (size_t i = 0; i < d->nouts; i++) {
         struct hub_output_stats os;
         if (!d->outs[i].loop)
@@ -452,6 +498,17 @@ static void free_all(struct ch_daemon *d)
     for (size_t i = 0; i < d->nins; i++)
         d->ins[i].ops->exit(d->ins[i].ctx);
     free(d->runners);
+    d->runners = NULL;
+    d->nrunners = d->nins = d->nouts = 0;
+    memset(d->ins, 0, sizeof(d->ins));
+    memset(d->outs, 0, sizeof(d->outs));
+}
+
+static void free_all(struct ch_daemon *d)
+{
+    ch_status_stop(atomic_load(&d->status));
+    free_io(d);
+    ch_reload_free(d->reload);
     hub_accept_free(d->accept);
     if (d->journal)
         hub_journal_close(d->journal);
@@ -460,22 +517,132 @@ static void free_all(struct ch_daemon *d)
     ch_config_free(d->c);
 }
 
+/* ---- reload (SIGHUP) ----------------------------------------------------------- */
+
+/* Run c's inputs and outputs (d has none): the drivers' env and the accept
+ * path get its hub keys, the status server its new inputs and outputs
+ * (kept: it is held and is let go here; else started on c's hub.status).
+ * Returns 0, -1 when they did not start (stopped and freed again), or -2
+ * when a thread of theirs did not stop (the daemon must exit). */
+static int run_config(struct ch_daemon *d, struct ch_config *c, int keep_status)
+{
+    d->c = c;
+    d->units = ch_units_build(c);
+    d->env->status_interval_ns = c->hub.status_interval_ns;
+    d->env->gateway = c->hub.name;
+    d->env->hub_tags = &c->hub.tags;
+    d->env->units = d->units;
+    if (hub_accept_retag(d->accept, c->hub.name, &c->hub.tags) != HUB_OK ||
+        start_outputs(d, d->env) != 0 || start_inputs(d, d->env) != 0 || start_threads(d) != 0) {
+        int stuck = stop_all(d);
+        if (stuck)
+            return -2;
+        free_io(d);
+        ch_units_free(d->units);
+        d->units = NULL;
+        d->env->units = NULL;
+        return -1;
+    }
+    if (keep_status) {
+        struct ch_status_env se;
+        status_env(d, d->env, &se);
+        ch_status_rebind(atomic_load(&d->status), &se);
+    } else {
+        start_status(d, d->env);
+    }
+    return 0;
+}
+
+/* SIGHUP: the file read again; a valid one replaces the running
+ * configuration. Inputs stop (a poll in progress finishes), outputs finish
+ * the request in flight and persist their cursors, the journal stays open;
+ * then both start from the new file, each output from its cursor (a new
+ * one from the oldest stored reading), so no accepted reading is lost or
+ * delivered twice. A status server that serves the same hub.status stays.
+ * Returns 0, or -1 when a thread did not stop in time: the daemon exits
+ * (everything accepted is in the journal). */
+static int reload(struct ch_daemon *d)
+{
+    struct ch_config *old = d->c, *now = ch_reload_load(d->reload, old);
+    if (!now)
+        return 0;
+    ch_notify_reloading();
+    int keep_status = ch_reload_status_same(old, now) && ch_status_serving(atomic_load(&d->status));
+    int64_t paused = hub_mono_ns();
+    if (stop_within(d, RELOAD_INPUTS_NS)) {
+        ch_config_free(now);
+        return -1;
+    }
+    ch_status_t *st = atomic_load(&d->status);
+    if (keep_status) {
+        ch_status_hold(st);
+    } else {
+        atomic_store(&d->status, NULL);
+        ch_status_stop(st);
+    }
+    free_io(d);
+    struct ch_units *old_units = d->units;
+    /* an output the file no longer has: its cursor holds nothing from now on */
+    for (size_t i = 0; i < old->noutputs; i++) {
+        const char *name = ((const struct drv_output_common *)old->outputs[i].cfg)->name;
+        if (!ch_reload_has_output(now, name) &&
+            hub_journal_cursor_close(d->journal, name) == HUB_OK)
+            hub_info("cityhub",
+                     "output %s removed: its cursor stays in the journal's cursors/, "
+                     "holding nothing",
+                     name);
+    }
+    ch_reload_logging(d->reload, old, now);
+    int rc = run_config(d, now, keep_status);
+    if (rc == 0) {
+        ch_reload_applied(d->reload, old, now, hub_mono_ns() - paused);
+    } else if (rc == -1) {
+        ch_reload_failed(d->reload, "see the errors above");
+        ch_reload_logging(d->reload, now, old);
+        ch_config_free(now);
+        now = old;
+        rc = run_config(d, old, keep_status);
+    }
+    if (rc != 0 && keep_status) {
+        /* let the held server go, on what is left, for the exit */
+        struct ch_status_env se;
+        status_env(d, d->env, &se);
+        ch_status_rebind(st, &se);
+    }
+    ch_units_free(old_units);
+    if (now != old)
+        ch_config_free(old);
+    if (rc == 0) {
+        d->notify =
+            (struct ch_notify_env){d->journal, d->status_ins, d->nins, d->status_outs, d->nouts};
+        ch_notify_reloaded(&d->notify);
+    }
+    return rc == 0 ? 0 : -1;
+}
+
 /* ---- cityhub run ----------------------------------------------------------- */
 
 /* Main loop: group commit every sync_interval, health every status_interval;
  * it wakes for whichever is due first. Returns the signal that ended it. */
 static int main_loop(struct ch_daemon *d, const sigset_t *sigs)
 {
-    const struct ch_hub_cfg *h = &d->c->hub;
+    const struct ch_hub_cfg *h = &d->c->hub; /* a reload replaces it */
     struct hub_log_limit sync_limit = {0};
     int64_t next_health = d->started_ns + h->status_interval_ns;
     /* sync_interval 0: the journal syncs each append itself */
     int64_t sync_every = h->journal.sync_interval_ns ? h->journal.sync_interval_ns : INT64_MAX / 2;
     int64_t next_sync = d->started_ns + sync_every;
+    /* The journal's group commit is a watched loop too: it beats each turn. */
+    hub_beat_attach(hub_beats_add(ch_notify_beats(), "main loop"));
+    hub_beat_doing("journal", "group commit");
+    int64_t most = ch_notify_watchdog_ns() ? HUB_BEAT_WAIT_NS : INT64_MAX;
     for (;;) {
+        hub_beat();
         int64_t wait = (next_sync < next_health ? next_sync : next_health) - hub_mono_ns();
         if (wait < HUB_NS_PER_MS)
             wait = HUB_NS_PER_MS;
+        if (wait > most)
+            wait = most;
         struct timespec ts = {(time_t)(wait / HUB_NS_PER_S), (long)(wait % HUB_NS_PER_S)};
         siginfo_t si;
         int sig = sigtimedwait(sigs, &si, &ts);
@@ -483,8 +650,13 @@ static int main_loop(struct ch_daemon *d, const sigset_t *sigs)
             return sig;
         if (sig == SIGHUP) {
             hub_log_reopen(); /* logrotate moved the log file */
-            hub_info("cityhub",
-                     "SIGHUP: reload is not supported yet; restart to apply a new config");
+            if (reload(d) != 0)
+                return SIGHUP;
+            h = &d->c->hub;
+            sync_every = h->journal.sync_interval_ns ? h->journal.sync_interval_ns : INT64_MAX / 2;
+            next_sync = hub_mono_ns() + sync_every;
+            if (next_health > hub_mono_ns() + h->status_interval_ns)
+                next_health = hub_mono_ns() + h->status_interval_ns;
         }
         int64_t now = hub_mono_ns();
         if (now >= next_sync) {
@@ -566,6 +738,16 @@ int ch_cmd_run(const char *path, const char *log_level)
         return 1;
     }
     raise_fd_limit();
+    /* Started as root: hub.user is looked up (a missing one stops here) and
+     * the journal's directories are made its own; dropped once the status
+     * port is bound, before the threads start. */
+    struct ch_priv priv;
+    if (ch_priv_prepare(d.c, &priv, err, sizeof(err)) != 0) {
+        hub_err("cityhub", "%s; not starting", err);
+        ch_config_free(d.c);
+        hub_log_close();
+        return EXIT_USAGE;
+    }
     if (ch_drivers_global_init() != 0) {
         ch_config_free(d.c);
         return 1;
@@ -614,13 +796,24 @@ int ch_cmd_run(const char *path, const char *log_level)
         .gateway = h->name,
         .hub_tags = &h->tags,
         .unit_of = ch_unit_of,
+        .beats = ch_notify_beats(),
     };
     d.units = ch_units_build(d.c);
     env.units = d.units;
+    d.env = &env;
+    d.reload = ch_reload_new(path, log_level, d.metrics);
+    if (!d.reload) {
+        hub_err("cityhub", "out of memory");
+        goto out;
+    }
     d.started_ns = hub_mono_ns();
     if (start_outputs(&d, &env) != 0 || start_inputs(&d, &env) != 0)
         goto out;
     start_status(&d, &env);
+    if (ch_priv_drop(&priv, err, sizeof(err)) != 0) {
+        hub_err("cityhub", "%s; not starting", err);
+        goto out;
+    }
     if (start_threads(&d) != 0)
         goto out;
     /* Reading the config built and dropped a YAML tree as large as the
@@ -630,8 +823,16 @@ int ch_cmd_run(const char *path, const char *log_level)
     hub_info("cityhub", "running: %zu input driver%s (%zu thread%s), %zu output%s", d.nins,
              d.nins == 1 ? "" : "s", d.nrunners, d.nrunners == 1 ? "" : "s", d.nouts,
              d.nouts == 1 ? "" : "s");
+    d.notify = (struct ch_notify_env){d.journal, d.status_ins, d.nins, d.status_outs, d.nouts};
+    ch_notify_ready(&d.notify);
 
     int sig = main_loop(&d, &sigs);
+    if (sig == SIGHUP) {
+        hub_err("cityhub", "reload: a thread did not stop in time; exiting (everything accepted "
+                           "is in the journal) for a restart to apply the file");
+        goto out;
+    }
+    ch_notify_stopping();
     hub_info("cityhub", "%s: stopping (polling stops, pending readings are flushed)",
              sig == SIGINT ? "SIGINT" : "SIGTERM");
     exit_code = 0;
@@ -645,6 +846,7 @@ out:
         _exit(exit_code);
     }
     free_all(&d);
+    ch_notify_free();
     ch_drivers_global_cleanup();
     hub_log_close();
     return exit_code;

@@ -16,6 +16,7 @@
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "firmware/reload.h"
 #include "firmware/status_priv.h"
 #include "hub/buf.h"
 #include "hub/clock.h"
@@ -48,6 +50,8 @@ static const size_t ch_status_page_len = sizeof(ch_status_page) - 1;
 #endif
 
 struct ch_status {
+    pthread_mutex_t mu; /* held by a request, or by a reload (ch_status_hold) */
+    bool enabled;       /* hub.status.enabled, as started */
     struct ch_status_env env;
     struct MHD_Daemon *mhd;
     struct ch_values *values;
@@ -182,6 +186,29 @@ static void on_source(void *arg, const struct drv_source *s)
                s->failures, s->failures == 1 ? "" : "s", s->last_error);
 }
 
+/* The reloads so far; a rejected last one degrades: the file on disk is not
+ * what runs, and a restart would not start. */
+static json_t *reload_json(const struct ch_reload *r, struct health *h)
+{
+    struct ch_reload_info ri;
+    ch_reload_info(r, &ri);
+    json_t *o = json_object();
+    json_object_set_new(o, "applied", json_integer((json_int_t)ri.applied));
+    json_object_set_new(o, "rejected", json_integer((json_int_t)ri.rejected));
+    json_object_set_new(o, "last",
+                        json_string(ri.last == CH_RELOAD_APPLIED    ? "applied"
+                                    : ri.last == CH_RELOAD_REJECTED ? "rejected"
+                                                                    : "none"));
+    json_object_set_new(o, "last_at", time_json(ri.last_ns));
+    json_object_set_new(o, "last_error",
+                        ri.last_error[0] ? json_string(ri.last_error) : json_null());
+    if (ri.last == CH_RELOAD_REJECTED)
+        reason(h, LVL_DEGRADED,
+               "last reload rejected, the running configuration is older than %s: %s", ri.path,
+               ri.last_error);
+    return o;
+}
+
 static json_t *health_json(struct ch_status *st, enum level *out_level)
 {
     const struct ch_status_env *e = &st->env;
@@ -231,6 +258,7 @@ static json_t *health_json(struct ch_status *st, enum level *out_level)
     if (pct >= JOURNAL_FULL_PCT)
         reason(&h, LVL_DEGRADED, "journal %" PRIu64 "%% full (%" PRIu64 " readings dropped)", pct,
                js.dropped);
+    json_t *jr = e->reload ? reload_json(e->reload, &h) : json_null();
     if (h.more)
         json_array_append_new(h.reasons, json_sprintf("and %zu more", h.more));
 
@@ -259,6 +287,7 @@ static json_t *health_json(struct ch_status *st, enum level *out_level)
     json_object_set_new(root, "outputs", outs);
     json_object_set_new(root, "devices", h.devices);
     json_object_set_new(root, "subscriptions", h.subs);
+    json_object_set_new(root, "reload", jr);
     *out_level = h.level;
     hub_metric_set(st->m_health, (uint64_t)h.level);
     hub_metric_set(st->m_oldest, (uint64_t)oldest);
@@ -407,6 +436,9 @@ static int authorized(struct ch_status *st, struct MHD_Connection *conn)
     return ok;
 }
 
+static enum MHD_Result answer_locked(struct ch_status *st, struct MHD_Connection *conn,
+                                     const char *url, const char *method);
+
 static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **con_cls)
@@ -416,6 +448,15 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     (void)upload_data;
     (void)upload_data_size;
     (void)con_cls;
+    pthread_mutex_lock(&st->mu);
+    enum MHD_Result ret = answer_locked(st, conn, url, method);
+    pthread_mutex_unlock(&st->mu);
+    return ret;
+}
+
+static enum MHD_Result answer_locked(struct ch_status *st, struct MHD_Connection *conn,
+                                     const char *url, const char *method)
+{
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return send_text(st, conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD are served\n");
     if (!authorized(st, conn)) {
@@ -529,8 +570,15 @@ int ch_status_start(const struct ch_status_env *env, ch_status_t **out, char *er
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    if (pthread_mutex_init(&st->mu, NULL) != 0) {
+        ch_values_free(st->values);
+        free(st);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     *out = st;
-    if (!env->cfg->enabled)
+    st->enabled = env->cfg->enabled;
+    if (!st->enabled)
         return 0;
     register_metrics(st);
     if (env->cfg->password_file[0] &&
@@ -552,11 +600,49 @@ void ch_status_stop(ch_status_t *st)
         MHD_stop_daemon(st->mhd);
     hub_secret_wipe(st->password, sizeof(st->password));
     ch_values_free(st->values);
+    pthread_mutex_destroy(&st->mu);
     free(st);
+}
+
+int ch_status_serving(const ch_status_t *st)
+{
+    return st && (st->mhd || !st->enabled);
+}
+
+void ch_status_hold(ch_status_t *st)
+{
+    if (st)
+        pthread_mutex_lock(&st->mu);
+}
+
+void ch_status_rebind(ch_status_t *st, const struct ch_status_env *env)
+{
+    char err[256];
+    if (!st)
+        return;
+    /* the lag of an output gone stays at 0, not at its last value */
+    for (size_t i = 0; i < st->env.nouts && i < HUB_JOURNAL_MAX_CURSORS; i++)
+        hub_metric_set(st->m_lag[i], 0);
+    size_t stack_size = st->env.stack_size;
+    st->env = *env; /* env->cfg equals the one it started with */
+    st->env.stack_size = stack_size;
+    ch_values_rebind(st->values, env->drv_env);
+    if (st->enabled) {
+        register_metrics(st);
+        char pw[PASSWORD_MAX] = "";
+        if (st->env.cfg->password_file[0] &&
+            hub_secret_read("hub.status.password_file", st->env.cfg->password_file, pw, sizeof(pw),
+                            err, sizeof(err)) == 0)
+            memcpy(st->password, pw, sizeof(pw));
+        else if (st->env.cfg->password_file[0])
+            hub_warn(WHO, "%s; the password read before stays", err);
+        hub_secret_wipe(pw, sizeof(pw));
+    }
+    pthread_mutex_unlock(&st->mu);
 }
 
 void ch_status_observe(ch_status_t *st, const hub_reading_t *r)
 {
-    if (st && st->env.cfg->enabled)
+    if (st && st->enabled)
         ch_values_observe(st->values, r, hub_time_ns());
 }

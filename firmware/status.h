@@ -86,9 +86,12 @@ struct ch_status_env {
     const struct drv_env *drv_env; /* for unit_of: the units the page shows */
     int64_t started_ns;            /* monotonic */
     size_t stack_size;             /* of the server's thread */
+    /* outcomes of SIGHUP reloads, shown in /health (NULL: none) */
+    const struct ch_reload *reload;
 };
 
 typedef struct ch_status ch_status_t;
+struct ch_reload;
 
 /* Build the server and its value store (readings may be observed from then
  * on) and start listening when cfg->enabled. The arrays in env are the
@@ -97,6 +100,17 @@ typedef struct ch_status ch_status_t;
  * cannot be bound (the caller decides whether to run without it: *out is
  * then still a server that observes and serves nothing). */
 int ch_status_start(const struct ch_status_env *env, ch_status_t **out, char *err, size_t errlen);
+/* A reload keeps a server whose hub.status is unchanged: ch_status_hold
+ * makes requests wait (the one in progress finishes first) while the
+ * inputs and outputs it reads are replaced; ch_status_rebind points it at
+ * env's (the listening address and options stay those it started with,
+ * the password file is read again, the value rings are kept and their
+ * units looked up again) and lets requests go on. NULL st does nothing. */
+void ch_status_hold(ch_status_t *st);
+/* 1 if st listens as configured (or is configured not to), 0 if it could
+ * not (a reload then starts it again) or st is NULL. */
+int ch_status_serving(const ch_status_t *st);
+void ch_status_rebind(ch_status_t *st, const struct ch_status_env *env);
 /* Stop listening (in-flight answers finish), free everything. NULL is fine. */
 void ch_status_stop(ch_status_t *st);
 /* A reading from an input, before it is accepted: its numeric fields go

@@ -11,6 +11,8 @@ struct ch_values;
 /* env may be NULL (no units). NULL when out of memory. */
 struct ch_values *ch_values_new(const struct drv_env *env);
 void ch_values_free(struct ch_values *v);
+/* Units from env from now on, looked up again for every field kept. */
+void ch_values_rebind(struct ch_values *v, const struct drv_env *env);
 /* Numeric fields of r into the rings (at now_ns, wall clock, for the slot). */
 void ch_values_observe(struct ch_values *v, const hub_reading_t *r, int64_t now_ns);
 /* {"step_s":5,"series":[{"key","measurement","last_ms","fields":[{"name","unit",

@@ -73,6 +73,18 @@ void ch_values_free(struct ch_values *v)
     free(v);
 }
 
+void ch_values_rebind(struct ch_values *v, const struct drv_env *env)
+{
+    pthread_mutex_lock(&v->mu);
+    v->env = env;
+    for (size_t i = 0; i < v->ns; i++)
+        for (size_t k = 0; k < v->s[i]->nfields; k++)
+            v->s[i]->f[k]->unit = env && env->unit_of
+                                      ? env->unit_of(env, v->s[i]->measurement, v->s[i]->f[k]->name)
+                                      : NULL;
+    pthread_mutex_unlock(&v->mu);
+}
+
 static uint32_t fnv1a(const char *s)
 {
     uint32_t h = 2166136261u;

@@ -53,6 +53,15 @@ int hub_accept_new(const struct hub_accept_opts *opts, hub_accept_t **out)
     return HUB_OK;
 }
 
+int hub_accept_retag(hub_accept_t *a, const char *gateway, const struct hub_cfg_tags *tags)
+{
+    if (!a || !gateway || strlen(gateway) > HUB_READING_MAX_NAME)
+        return HUB_EINVAL;
+    strcpy(a->gateway, gateway);
+    a->tags = tags ? *tags : (struct hub_cfg_tags){0};
+    return HUB_OK;
+}
+
 void hub_accept_free(hub_accept_t *a)
 {
     if (!a)

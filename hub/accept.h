@@ -34,6 +34,10 @@ struct hub_accept_opts {
  * strings and tags are copied. */
 int hub_accept_new(const struct hub_accept_opts *opts, hub_accept_t **out);
 void hub_accept_free(hub_accept_t *a);
+/* New gateway name and tags (a reload): the readings accepted after it
+ * carry them. Not safe while inputs emit: the caller stops them first.
+ * Returns HUB_OK or HUB_EINVAL (gateway missing or too long). */
+int hub_accept_retag(hub_accept_t *a, const char *gateway, const struct hub_cfg_tags *tags);
 
 /* Take r (always freed, whatever the outcome) and append it. Returns
  * HUB_OK, or the error that refused it (HUB_EINVAL, HUB_EFULL, HUB_EIO,

@@ -504,6 +504,65 @@ void hub_cfg_free(const struct hub_cfg_key *table, void *base)
     }
 }
 
+static int tags_equal(const struct hub_cfg_tags *a, const struct hub_cfg_tags *b)
+{
+    if (a->n != b->n)
+        return 0;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->tag[i].key, b->tag[i].key) != 0 ||
+            strcmp(a->tag[i].value, b->tag[i].value) != 0)
+            return 0;
+    return 1;
+}
+
+int hub_cfg_equal(const struct hub_cfg_key *table, const void *a, const void *b)
+{
+    for (const struct hub_cfg_key *k = table; k && k->name; k++) {
+        const char *x = (const char *)a + k->offset, *y = (const char *)b + k->offset;
+        int same = 1;
+        switch (k->type) {
+        case HUB_CFG_STRING:
+            same = strncmp(x, y, k->size) == 0;
+            break;
+        case HUB_CFG_INT:
+        case HUB_CFG_DURATION:
+            same = *(const int64_t *)x == *(const int64_t *)y;
+            break;
+        case HUB_CFG_SIZE:
+            same = *(const uint64_t *)x == *(const uint64_t *)y;
+            break;
+        case HUB_CFG_DOUBLE:
+            same = memcmp(x, y, sizeof(double)) == 0;
+            break;
+        case HUB_CFG_BOOL:
+            same = *(const bool *)x == *(const bool *)y;
+            break;
+        case HUB_CFG_ENUM:
+            same = *(const int *)x == *(const int *)y;
+            break;
+        case HUB_CFG_TAGS:
+            same = tags_equal((const struct hub_cfg_tags *)x, (const struct hub_cfg_tags *)y);
+            break;
+        case HUB_CFG_OBJECT:
+            same = !k->child || hub_cfg_equal(k->child, x, y);
+            break;
+        case HUB_CFG_LIST: {
+            const struct hub_cfg_list *l = (const void *)x, *m = (const void *)y;
+            same = l->n == m->n;
+            for (size_t i = 0; same && k->child && i < l->n; i++)
+                same = hub_cfg_equal(k->child, (const char *)l->items + i * k->elem_size,
+                                     (const char *)m->items + i * k->elem_size);
+            break;
+        }
+        case HUB_CFG_SECTION:
+            break;
+        }
+        if (!same)
+            return 0;
+    }
+    return 1;
+}
+
 const char *hub_cfg_expected(const struct hub_cfg_key *k)
 {
     switch (k->type) {

@@ -122,6 +122,10 @@ int hub_cfg_set(const struct hub_cfg_key *k, void *base, const char *text, char 
  * and TAGS pairs).
  * The struct itself is the caller's. */
 void hub_cfg_free(const struct hub_cfg_key *table, void *base);
+/* 1 if a and b hold the same value for every key of table (LIST elements
+ * and OBJECT members compared by their own tables, TAGS pair by pair, in
+ * order), else 0. Members no key names are not compared. */
+int hub_cfg_equal(const struct hub_cfg_key *table, const void *a, const void *b);
 /* Elements of a LIST key's storage as a typed pointer: HUB_CFG_ITEM(&l, i, T). */
 #define HUB_CFG_ITEM(list, i, T) (&((T *)(list)->items)[i])
 /* Add one pair; -1 with a message if full, empty, too long, duplicate or

@@ -180,6 +180,13 @@ void hub_journal_stats(hub_journal_t *j, struct hub_journal_stats *st);
  * HUB_ECORRUPT when it fails its check. Names are [A-Za-z0-9_.-]+. */
 int hub_journal_cursor_open(hub_journal_t *j, const char *name, uint64_t *seq);
 int hub_journal_cursor_commit(hub_journal_t *j, const char *name, uint64_t seq);
+/* Unregister name (an output the configuration no longer has): it holds
+ * no segment from then on, as a cursor file no running output opened at
+ * start; its file stays, so that the output, configured again, resumes
+ * where it was (or at the oldest stored record if that was dropped).
+ * Segments every remaining cursor has passed are deleted. Returns HUB_OK,
+ * HUB_EEMPTY (not registered) or HUB_EINVAL. */
+int hub_journal_cursor_close(hub_journal_t *j, const char *name);
 /* The one name rule of cursors (and so of outputs, whose cursor carries
  * their name): 1 to HUB_JOURNAL_MAX_NAME - 1 characters of [A-Za-z0-9_.-],
  * not starting with ".". Returns 0, or -1 with a message in err (if not

@@ -277,6 +277,23 @@ out:
     return rc;
 }
 
+int hub_journal_cursor_close(hub_journal_t *j, const char *name)
+{
+    if (!j || !cursor_name_ok(name))
+        return HUB_EINVAL;
+    pthread_mutex_lock(&j->cursor_mu);
+    pthread_mutex_lock(&j->mu);
+    struct j_cursor *c = cursor_find(j, name);
+    if (c) {
+        c->used = false;
+        if (!j->read_only)
+            journal_delete_delivered(j);
+    }
+    pthread_mutex_unlock(&j->mu);
+    pthread_mutex_unlock(&j->cursor_mu);
+    return c ? HUB_OK : HUB_EEMPTY;
+}
+
 int hub_journal_cursor_peek(hub_journal_t *j, const char *name, uint64_t *seq)
 {
     if (!j || !cursor_name_ok(name))

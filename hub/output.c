@@ -47,6 +47,7 @@
 #include <time.h>
 
 #include "hub/backoff.h"
+#include "hub/beat.h"
 #include "hub/clock.h"
 #include "hub/deadletter.h"
 #include "hub/log.h"
@@ -84,6 +85,7 @@ struct hub_output {
     pthread_mutex_t mu;  /* guards stop and st */
     pthread_cond_t cond; /* CLOCK_MONOTONIC; signalled by stop */
     bool stop;
+    bool no_grace;   /* hub_output_stop_now: no flush after the one in flight */
     int64_t stop_ns; /* when stop was asked (monotonic): the grace counts from it */
     struct hub_output_stats st;
 
@@ -271,7 +273,7 @@ static void wait_ns(hub_output_t *o, int64_t ns, bool interruptible)
     int64_t end = hub_mono_ns() + ns;
     pthread_mutex_lock(&o->mu);
     while (!(interruptible && o->stop))
-        if (hub_cond_wait_until(&o->cond, &o->mu, end) == ETIMEDOUT)
+        if (hub_beat_wait_until(&o->cond, &o->mu, end) == ETIMEDOUT)
             break;
     pthread_mutex_unlock(&o->mu);
 }
@@ -921,17 +923,17 @@ int hub_output_run(hub_output_t *o)
     committer_start(o);
 
     for (;;) {
+        hub_beat(); /* the watchdog's heartbeat (hub/beat.h); waits beat too */
         int64_t now = hub_mono_ns();
         progress(o, now);
         if (!o->stopping && stop_requested(o)) {
             /* The grace counts from the stop request, not from when this loop
              * noticed it (a flush may have been in progress). */
             pthread_mutex_lock(&o->mu);
-            int64_t asked = o->stop_ns;
+            int64_t asked = o->stop_ns, grace = o->no_grace ? 0 : o->stop_grace_ns;
             pthread_mutex_unlock(&o->mu);
             o->stopping = true;
-            o->deadline_ns =
-                o->stop_grace_ns > INT64_MAX - asked ? INT64_MAX : asked + o->stop_grace_ns;
+            o->deadline_ns = grace > INT64_MAX - asked ? INT64_MAX : asked + grace;
         }
         if (o->stopping && now >= o->deadline_ns)
             break;
@@ -1000,15 +1002,26 @@ int hub_output_run(hub_output_t *o)
     return HUB_OK;
 }
 
-void hub_output_stop(hub_output_t *o)
+static void stop_asked(hub_output_t *o, bool no_grace)
 {
     pthread_mutex_lock(&o->mu);
     if (!o->stop)
         o->stop_ns = hub_mono_ns();
     o->stop = true;
+    o->no_grace = o->no_grace || no_grace;
     pthread_cond_broadcast(&o->cond);
     pthread_mutex_unlock(&o->mu);
     hub_journal_wake(o->j);
+}
+
+void hub_output_stop(hub_output_t *o)
+{
+    stop_asked(o, false);
+}
+
+void hub_output_stop_now(hub_output_t *o)
+{
+    stop_asked(o, true);
 }
 
 void hub_output_stats(hub_output_t *o, struct hub_output_stats *st)

@@ -175,6 +175,10 @@ int hub_output_new(hub_journal_t *j, const struct hub_output_opts *opts, hub_out
 int hub_output_run(hub_output_t *o);
 /* Ask run() to finish; safe from any thread. */
 void hub_output_stop(hub_output_t *o);
+/* The same without the stop grace: run() returns once the flush in flight
+ * (if any) has its answer, the cursor persisted at what was delivered; the
+ * rest waits in the journal for the next run (a reload). */
+void hub_output_stop_now(hub_output_t *o);
 void hub_output_stats(hub_output_t *o, struct hub_output_stats *st);
 void hub_output_free(hub_output_t *o);
 

@@ -23,7 +23,9 @@ echo "   Modbus TCP on 127.0.0.1:$SIM_PORT, units 1-3 (local time $(TZ=${DEMO_TZ
 demo_config "$T/cityhub.yaml"
 "$CITYHUB" check -c "$T/cityhub.yaml" || exit 1
 echo "== starting cityhub run -c $T/cityhub.yaml (log: $T/cityhub.log)"
-"$CITYHUB" run -c "$T/cityhub.yaml" >"$T/cityhub.log" 2>&1 &
+# The demo keeps its files in a private temporary directory: started as root
+# it stays root (--user root) rather than become hub.user.
+"$CITYHUB" run -c "$T/cityhub.yaml" --user root >"$T/cityhub.log" 2>&1 &
 HUB_PID=$!
 track_pid "$HUB_PID"
 

@@ -7,7 +7,7 @@ PKGS="build-essential pkg-config libmodbus-dev libpaho-mqtt-dev libcurl4-openssl
 zlib1g-dev libssl-dev libyaml-dev libjansson-dev libcmocka-dev influxdb influxdb-client mosquitto mosquitto-clients
 victoria-metrics
 socat jq openssl python3 clang clang-format libclang-rt-14-dev curl procps ca-certificates
-libmicrohttpd-dev prometheus chromium"
+libmicrohttpd-dev libsystemd-dev prometheus chromium"
 
 missing=""
 for p in $PKGS; do

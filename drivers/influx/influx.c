@@ -27,6 +27,7 @@
 #include <openssl/ssl.h>
 
 #include "drivers/influx/influx_priv.h"
+#include "hub/beat.h"
 #include "hub/clock.h"
 #include "hub/log.h"
 #include "hub/secret.h"
@@ -513,6 +514,7 @@ static void drive(struct influx_ctx *c, bool upload_only)
         if (wait_ms == 0)
             continue; /* curl has more to do at once (a new request's first steps) */
         curl_multi_poll(c->m, NULL, 0, INFLUX_POLL_MS, NULL);
+        hub_beat(); /* the delivery loop's thread: waiting on the server, not stuck */
     }
     if (c->added) {
         curl_multi_remove_handle(c->m, c->h);

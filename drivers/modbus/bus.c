@@ -30,6 +30,7 @@
 
 #include "drivers/modbus/modbus_priv.h"
 #include "hub/backoff.h"
+#include "hub/beat.h"
 #include "hub/buf.h"
 #include "hub/clock.h"
 #include "hub/log.h"
@@ -268,6 +269,7 @@ static int read_block(struct mb_ctx *c, struct mb_dev *d, int b, char *msg, size
         size_t len = 0;
         int64_t deadline = hub_mono_ns() + c->bus.timeout_ns;
         int kind = mb_link_transact(&c->link, &q, buf, &len, deadline, msg, msglen);
+        hub_beat(); /* an answer or a timeout: the loop is alive */
         struct drv_mb_reply rep;
         if (kind == 0)
             kind = drv_mb_reply_check(&q, buf, len, &rep, msg, msglen);
@@ -399,6 +401,27 @@ static hub_reading_t *make_reading(struct mb_ctx *c, struct mb_dev *d, int64_t w
     return r;
 }
 
+#ifdef CITYHUB_TEST_HOOKS
+/* CITYHUB_TEST_STALL=DEVICE[:N] (test build only): the N-th poll (default
+ * the first) of DEVICE never returns, as a poll stuck in a driver would;
+ * the watchdog's test stalls a runner with it. */
+static void test_stall(const struct mb_dev *d)
+{
+    const char *v = getenv("CITYHUB_TEST_STALL");
+    if (!v)
+        return;
+    size_t n = strcspn(v, ":");
+    if (strlen(d->cfg.name) != n || strncmp(v, d->cfg.name, n) != 0)
+        return;
+    unsigned long at = v[n] == ':' ? strtoul(v + n + 1, NULL, 10) : 1;
+    if (d->polls != at)
+        return;
+    hub_warn(d->who, "CITYHUB_TEST_STALL: poll %lu stalls for ever", at);
+    for (;;)
+        sleep_ns(HUB_NS_PER_S);
+}
+#endif
+
 static void poll_device(struct mb_ctx *c, struct mb_dev *d)
 {
     char msg[ERR_MAX];
@@ -412,6 +435,9 @@ static void poll_device(struct mb_ctx *c, struct mb_dev *d)
     hub_metric_inc(d->m_skew, (uint64_t)(d->skew_ns / 1000));
     d->polls++;
     hub_metric_inc(d->m_polls, 1);
+#ifdef CITYHUB_TEST_HOOKS
+    test_stall(d);
+#endif
     hub_debug(d->who, "poll unit %" PRId64 ": %d request(s)", d->cfg.unit, d->nblocks);
     int kind = read_blocks(c, d, msg, sizeof(msg));
     if (kind == -2) {
@@ -472,7 +498,9 @@ int64_t drv_mb_bus_due(const struct mb_ctx *c)
 
 void drv_mb_bus_serve(struct mb_ctx *c)
 {
-    poll_device(c, most_due(c));
+    struct mb_dev *d = most_due(c);
+    hub_beat_doing(c->who, d->what);
+    poll_device(c, d);
 }
 
 void drv_mb_bus_close(struct mb_ctx *c)
@@ -490,7 +518,7 @@ void drv_modbus_bus_run(void *ctx)
     while (!atomic_load(&c->solo_stop)) {
         int64_t due = drv_mb_bus_due(c);
         if (due > hub_mono_ns()) {
-            hub_cond_wait_until(&c->solo_wake, &c->solo_lock, due);
+            hub_beat_wait_until(&c->solo_wake, &c->solo_lock, due);
             continue;
         }
         pthread_mutex_unlock(&c->solo_lock);

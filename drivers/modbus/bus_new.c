@@ -199,6 +199,7 @@ int drv_modbus_bus_new(const struct drv_modbus_input_cfg *cfg, const struct drv_
             goto fail;
         }
         snprintf(d->who, sizeof(d->who), "modbus:%s", d->cfg.name);
+        snprintf(d->what, sizeof(d->what), "device %s", d->cfg.name);
         d->next_due = start; /* the pool spreads the first polls (modbus_drv.c) */
         if (plan_buffers(d) != 0)
             goto nomem;

@@ -47,10 +47,11 @@ struct mb_dev {
     bool shared_map;
     struct drv_modbus_block plan[DRV_MB_MAX_REGISTERS];
     int nblocks;
-    size_t *slot;      /* per block: its first value in words (registers) or bits */
-    uint16_t *words;   /* the registers of the last poll, block after block */
-    uint8_t *bits;     /* the bits (coils, discrete inputs) of the last poll */
-    char who[WHO_MAX]; /* "modbus:NAME" */
+    size_t *slot;       /* per block: its first value in words (registers) or bits */
+    uint16_t *words;    /* the registers of the last poll, block after block */
+    uint8_t *bits;      /* the bits (coils, discrete inputs) of the last poll */
+    char who[WHO_MAX];  /* "modbus:NAME" */
+    char what[WHO_MAX]; /* "device NAME", for the watchdog */
 
     int64_t next_due; /* monotonic ns */
     /* Written by the bus's worker under the bus's st_mu (read there without

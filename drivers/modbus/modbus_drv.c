@@ -16,6 +16,7 @@
 #include "drivers/modbus/cmd_common.h"
 #include "drivers/modbus/modbus_priv.h"
 #include "drivers/modbus/profile.h"
+#include "hub/beat.h"
 #include "hub/clock.h"
 #include "hub/log.h"
 
@@ -137,12 +138,17 @@ static int mb_init(const void *cfgp, const struct drv_env *env, void **out, char
     size_t *count = NULL, **members = NULL;
 
     *out = NULL;
+    pthread_condattr_t ca;
     if (!m || hub_cond_init(&m->lock, &m->timer_cv) != 0) {
         free(m);
         snprintf(err, errlen, "modbus: out of memory");
         return -1;
     }
-    pthread_cond_init(&m->idle_cv, NULL);
+    /* the idle workers' waits count on the monotonic clock too */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&m->idle_cv, &ca);
+    pthread_condattr_destroy(&ca);
     atomic_init(&m->stopping, 0);
     if ((buses->n && (!(m->bus = calloc(buses->n, sizeof(*m->bus))) ||
                       !(m->heap = calloc(buses->n, sizeof(*m->heap))) ||
@@ -231,20 +237,21 @@ static void mb_run(void *ctx, size_t i)
     (void)i;
     pthread_mutex_lock(&m->lock);
     while (!atomic_load(&m->stopping)) {
+        hub_beat(); /* every wait below beats too (a watchdog's heartbeat) */
         if (m->nheap == 0) {
-            pthread_cond_wait(&m->idle_cv, &m->lock);
+            hub_beat_wait_until(&m->idle_cv, &m->lock, INT64_MAX);
             continue;
         }
         int64_t now = hub_mono_ns();
         int64_t due = m->heap[0]->due;
         if (due > now) {
             if (m->timer_taken) {
-                pthread_cond_wait(&m->idle_cv, &m->lock);
+                hub_beat_wait_until(&m->idle_cv, &m->lock, INT64_MAX);
                 continue;
             }
             m->timer_taken = true;
             m->timer_until = due;
-            hub_cond_wait_until(&m->timer_cv, &m->lock, due);
+            hub_beat_wait_until(&m->timer_cv, &m->lock, due);
             m->timer_taken = false;
             continue;
         }
@@ -263,6 +270,7 @@ static void mb_run(void *ctx, size_t i)
 
         int64_t t0 = hub_mono_ns();
         drv_mb_bus_serve(c);
+        hub_beat_doing(NULL, NULL);
         c->cost_ns = hub_mono_ns() - t0;
         if (c->cost_ns == 0)
             c->cost_ns = 1;

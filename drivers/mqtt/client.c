@@ -21,6 +21,7 @@
 
 #include "drivers/mqtt/client.h"
 #include "hub/backoff.h"
+#include "hub/beat.h"
 #include "hub/clock.h"
 #include "hub/log.h"
 #include "hub/secret.h"
@@ -45,6 +46,7 @@ struct drv_mq_client {
     bool tls;
     char password[SECRET_MAX];
     struct drv_mq_client_cb cb;
+    struct hub_beat *beat; /* the supervisor's heartbeat (NULL: not watched) */
     char *will_topic, *will_payload;
     int will_qos;
     bool will_retained, has_will;
@@ -427,8 +429,11 @@ static int start_connect(struct drv_mq_client *c)
 static void *supervise(void *arg)
 {
     struct drv_mq_client *c = arg;
+    hub_beat_attach(c->beat);
+    hub_beat_doing(c->who, NULL);
     pthread_mutex_lock(&c->mu);
     while (!c->stopping) {
+        hub_beat();
         int64_t now = hub_mono_ns();
         if (c->state == ST_DOWN && now >= c->next_try_ns) {
             c->state = ST_CONNECTING;
@@ -468,9 +473,10 @@ static void *supervise(void *arg)
         int64_t until = c->state == ST_DOWN ? c->next_try_ns : now + HUB_NS_PER_S;
         if (until > now + HUB_NS_PER_S)
             until = now + HUB_NS_PER_S;
-        hub_cond_wait_until(&c->cv, &c->mu, until);
+        hub_beat_wait_until(&c->cv, &c->mu, until);
     }
     pthread_mutex_unlock(&c->mu);
+    hub_beat_detach();
     return NULL;
 }
 
@@ -609,10 +615,11 @@ int drv_mq_client_resubscribe(drv_mq_client_t *c)
     return 0;
 }
 
-int drv_mq_client_start(drv_mq_client_t *c)
+int drv_mq_client_start(drv_mq_client_t *c, hub_beats_t *beats)
 {
     if (c->started)
         return 0;
+    c->beat = hub_beats_add(beats, "MQTT connection");
     if (pthread_create(&c->thread, NULL, supervise, c) != 0)
         return -1;
     c->started = true;

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hub/beat.h"
+
 #define DRV_MQ_URL_MAX 512
 #define DRV_MQ_PATH_MAX 256
 #define DRV_MQ_ID_MAX 128
@@ -92,8 +94,10 @@ int drv_mq_client_new(const struct drv_mq_conn_cfg *cfg, const char *who,
 /* Remember a subscription (before start, or at any time: made now when
  * connected). Returns 0 or -1. */
 int drv_mq_client_subscribe(drv_mq_client_t *c, const char *filter, int qos);
-/* Start the supervisor thread: connect, and keep connected until stop. */
-int drv_mq_client_start(drv_mq_client_t *c);
+/* Start the supervisor thread: connect, and keep connected until stop.
+ * beats (may be NULL): the watchdog's, where the thread's heartbeat goes
+ * (drv_env.beats). */
+int drv_mq_client_start(drv_mq_client_t *c, hub_beats_t *beats);
 /* Publish one message. timeout_ns 0: returns once Paho has it (see
  * drv_mq_client_drain); else publish and drain. Returns 0, or -1 (not
  * connected, refused, timed out) with a reason in err. Safe from any

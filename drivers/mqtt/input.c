@@ -29,6 +29,7 @@
 
 #include "drivers/mqtt/mqtt_priv.h"
 #include "hub/accept.h"
+#include "hub/beat.h"
 #include "hub/clock.h"
 #include "hub/deadletter.h"
 #include "hub/journal.h"
@@ -494,7 +495,7 @@ static int mqtt_init(const void *cfgp, const struct drv_env *env, void **out, ch
     }
     /* connect now: the broker starts delivering what it kept at once */
     for (size_t i = 0; i < c->n; i++)
-        if (drv_mq_client_start(c->in[i].client) != 0) {
+        if (drv_mq_client_start(c->in[i].client, env->beats) != 0) {
             snprintf(err, errlen, "input %s: cannot start a thread", c->in[i].cfg.name);
             mqtt_exit(c);
             return -1;
@@ -535,9 +536,11 @@ static void mqtt_run(void *ctxp, size_t runner)
         pthread_mutex_unlock(&c->mu);
         int64_t now = hub_mono_ns();
         bool status = c->status_interval_ns > 0 && now >= next_status;
+        hub_beat();
         for (size_t i = 0; i < c->n; i++) {
             struct input_rt *in = &c->in[i];
             struct drv_mq_client_stats st;
+            hub_beat_doing(in->who, NULL);
             drv_mq_client_stats(in->client, &st);
             if (status)
                 for (size_t k = 0; k < in->nsubs; k++)
@@ -562,11 +565,12 @@ static void mqtt_run(void *ctxp, size_t runner)
                 drv_mq_client_reconnect(in->client, why);
             }
         }
+        hub_beat_doing(NULL, NULL);
         if (status)
             next_status = now + c->status_interval_ns;
         pthread_mutex_lock(&c->mu);
         if (!c->stop)
-            hub_cond_wait_until(&c->cv, &c->mu, hub_mono_ns() + 250 * HUB_NS_PER_MS);
+            hub_beat_wait_until(&c->cv, &c->mu, hub_mono_ns() + 250 * HUB_NS_PER_MS);
     }
     pthread_mutex_unlock(&c->mu);
 }

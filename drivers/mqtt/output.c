@@ -762,7 +762,7 @@ static int live_init(const void *cfgp, const struct drv_env *env, void **out, ch
         live_exit(c);
         return -1;
     }
-    if (drv_mq_client_start(c->cl) != 0) {
+    if (drv_mq_client_start(c->cl, env->beats) != 0) {
         snprintf(err, errlen, "cannot start the MQTT client's thread");
         live_exit(c);
         return -1;

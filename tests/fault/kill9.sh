@@ -88,36 +88,20 @@ grep "CITYHUB_TEST_CRASH_AT=" "$T/cityhub.log" | sed 's/^.*journal: //' | sort |
 start_hub "$T/hub.yaml"
 sleep 1
 stop_hub
-sed -e '/^buses:/,/^outputs:/{/^outputs:/!d}' -e 's/status_interval: 1s/status_interval: 1h/' \
-    "$T/hub.yaml" >"$T/drain.yaml"
-start_hub "$T/drain.yaml"
-for _ in $(seq 150); do
-    lag=$("$CITYHUB" journal -c "$T/hub.yaml" | awk '$1 == "cursor" { print $5 }')
-    [ "$lag" = 0 ] && break
-    sleep 0.2
-done
-stop_hub
+drain_output "$T/hub.yaml" ioc
 "$CITYHUB" journal -c "$T/hub.yaml"
 accepted=$(journal_stat "$T/hub.yaml" next_seq)
-lag=$("$CITYHUB" journal -c "$T/hub.yaml" | awk '$1 == "cursor" { print $5 }')
+lag=$(output_lag "$T/hub.yaml" ioc)
 [ "$lag" = 0 ] || fail "output still $lag readings behind"
 
-lab=$(influx_count city "SELECT count(counter) FROM lab")
-dev=$(influx_count city "SELECT count(ok) FROM cityhub_device")
-hub=$(influx_count city "SELECT count(uptime_s) FROM cityhub")
-out=$(influx_count city "SELECT count(delivered) FROM cityhub_output")
-stored=$((lab + dev + hub + out))
-echo "accepted by the journal: $accepted; in InfluxDB: $stored (lab $lab, cityhub_device $dev, cityhub $hub, cityhub_output $out)"
+store_points city
+stored=$STORE_POINTS
+echo "accepted by the journal: $accepted; in InfluxDB: $stored ($STORE_DETAIL)"
 [ "$accepted" -gt 100 ] || fail "too few readings flowed ($accepted)"
 [ "$stored" -eq "$accepted" ] || fail "store holds $stored points, journal accepted $accepted"
 
 # No duplicates: every (device, time) is unique in the store, and counters per
 # device never repeat a timestamp.
-for d in a b; do
-    influx_csv city "SELECT counter FROM lab WHERE device='$d'" | cut -d, -f3 >"$T/ts-$d"
-    total=$(wc -l <"$T/ts-$d")
-    uniq=$(sort -u "$T/ts-$d" | wc -l)
-    [ "$total" -eq "$uniq" ] || fail "device $d: $total points but $uniq distinct timestamps"
-done
+unique_times city a b
 grep -c "torn tail\|cut" "$T/cityhub.log" || true
 echo "crash ok"

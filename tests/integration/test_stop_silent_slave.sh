@@ -6,10 +6,7 @@ set -eu
 . tests/lib/fixtures.sh
 fixtures_init
 start_sim --profile test
-SILENT=$("$FREEPORT")
-socat "TCP-LISTEN:$SILENT,bind=127.0.0.1,reuseaddr,fork" SYSTEM:'sleep 60' >/dev/null 2>&1 &
-track_pid $!
-wait_for bash -c "exec 3<>/dev/tcp/127.0.0.1/$SILENT" || fail "socat did not listen"
+start_silent_slave
 NOSTORE=$("$FREEPORT")
 
 cat >"$T/hub.yaml" <<YAML

@@ -163,6 +163,15 @@ start_sim() {
         { cat "$T/sim.log" >&2; fail "cityhub-sim did not listen on $SIM_PORT"; }
 }
 
+# start_silent_slave -> SILENT: a TCP port on 127.0.0.1 that accepts
+# connections and never answers (a Modbus slave gone mute), until the test ends.
+start_silent_slave() {
+    SILENT=$("$FREEPORT")
+    socat "TCP-LISTEN:$SILENT,bind=127.0.0.1,reuseaddr,fork" SYSTEM:'sleep 60' >/dev/null 2>&1 &
+    track_pid $!
+    wait_for bash -c "exec 3<>/dev/tcp/127.0.0.1/$SILENT" || fail "socat did not listen"
+}
+
 # start_pty_pair: a null-modem cable in software. socat joins two ptys,
 # linked as $T/ttyA and $T/ttyB (PTY_A, PTY_B); what is written to one is read
 # from the other. Ptys take any baud rate and parity and ignore them.
@@ -198,12 +207,14 @@ demo_config() {
         "$top/firmware/demo/cityhub-demo.yaml.in" >"$1"
 }
 
-# start_hub CONFIG [LOG]  -> HUB_PID (cityhub run in the background)
+# start_hub CONFIG [LOG]  -> HUB_PID (cityhub run in the background).
+# Tests run as root where no user "cityhub" exists: the hub is started with
+# --user root (HUB_USER=NAME for another user, HUB_USER= for hub.user).
 start_hub() {
-    local log=${2:-$T/cityhub.log}
+    local log=${2:-$T/cityhub.log} user=${HUB_USER-root}
     HUB_LOG=$log
     HUB_RUNNING_BEFORE=$(grep -c "\[cityhub\] running:" "$log" 2>/dev/null || true)
-    "$CITYHUB" run -c "$1" >>"$log" 2>&1 &
+    "$CITYHUB" run -c "$1" ${user:+--user "$user"} >>"$log" 2>&1 &
     HUB_PID=$!
     track_pid "$HUB_PID"
 }
@@ -240,6 +251,61 @@ journal_cursor() {
 influx_count() {
     influx_query "$1" "$2" | sed -n 's/.*"values":\[\[[0-9]*,\([0-9]*\)\]\].*/\1/p' | head -1 |
         grep . || echo 0
+}
+
+# ---- exactly once: the journal against the store --------------------------------
+#   drain_config CONFIG OUT    CONFIG without its inputs (status points hourly): a
+#                              hub that only delivers what the journal holds
+#   drain_output CONFIG OUTPUT when OUTPUT's cursor is behind, run the drain config
+#                              until it caught up (30 s at most)
+#   store_points DB            -> STORE_POINTS: points in DB of measurements lab
+#                              (field counter), level (field value, MQTT) and of
+#                              the hub's status points (cityhub_mqtt too)
+#                              (cityhub_device, cityhub, cityhub_output);
+#                              STORE_DETAIL: how many of each
+#   unique_times DB DEVICE...  fail when a device of lab repeats a timestamp
+drain_config() {
+    sed -e '/^buses:/,/^outputs:/{/^outputs:/!d}' -e 's/status_interval: 1s/status_interval: 1h/' \
+        "$1" >"$2"
+}
+
+output_lag() {
+    "$CITYHUB" journal -c "$1" | awk -v o="$2" '$1 == "cursor" && $2 == o { print $5 }'
+}
+
+drain_output() {
+    [ "$(output_lag "$1" "$2")" = 0 ] && return 0
+    echo "$2 $(output_lag "$1" "$2") behind: draining"
+    drain_config "$1" "$T/drain.yaml"
+    start_hub "$T/drain.yaml"
+    for _ in $(seq 150); do
+        [ "$(output_lag "$1" "$2")" = 0 ] && break
+        sleep 0.2
+    done
+    stop_hub
+}
+
+store_points() {
+    local lab level mq dev hub out
+    lab=$(influx_count "$1" "SELECT count(counter) FROM lab")
+    level=$(influx_count "$1" "SELECT count(value) FROM level")
+    mq=$(influx_count "$1" "SELECT count(messages) FROM cityhub_mqtt")
+    dev=$(influx_count "$1" "SELECT count(ok) FROM cityhub_device")
+    hub=$(influx_count "$1" "SELECT count(uptime_s) FROM cityhub")
+    out=$(influx_count "$1" "SELECT count(delivered) FROM cityhub_output")
+    STORE_DETAIL="lab $lab, level $level, cityhub_mqtt $mq, cityhub_device $dev, cityhub $hub, cityhub_output $out"
+    STORE_POINTS=$((lab + level + mq + dev + hub + out))
+}
+
+unique_times() {
+    local db=$1 d total uniq
+    shift
+    for d in "$@"; do
+        influx_csv "$db" "SELECT counter FROM lab WHERE device='$d'" | cut -d, -f3 >"$T/ts-$d"
+        total=$(wc -l <"$T/ts-$d")
+        uniq=$(sort -u "$T/ts-$d" | wc -l)
+        [ "$total" -eq "$uniq" ] || fail "device $d: $total points but $uniq distinct timestamps"
+    done
 }
 
 # ---- cityhub-sim: several simulators, many endpoints ---------------------------

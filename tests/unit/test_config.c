@@ -194,14 +194,23 @@ static void test_full_config(void **state)
     ch_config_free(c);
 }
 
+/* text, which must load without an error */
+static struct ch_config *load_ok(const char *text)
+{
+    char *errs = NULL;
+    unsigned n = 0;
+    struct ch_config *c = load(text, &errs, &n);
+    if (!c)
+        fprintf(stderr, "%s", errs);
+    assert_non_null(c);
+    free(errs);
+    return c;
+}
+
 static void test_defaults(void **state)
 {
     (void)state;
-    char *errs = NULL;
-    unsigned n = 0;
-    struct ch_config *c = load("hub: {name: gw}\n", &errs, &n);
-    assert_non_null(c);
-    free(errs);
+    struct ch_config *c = load_ok("hub: {name: gw}\n");
     assert_string_equal(c->hub.journal.path, "/var/lib/cityhub/journal");
     assert_int_equal(c->hub.journal.max_size, 256ULL << 20);
     assert_int_equal(c->hub.journal.segment_size, 8ULL << 20);
@@ -209,6 +218,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->hub.journal.on_full, HUB_JOURNAL_DROP_OLDEST);
     assert_int_equal(c->hub.log_level, HUB_LOG_INFO);
     assert_int_equal(c->hub.status_interval_ns, 60 * S);
+    assert_string_equal(c->hub.user, "cityhub");
     assert_int_equal(c->hub.tags.n, 0);
     assert_int_equal(NBUSES(c), 0);
     assert_int_equal(NDEVICES(c), 0);
@@ -288,6 +298,21 @@ static void test_anchors_allowed(void **state)
     assert_string_equal(DEV(c, 1)->regs[0].field, "x");
     assert_int_equal(DEV(c, 1)->regs[0].address, 1);
     ch_config_free(c);
+}
+
+static void test_hub_user(void **state)
+{
+    (void)state;
+    struct ch_config *c = load_ok("hub: {name: gw, user: nobody}\n");
+    assert_string_equal(c->hub.user, "nobody");
+    ch_config_free(c);
+    expect_errors("hub: {name: gw, user: \"a b\"}\n",
+                  "test.yaml:1:23: user \"a b\": a user name has letters, digits, '_', '-', '.'\n",
+                  1);
+    expect_errors("hub: {name: gw, user: 1x}\n",
+                  "test.yaml:1:23: user \"1x\": a user name starts with a letter or '_'\n", 1);
+    expect_errors("hub: {name: gw, user: \"\"}\n",
+                  "test.yaml:1:23: user \"\": a user name has 1 to 32 characters\n", 1);
 }
 
 static void test_unknown_key_top(void **state)
@@ -943,6 +968,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_tables),
         cmocka_unit_test(test_anchors_allowed),
+        cmocka_unit_test(test_hub_user),
         cmocka_unit_test(test_unknown_key_top),
         cmocka_unit_test(test_unknown_key_device),
         cmocka_unit_test(test_unknown_key_register),

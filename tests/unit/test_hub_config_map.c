@@ -302,6 +302,73 @@ static void test_tags_and_lists_are_not_scalars(void **state)
     expect_err(key("tags"), "x", "tags takes a mapping of names to values, not \"x\"");
 }
 
+/* hub_cfg_equal: every key counts, nested tables too; other members do not. */
+struct outer {
+    struct sample one;        /* OBJECT */
+    struct hub_cfg_list many; /* LIST of samples */
+    int scratch;              /* no key */
+};
+
+static const struct hub_cfg_key outer_keys[] = {
+    {.name = "one", .type = HUB_CFG_OBJECT, .offset = offsetof(struct outer, one), .child = keys},
+    {.name = "many",
+     .type = HUB_CFG_LIST,
+     .offset = offsetof(struct outer, many),
+     .child = keys,
+     .elem_size = sizeof(struct sample),
+     .max_count = 4},
+    HUB_CFG_END,
+};
+
+static void test_equal(void **state)
+{
+    (void)state;
+    struct sample a, b;
+    char err[256];
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    hub_cfg_defaults(keys, &a);
+    hub_cfg_defaults(keys, &b);
+    assert_true(hub_cfg_equal(keys, &a, &b));
+    const char *const change[][2] = {{"name", "other"}, {"port", "503"},    {"scale", "0.5"},
+                                     {"gzip", "false"}, {"interval", "5s"}, {"max_size", "1MiB"},
+                                     {"mode", "fast"}};
+    for (size_t i = 0; i < sizeof(change) / sizeof(change[0]); i++) {
+        struct sample c = b;
+        assert_int_equal(
+            hub_cfg_set(hub_cfg_find(keys, change[i][0]), &c, change[i][1], err, sizeof(err)), 0);
+        assert_false(hub_cfg_equal(keys, &a, &c));
+    }
+    assert_int_equal(hub_cfg_tags_add(&a.tags, "site", "x", err, sizeof(err)), 0);
+    assert_false(hub_cfg_equal(keys, &a, &b));
+    assert_int_equal(hub_cfg_tags_add(&b.tags, "site", "y", err, sizeof(err)), 0);
+    assert_false(hub_cfg_equal(keys, &a, &b));
+    hub_cfg_tags_free(&b.tags);
+    assert_int_equal(hub_cfg_tags_add(&b.tags, "site", "x", err, sizeof(err)), 0);
+    assert_true(hub_cfg_equal(keys, &a, &b));
+
+    struct outer x = {.one = a, .scratch = 1}, y = {.one = b, .scratch = 2};
+    struct sample items[2][2];
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 2; i++) {
+            memset(&items[k][i], 0, sizeof(items[k][i]));
+            hub_cfg_defaults(keys, &items[k][i]);
+        }
+    x.many = (struct hub_cfg_list){items[0], 2};
+    y.many = (struct hub_cfg_list){items[1], 2};
+    assert_true(hub_cfg_equal(outer_keys, &x, &y)); /* scratch has no key */
+    items[1][1].n = 9;
+    assert_false(hub_cfg_equal(outer_keys, &x, &y));
+    items[1][1].n = items[0][1].n;
+    y.many.n = 1;
+    assert_false(hub_cfg_equal(outer_keys, &x, &y));
+    y.many.n = 2;
+    y.one.flag = !y.one.flag;
+    assert_false(hub_cfg_equal(outer_keys, &x, &y));
+    hub_cfg_tags_free(&a.tags);
+    hub_cfg_tags_free(&b.tags);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -313,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_unit_value_untouched_on_error),
         cmocka_unit_test(test_tags),
         cmocka_unit_test(test_tags_and_lists_are_not_scalars),
+        cmocka_unit_test(test_equal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -691,6 +691,50 @@ static void test_cursor_deletes_segments(void **state)
     hub_journal_close(j);
 }
 
+/* A cursor closed (its output removed by a reload) holds nothing: what the
+ * others passed goes at once; its file stays, and opened again it resumes
+ * where it was, or at the oldest stored record once that was dropped. */
+static void test_cursor_close_releases(void **state)
+{
+    struct fx *f = *state;
+    hub_journal_t *j = jopen(f->dir, 256, 0, 0);
+    append_n(j, 0, 60);
+    struct hub_journal_stats st;
+    hub_journal_stats(j, &st);
+    uint64_t segs = st.segments, a, b;
+    assert_int_equal(hub_journal_cursor_open(j, "a", &a), HUB_OK);
+    assert_int_equal(hub_journal_cursor_open(j, "b", &b), HUB_OK);
+    assert_int_equal(hub_journal_cursor_commit(j, "b", 5), HUB_OK);
+    assert_int_equal(hub_journal_cursor_commit(j, "a", 60), HUB_OK);
+    hub_journal_stats(j, &st);
+    assert_true(st.first_seq <= 5);
+    assert_int_equal(hub_journal_cursor_close(j, "b"), HUB_OK);
+    assert_int_equal(hub_journal_cursor_close(j, "b"), HUB_EEMPTY);
+    assert_int_equal(hub_journal_cursor_close(j, "bad/name"), HUB_EINVAL);
+    hub_journal_stats(j, &st);
+    assert_true(st.segments < segs);
+    assert_int_equal(st.segments, 1);
+    assert_int_equal(st.dropped, 0);
+    assert_int_equal(hub_journal_cursor_peek(j, "b", &b), HUB_OK); /* the file stays */
+    assert_int_equal(b, 5);
+    /* b again: its records were dropped meanwhile, it starts at the oldest */
+    assert_int_equal(hub_journal_cursor_open(j, "b", &b), HUB_OK);
+    assert_int_equal(b, st.first_seq);
+    /* closed before anything was dropped, it resumes where it was */
+    assert_int_equal(hub_journal_cursor_commit(j, "b", 58), HUB_OK);
+    assert_int_equal(hub_journal_cursor_close(j, "b"), HUB_OK);
+    assert_int_equal(hub_journal_cursor_open(j, "b", &b), HUB_OK);
+    assert_int_equal(b, 58);
+    /* every cursor closed: nothing is deleted for want of a holder */
+    assert_int_equal(hub_journal_cursor_close(j, "a"), HUB_OK);
+    assert_int_equal(hub_journal_cursor_close(j, "b"), HUB_OK);
+    append_n(j, 60, 20);
+    hub_journal_stats(j, &st);
+    assert_int_equal(read_check(j, st.first_seq, st.first_seq, NULL), 80 - st.first_seq);
+    assert_true(st.first_seq <= 58);
+    hub_journal_close(j);
+}
+
 /* next_seq survives a restart when everything delivered was deleted. */
 static void test_next_seq_survives(void **state)
 {
@@ -2607,6 +2651,7 @@ int main(void)
         T(test_rotation_and_read_across),
         T(test_sync_counts),
         T(test_cursor_commit_reopen),
+        T(test_cursor_close_releases),
         T(test_too_many_cursors),
         T(test_corrupt_cursor_falls_back),
         T(test_cursor_deletes_segments),

@@ -582,6 +582,21 @@ static void test_retry_after_honoured(void **state)
     assert_int_equal(peek(x, "ioc"), 1);
 }
 
+/* A new loop on the same cursor, the server accepting: one flush of
+ * [from, from + n), the cursor committed past it. */
+static void rerun_sends(struct fx *x, const struct hub_output_opts *op, int64_t from, size_t n)
+{
+    hub_output_free(x->o);
+    x->o = NULL;
+    reset_fake(x);
+    start(x, op);
+    assert_true(wait_calls(&x->f, 1, 5000));
+    stop(x);
+    assert_int_equal(ncalls(&x->f), 1);
+    assert_call(&x->f, 0, from, n);
+    assert_int_equal(peek(x, "ioc"), (uint64_t)from + n);
+}
+
 /* A retryable failure never advances: the same readings come again, the
  * cursor stays. */
 static void test_retry_never_advances(void **state)
@@ -614,18 +629,35 @@ static void test_retry_never_advances(void **state)
     assert_true(peek(x, "ioc") == UINT64_MAX); /* never committed */
 
     /* The server accepts again: a new loop sends the same readings. */
-    hub_output_free(x->o);
-    x->o = NULL;
-    reset_fake(x);
-    start(x, &op);
-    assert_true(wait_calls(&x->f, 1, 5000));
-    stop(x);
-    assert_int_equal(ncalls(&x->f), 1);
-    assert_call(&x->f, 0, 0, 4);
-    assert_int_equal(peek(x, "ioc"), 4);
+    rerun_sends(x, &op, 0, 4);
     hub_output_stats(x->o, &st);
     assert_int_equal(st.state, HUB_OUT_STATE_OK);
     assert_int_equal(st.retrying_since_ns, 0);
+}
+
+/* hub_output_stop_now (a reload): no grace of retries; what was delivered
+ * is committed, the rest waits for the next loop, which sends it once. */
+static void test_stop_now_skips_the_grace(void **state)
+{
+    struct fx *x = *state;
+    append_readings(x->j, 0, 4);
+    struct hub_output_opts op = opts_of(4, 0);
+    op.stop_grace_ns = 5000 * MS;
+    start(x, &op);
+    assert_true(wait_calls(&x->f, 1, 5000));
+    pthread_mutex_lock(&x->f.mu);
+    x->f.dflt = HUB_OUT_RETRY;
+    pthread_mutex_unlock(&x->f.mu);
+    append_readings(x->j, 4, 4);
+    assert_true(wait_calls(&x->f, 3, 5000));
+    int64_t t0 = hub_mono_ns();
+    hub_output_stop_now(x->o);
+    pthread_join(x->thread, NULL);
+    x->running = false;
+    assert_int_equal(x->run_rc, HUB_OK);
+    assert_true(x->run_ended_ns - t0 < 1000 * MS); /* not the 5 s grace */
+    assert_int_equal(peek(x, "ioc"), 4);
+    rerun_sends(x, &op, 4, 4);
 }
 
 static size_t count_lines(const char *path, const char *needle)
@@ -1306,6 +1338,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retry_then_ok_same_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after_honoured, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_never_advances, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_now_skips_the_grace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reject_isolates_bad_reading, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reject_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_too_large_splits, setup, teardown),
