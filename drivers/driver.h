@@ -238,6 +238,10 @@ struct drv_ops {
      * once. format (may be NULL): one reading as the output writes it, for
      * `cityhub journal --dump`; returns HUB_OK or an error. */
     hub_out_flush_fn flush;
+    /* async (may be NULL): the same requests in two steps, encode then send
+     * (hub/output.h), so that the hub encodes the next batch while one is
+     * on its way; flush must still work (it is prepare, start, finish). */
+    const struct hub_out_async *async;
     void (*cancel)(void *ctx);
     int (*format)(const hub_reading_t *r, struct hub_buf *out);
     /* send_raw (may be NULL): send data already in the output's own format

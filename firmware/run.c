@@ -312,6 +312,7 @@ static int start_outputs(struct ch_daemon *d, const struct drv_env *env)
             .deadletter = o->dl,
             .format = o->ops->format,
             .metrics = d->metrics,
+            .async = o->ops->async,
         };
         int rc = hub_output_new(d->journal, &oo, o->ops->flush, o->ctx, &o->loop);
         if (rc != HUB_OK) {

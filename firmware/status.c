@@ -262,6 +262,8 @@ static json_t *health_json(struct ch_status *st, enum level *out_level)
         json_object_set_new(o, "retries", json_integer((json_int_t)os.retries));
         json_object_set_new(o, "rejected", json_integer((json_int_t)os.rejected));
         json_object_set_new(o, "rate", json_real(os.rate));
+        json_object_set_new(o, "draining", json_boolean(os.draining));
+        json_object_set_new(o, "eta_s", os.eta_s > 0 ? json_real(os.eta_s) : json_null());
         json_array_append_new(outs, o);
         if (os.state == HUB_OUT_STATE_ALARM)
             reason(&h, LVL_FAILING, "output %s: alarm: %s", e->outs[i].name, os.alarm);

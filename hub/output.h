@@ -20,6 +20,23 @@
  *                     the output stops sending and raises an alarm (log, stats);
  *                     readings stay in the journal; it tries again every
  *                     alarm_retry (or after a restart or reload).
+ *
+ * Pipelining (struct hub_out_async, for outputs whose requests cost
+ * encoding, e.g. line protocol + gzip): the loop encodes the next batch
+ * (prepare) while the current one is on its way (start ... finish); a
+ * thread of the output's own persists the cursor meanwhile, at most every
+ * 100 ms while batches flow and at once when the output goes idle. The
+ * cursor only ever moves to the end of a batch the server acknowledged,
+ * all earlier ones acknowledged too; after a crash the batch that was on
+ * its way and those acknowledged since the last cursor write are sent
+ * again, which replay tolerates. At most two batches are held: the one on
+ * its way and the next.
+ *
+ * Backlog: when the journal holds two batches or more not yet delivered
+ * (after an outage or a restart), full batches go back to back and the
+ * last, partial one goes at once, without waiting flush_interval; in
+ * steady state a batch that does not fill waits flush_interval.
+ *
  * No answer but OK counts a reading as delivered. Each kind of failure
  * (hub_out_answer.kind) is logged the first time it happens, whatever came
  * before it. A record that fails to decode is skipped and counted (corrupt),
@@ -27,6 +44,7 @@
 #ifndef HUB_OUTPUT_H
 #define HUB_OUTPUT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,7 +63,7 @@ struct hub_out_answer {
     /* HUB_OUT_OK only: how many readings, from the first, were delivered
      * when the driver sent a prefix of the batch (its request size limit,
      * max_batch_bytes, was reached); 0 means all n. The rest is offered
-     * again at once, as the start of the next batch: not a failure. */
+     * again at once: not a failure. */
     size_t done;
     int64_t retry_after_ns; /* server's hint, 0 if none */
     /* The server's status code when it answered (HTTP: 100..599), 0 when
@@ -64,6 +82,27 @@ typedef enum hub_out_result (*hub_out_flush_fn)(void *ctx, hub_reading_t *const 
 /* One reading as the output writes it (a line of line protocol), for the
  * dead-letter file. Returns HUB_OK or an error. */
 typedef int (*hub_out_format_fn)(const hub_reading_t *r, struct hub_buf *out);
+
+/* The requests of an output in two steps, so that the next one is encoded
+ * while the current one is on its way. Request slots are 0 and 1: the loop
+ * prepares into one while the other is being sent, never the slot that is
+ * on its way.
+ *   prepare: encode readings[0..n) into slot. HUB_OUT_OK with ans->done =
+ *            how many, from the first, the request holds (its size limit;
+ *            0 = all n; the rest goes in the next request), or what flush
+ *            would answer without sending (HUB_OUT_TOO_LARGE: the first
+ *            reading alone is too large; HUB_OUT_RETRY: a local failure).
+ *   start:   send the request slot holds; returns once it is on its way
+ *            (a failure to send is finish's answer).
+ *   finish:  wait for the answer of the request start sent, answered as
+ *            flush answers (ans->done: a prefix of what prepare took).
+ * A request is started again (a retry) without a new prepare. */
+struct hub_out_async {
+    enum hub_out_result (*prepare)(void *ctx, unsigned slot, hub_reading_t *const *readings,
+                                   size_t n, struct hub_out_answer *ans);
+    void (*start)(void *ctx, unsigned slot);
+    enum hub_out_result (*finish)(void *ctx, unsigned slot, struct hub_out_answer *ans);
+};
 
 struct hub_deadletter;
 
@@ -84,9 +123,13 @@ struct hub_output_opts {
     /* Where the loop's counters go, labelled output="NAME" (may be NULL):
      * cityhub_output_{delivered,rejected,retries,splits}_total,
      * cityhub_output_responses_total{class="2xx".."5xx" or "none"} and the
-     * gauges cityhub_output_backlog and cityhub_output_alarm (1 while in
-     * alarm). */
+     * gauges cityhub_output_backlog, cityhub_output_rate (readings/s),
+     * cityhub_output_drain_eta_seconds (time left to deliver the backlog, 0
+     * when none or unknown) and cityhub_output_alarm (1 while in alarm). */
     struct hub_metrics *metrics;
+    /* The output's requests in two steps (may be NULL: flush alone, one
+     * request after the other). With it, flush is not called. */
+    const struct hub_out_async *async;
 };
 
 enum hub_out_state {
@@ -110,6 +153,8 @@ struct hub_output_stats {
     char alarm[128];           /* the alarm's reason while state is ALARM */
     uint64_t backlog;          /* readings stored but not yet delivered (as of the call) */
     double rate;               /* readings delivered per second, recent average */
+    bool draining;             /* catching up on a backlog: batches back to back */
+    double eta_s;              /* time left to deliver the backlog at rate; 0 = unknown */
 };
 
 /* Name of a state, for status points: "ok", "retrying", "alarm". */

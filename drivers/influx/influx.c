@@ -27,6 +27,7 @@
 #include <openssl/ssl.h>
 
 #include "drivers/influx/influx_priv.h"
+#include "hub/beat.h"
 #include "hub/clock.h"
 #include "hub/log.h"
 #include "hub/secret.h"
@@ -38,15 +39,31 @@
 #define INFLUX_RESP_MAX 4096 /* kept of the server's answer body */
 #define INFLUX_WHY_BODY 200  /* bytes of the server's reason put in why */
 
+#define INFLUX_SLOTS 2     /* requests: one on its way, the next being encoded */
+#define INFLUX_POLL_MS 100 /* longest wait for the socket: a cancel is seen by then */
+
+/* One request: its body, and what it holds. */
+struct influx_slot {
+    struct hub_buf body;        /* line protocol of one batch */
+    struct hub_buf gz;          /* its gzip form */
+    const struct hub_buf *send; /* body or gz; NULL: nothing to send */
+    size_t lines;
+};
+
 struct influx_ctx {
     char who[sizeof("influxdb:") + DRV_NAME_MAX];
     CURL *h;
+    CURLM *m; /* h runs in it: the request goes on while the hub encodes the next */
     struct curl_slist *headers;
     char *write_url;
     bool gzip;
     bool uint_support;
-    struct hub_buf body; /* line protocol of one batch */
-    struct hub_buf gz;   /* its gzip form */
+    struct influx_slot slot[INFLUX_SLOTS];
+    /* the request started: its slot, whether it is over and how */
+    unsigned cur;
+    bool added; /* h is in m */
+    bool over;
+    CURLcode result;
     struct hub_buf resp; /* the server's answer, first INFLUX_RESP_MAX bytes */
     char errbuf[CURL_ERROR_SIZE];
     struct hub_log_limit skip_limit;
@@ -112,14 +129,20 @@ static void influx_exit(void *ctxp)
     struct influx_ctx *c = ctxp;
     if (!c)
         return;
+    if (c->h && c->m && c->added)
+        curl_multi_remove_handle(c->m, c->h);
     if (c->h)
         curl_easy_cleanup(c->h);
+    if (c->m)
+        curl_multi_cleanup(c->m);
     for (struct curl_slist *s = c->headers; s; s = s->next)
         hub_secret_wipe(s->data, strlen(s->data)); /* the token header */
     curl_slist_free_all(c->headers);
     free(c->write_url);
-    hub_buf_free(&c->body);
-    hub_buf_free(&c->gz);
+    for (unsigned i = 0; i < INFLUX_SLOTS; i++) {
+        hub_buf_free(&c->slot[i].body);
+        hub_buf_free(&c->slot[i].gz);
+    }
     hub_buf_free(&c->resp);
     free(c);
 }
@@ -214,12 +237,16 @@ static int influx_init(const void *cfgp, const struct drv_env *env, void **out, 
         cfg->common.max_batch_bytes ? (size_t)cfg->common.max_batch_bytes : DRV_INFLUX_BODY_DEFAULT;
     if (cap > DRV_INFLUX_BODY_MAX)
         cap = DRV_INFLUX_BODY_MAX;
-    hub_buf_init(&c->body, cap);
-    hub_buf_init(&c->gz, cap + cap / 64 + 1024); /* deflate's worst case is below this */
+    for (unsigned i = 0; i < INFLUX_SLOTS; i++) {
+        hub_buf_init(&c->slot[i].body, cap);
+        /* deflate's worst case is below this */
+        hub_buf_init(&c->slot[i].gz, cap + cap / 64 + 1024);
+    }
     hub_buf_init(&c->resp, INFLUX_RESP_MAX);
 
     c->h = curl_easy_init();
-    if (!c->h) {
+    c->m = curl_multi_init();
+    if (!c->h || !c->m) {
         snprintf(err, errlen, "libcurl: cannot make a handle (was curl_global_init called?)");
         goto out;
     }
@@ -323,7 +350,8 @@ void drv_influx_server_reason(const char *body, size_t len, char *dst, size_t ma
     json_decref(root);
 }
 
-static enum hub_out_result post(struct influx_ctx *c, size_t n, struct hub_out_answer *ans);
+static enum hub_out_result answer(struct influx_ctx *c, size_t n, size_t len,
+                                  struct hub_out_answer *ans);
 
 /* The kind of a transport failure, short and stable, for the log. */
 static const char *transport_kind(CURLcode cr)
@@ -383,28 +411,49 @@ static const char *tls_verdict(const struct influx_ctx *c, CURLcode cr, const ch
     }
 }
 
-static enum hub_out_result influx_flush(void *ctxp, hub_reading_t *const *readings, size_t n,
-                                        struct hub_out_answer *ans)
+/* gzip the slot's body if asked; the slot then holds its request. */
+static enum hub_out_result seal(struct influx_ctx *c, struct influx_slot *sl, size_t lines,
+                                struct hub_out_answer *ans)
+{
+    sl->lines = lines;
+    sl->send = sl->body.len ? &sl->body : NULL;
+    if (!c->gzip || !sl->send)
+        return HUB_OUT_OK;
+    hub_buf_reset(&sl->gz);
+    int rc = drv_influx_gzip(sl->body.data, sl->body.len, &sl->gz);
+    if (rc != HUB_OK) {
+        sl->send = NULL;
+        snprintf(ans->why, sizeof(ans->why), "gzip of %zu bytes: %s", sl->body.len,
+                 hub_strerror(rc));
+        return HUB_OUT_RETRY;
+    }
+    sl->send = &sl->gz;
+    return HUB_OUT_OK;
+}
+
+/* Encode a batch into a slot: line protocol, then gzip. A batch that
+ * passes max_batch_bytes is cut (ans->done). */
+static enum hub_out_result influx_prepare(void *ctxp, unsigned slot, hub_reading_t *const *readings,
+                                          size_t n, struct hub_out_answer *ans)
 {
     struct influx_ctx *c = ctxp;
+    struct influx_slot *sl = &c->slot[slot % INFLUX_SLOTS];
     size_t skipped = 0;
 
+    ans->done = 0;
     ans->retry_after_ns = 0;
     ans->kind[0] = 0;
     ans->why[0] = 0;
-    if (atomic_load(&c->cancel)) { /* stopping: send nothing more */
-        snprintf(ans->why, sizeof(ans->why), "cancelled: the program is stopping");
-        return HUB_OUT_RETRY;
-    }
-    hub_buf_reset(&c->body);
+    sl->send = NULL;
+    hub_buf_reset(&sl->body);
     for (size_t i = 0; i < n; i++) {
-        int rc = drv_influx_encode(readings[i], c->uint_support, &c->body);
+        int rc = drv_influx_encode(readings[i], c->uint_support, &sl->body);
         if (rc == HUB_EINVAL) {
             skipped++; /* no field, or a value line protocol cannot hold */
         } else if (rc == HUB_EFULL && i > 0) {
             /* max_batch_bytes reached: send what fits, the rest comes next */
             hub_debug(c->who, "request limit of %zu bytes reached at reading %zu of %zu",
-                      c->body.cap, i, n);
+                      sl->body.cap, i, n);
             ans->done = i;
             n = i;
             break;
@@ -412,7 +461,7 @@ static enum hub_out_result influx_flush(void *ctxp, hub_reading_t *const *readin
             snprintf(ans->kind, sizeof(ans->kind), "too large");
             snprintf(ans->why, sizeof(ans->why),
                      "one reading is larger than max_batch_bytes (%zu bytes); raise it",
-                     c->body.cap);
+                     sl->body.cap);
             return HUB_OUT_TOO_LARGE;
         } else if (rc != HUB_OK) {
             snprintf(ans->why, sizeof(ans->why), "encoding reading %zu: %s", i, hub_strerror(rc));
@@ -425,12 +474,120 @@ static enum hub_out_result influx_flush(void *ctxp, hub_reading_t *const *readin
             hub_warn(c->who, "%zu of %zu readings not sent: no field, or a non-finite value%s",
                      skipped, n, held ? " (more held back)" : "");
     }
-    if (c->body.len == 0)
+    return seal(c, sl, n - skipped, ans);
+}
+
+/* Run the transfer until it is over, or (upload_only) until the request
+ * is on the wire. */
+static void drive(struct influx_ctx *c, bool upload_only)
+{
+    const struct hub_buf *send = c->slot[c->cur].send;
+    while (!c->over) {
+        int running = 0, left = 0;
+        CURLMcode mc = curl_multi_perform(c->m, &running);
+        CURLMsg *msg;
+        while ((msg = curl_multi_info_read(c->m, &left)) != NULL)
+            if (msg->msg == CURLMSG_DONE && msg->easy_handle == c->h) {
+                c->result = msg->data.result;
+                c->over = true;
+            }
+        if (!c->over && mc != CURLM_OK) {
+            c->result = CURLE_FAILED_INIT;
+            snprintf(c->errbuf, sizeof(c->errbuf), "curl_multi_perform: %s",
+                     curl_multi_strerror(mc));
+            c->over = true;
+        }
+        if (!c->over && atomic_load(&c->cancel)) {
+            c->result = CURLE_ABORTED_BY_CALLBACK;
+            c->over = true;
+        }
+        if (c->over)
+            break;
+        if (upload_only) {
+            curl_off_t up = 0;
+            if (curl_easy_getinfo(c->h, CURLINFO_SIZE_UPLOAD_T, &up) == CURLE_OK &&
+                up >= (curl_off_t)send->len)
+                return;
+        }
+        long wait_ms = -1;
+        curl_multi_timeout(c->m, &wait_ms);
+        if (wait_ms == 0)
+            continue; /* curl has more to do at once (a new request's first steps) */
+        curl_multi_poll(c->m, NULL, 0, INFLUX_POLL_MS, NULL);
+        hub_beat(); /* the delivery loop's thread: waiting on the server, not stuck */
+    }
+    if (c->added) {
+        curl_multi_remove_handle(c->m, c->h);
+        c->added = false;
+    }
+}
+
+/* Send the slot's request: returns once it is on the wire (or over). */
+static void influx_start(void *ctxp, unsigned slot)
+{
+    struct influx_ctx *c = ctxp;
+    const struct hub_buf *send = c->slot[slot % INFLUX_SLOTS].send;
+    c->cur = slot % INFLUX_SLOTS;
+    c->over = false;
+    c->result = CURLE_OK;
+    hub_buf_reset(&c->resp);
+    c->errbuf[0] = 0;
+    c->cert_asked = false;
+    if (!send || atomic_load(&c->cancel)) { /* nothing to write; or stopping */
+        c->over = true;
+        c->result = send ? CURLE_ABORTED_BY_CALLBACK : CURLE_OK;
+        return;
+    }
+    curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, (const char *)send->data);
+    curl_easy_setopt(c->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)send->len);
+    CURLMcode mc = curl_multi_add_handle(c->m, c->h);
+    if (mc != CURLM_OK) {
+        c->result = CURLE_FAILED_INIT;
+        snprintf(c->errbuf, sizeof(c->errbuf), "curl_multi_add_handle: %s",
+                 curl_multi_strerror(mc));
+        c->over = true;
+        return;
+    }
+    c->added = true;
+    drive(c, true);
+}
+
+/* The answer to the request started. */
+static enum hub_out_result influx_finish(void *ctxp, unsigned slot, struct hub_out_answer *ans)
+{
+    struct influx_ctx *c = ctxp;
+    (void)slot;
+    ans->done = 0;
+    ans->retry_after_ns = 0;
+    ans->kind[0] = 0;
+    ans->why[0] = 0;
+    drive(c, false);
+    const struct influx_slot *sl = &c->slot[c->cur];
+    if (!sl->send && c->result == CURLE_OK)
         return HUB_OUT_OK; /* nothing that can be written */
-    enum hub_out_result res = post(c, n - skipped, ans);
+    enum hub_out_result res = answer(c, sl->lines, sl->send ? sl->send->len : 0, ans);
     atomic_store(&c->failing, res != HUB_OUT_OK);
+    return res;
+}
+
+static enum hub_out_result influx_flush(void *ctxp, hub_reading_t *const *readings, size_t n,
+                                        struct hub_out_answer *ans)
+{
+    struct influx_ctx *c = ctxp;
+    if (atomic_load(&c->cancel)) { /* stopping: send nothing more */
+        ans->retry_after_ns = 0;
+        ans->kind[0] = 0;
+        snprintf(ans->why, sizeof(ans->why), "cancelled: the program is stopping");
+        return HUB_OUT_RETRY;
+    }
+    enum hub_out_result res = influx_prepare(c, 0, readings, n, ans);
     if (res != HUB_OUT_OK)
-        ans->done = 0;
+        return res;
+    size_t done = ans->done;
+    influx_start(c, 0);
+    res = influx_finish(c, 0, ans);
+    if (res == HUB_OUT_OK)
+        ans->done = done;
     return res;
 }
 
@@ -439,50 +596,37 @@ static enum hub_out_result influx_send_raw(void *ctxp, const void *data, size_t 
                                            struct hub_out_answer *ans)
 {
     struct influx_ctx *c = ctxp;
+    struct influx_slot *sl = &c->slot[0];
     ans->done = 0;
     ans->retry_after_ns = 0;
     ans->kind[0] = 0;
     ans->why[0] = 0;
-    hub_buf_reset(&c->body);
-    if (hub_buf_add(&c->body, data, len) != HUB_OK ||
-        (len && ((const char *)data)[len - 1] != '\n' && hub_buf_addc(&c->body, '\n') != HUB_OK)) {
+    hub_buf_reset(&sl->body);
+    if (hub_buf_add(&sl->body, data, len) != HUB_OK ||
+        (len && ((const char *)data)[len - 1] != '\n' && hub_buf_addc(&sl->body, '\n') != HUB_OK)) {
         snprintf(ans->kind, sizeof(ans->kind), "too large");
         snprintf(ans->why, sizeof(ans->why), "%zu bytes: larger than max_batch_bytes (%zu)", len,
-                 c->body.cap);
+                 sl->body.cap);
         return HUB_OUT_TOO_LARGE;
     }
     size_t lines = 0;
-    for (size_t i = 0; i < c->body.len; i++)
-        lines += c->body.data[i] == '\n';
-    return post(c, lines, ans);
+    for (size_t i = 0; i < sl->body.len; i++)
+        lines += sl->body.data[i] == '\n';
+    enum hub_out_result res = seal(c, sl, lines, ans);
+    if (res != HUB_OUT_OK)
+        return res;
+    influx_start(c, 0);
+    return influx_finish(c, 0, ans);
 }
 
-/* POST the body (gzipped if asked) and read the answer. */
-static enum hub_out_result post(struct influx_ctx *c, size_t n, struct hub_out_answer *ans)
+/* What the transfer's outcome (c->result) and the server's status say. */
+static enum hub_out_result answer(struct influx_ctx *c, size_t n, size_t len,
+                                  struct hub_out_answer *ans)
 {
-    const struct hub_buf *send;
-    CURLcode cr;
+    CURLcode cr = c->result;
     long status = 0;
     char reason[INFLUX_WHY_BODY + 1];
 
-    send = &c->body;
-    if (c->gzip) {
-        hub_buf_reset(&c->gz);
-        int rc = drv_influx_gzip(c->body.data, c->body.len, &c->gz);
-        if (rc != HUB_OK) {
-            snprintf(ans->why, sizeof(ans->why), "gzip of %zu bytes: %s", c->body.len,
-                     hub_strerror(rc));
-            return HUB_OUT_RETRY;
-        }
-        send = &c->gz;
-    }
-
-    hub_buf_reset(&c->resp);
-    c->errbuf[0] = 0;
-    c->cert_asked = false;
-    curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, (const char *)send->data);
-    curl_easy_setopt(c->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)send->len);
-    cr = curl_easy_perform(c->h);
     if (cr == CURLE_ABORTED_BY_CALLBACK) {
         snprintf(ans->kind, sizeof(ans->kind), "cancelled");
         snprintf(ans->why, sizeof(ans->why), "cancelled: the program is stopping");
@@ -505,10 +649,9 @@ static enum hub_out_result post(struct influx_ctx *c, size_t n, struct hub_out_a
     curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &status);
     ans->status = status >= 100 && status <= 599 ? (int)status : 0;
     if (status >= 200 && status <= 299) {
-        hub_debug(c->who, "HTTP %ld: %zu readings, %zu bytes", status, n, send->len);
+        hub_debug(c->who, "HTTP %ld: %zu readings, %zu bytes", status, n, len);
         return HUB_OUT_OK;
     }
-
     drv_influx_server_reason(c->resp.data ? (const char *)c->resp.data : "", c->resp.len, reason,
                              INFLUX_WHY_BODY);
     snprintf(ans->why, sizeof(ans->why), "HTTP %ld%s%s", status, reason[0] ? ": " : "", reason);
@@ -555,6 +698,12 @@ static void influx_stats(void *ctxp, struct drv_stats *st)
     st->failing += atomic_load(&c->failing) ? 1 : 0;
 }
 
+static const struct hub_out_async influx_async = {
+    .prepare = influx_prepare,
+    .start = influx_start,
+    .finish = influx_finish,
+};
+
 const struct drv_ops drv_influx_ops = {
     .name = "influxdb",
     .kind = DRV_OUTPUT,
@@ -570,6 +719,7 @@ const struct drv_ops drv_influx_ops = {
     .check = influx_check,
     .init = influx_init,
     .flush = influx_flush,
+    .async = &influx_async,
     .cancel = influx_cancel,
     .format = influx_format,
     .send_raw = influx_send_raw,

@@ -62,6 +62,16 @@ struct fake {
     int64_t vals[MAX_VALS];
     size_t nvals;
     int bad; /* a reading that did not look like what was appended */
+    /* The two-step driver (struct hub_out_async): what each slot holds,
+     * which slot was started, and the order of the steps as letters: P
+     * prepare, S start, F finish, each followed by the first value of the
+     * slot's range. prepare_max > 0: a request holds at most that many. */
+    hub_reading_t *slot_rs[2][MAX_VALS / 16];
+    size_t slot_n[2];
+    int started; /* -1: none */
+    size_t prepares, prepare_max;
+    char steps[4096];
+    size_t nsteps;
 };
 
 static enum hub_out_result fake_flush(void *ctx, hub_reading_t *const *readings, size_t n,
@@ -120,6 +130,57 @@ static enum hub_out_result fake_flush(void *ctx, hub_reading_t *const *readings,
     }
     return res;
 }
+
+/* ---- the two-step driver stand-in: the same answers as fake_flush ------ */
+
+static void step(struct fake *f, char what, hub_reading_t *const *rs, size_t n)
+{
+    const struct hub_field *fl = n ? hub_reading_field(rs[0], 0) : NULL;
+    pthread_mutex_lock(&f->mu);
+    int k = snprintf(f->steps + f->nsteps, sizeof(f->steps) - f->nsteps, "%c%" PRId64 " ", what,
+                     fl ? fl->v.i : (int64_t)-1);
+    if (k > 0 && (size_t)k < sizeof(f->steps) - f->nsteps)
+        f->nsteps += (size_t)k;
+    pthread_mutex_unlock(&f->mu);
+}
+
+static enum hub_out_result fake_prepare(void *ctx, unsigned slot, hub_reading_t *const *readings,
+                                        size_t n, struct hub_out_answer *ans)
+{
+    struct fake *f = ctx;
+    assert_true(slot < 2);
+    assert_true(f->started != (int)slot); /* never the slot on its way */
+    if (f->prepare_max && n > f->prepare_max) {
+        ans->done = f->prepare_max;
+        n = f->prepare_max;
+    }
+    assert_true(n <= MAX_VALS / 16);
+    memcpy(f->slot_rs[slot], readings, n * sizeof(*readings));
+    f->slot_n[slot] = n;
+    f->prepares++;
+    step(f, 'P', readings, n);
+    return HUB_OUT_OK;
+}
+
+static void fake_start(void *ctx, unsigned slot)
+{
+    struct fake *f = ctx;
+    assert_true(f->started == -1);
+    f->started = (int)slot;
+    step(f, 'S', f->slot_rs[slot], f->slot_n[slot]);
+}
+
+static enum hub_out_result fake_finish(void *ctx, unsigned slot, struct hub_out_answer *ans)
+{
+    struct fake *f = ctx;
+    assert_int_equal(f->started, (int)slot);
+    step(f, 'F', f->slot_rs[slot], f->slot_n[slot]);
+    enum hub_out_result res = fake_flush(ctx, f->slot_rs[slot], f->slot_n[slot], ans);
+    f->started = -1;
+    return res;
+}
+
+static const struct hub_out_async fake_async = {fake_prepare, fake_start, fake_finish};
 
 static size_t ncalls(struct fake *f)
 {
@@ -181,6 +242,7 @@ static int setup(void **state)
     x->f.j = x->j;
     x->f.name = "ioc";
     x->f.dflt = HUB_OUT_OK;
+    x->f.started = -1;
     *state = x;
     return 0;
 }
@@ -358,44 +420,73 @@ static void test_partial_delivery(void **state)
     assert_int_equal(x->f.bad, 0);
 }
 
-/* 25 stored readings, batch_size 10, a long flush_interval: two full batches
- * go at once, the last 5 wait for the interval (or the stop). */
+/* 25 stored readings, batch_size 10, a long flush_interval: a backlog (two
+ * batches or more stored), so two full batches go at once and the tail of 5
+ * right after them, without waiting for the interval. From then on, steady
+ * state: readings that do not fill a batch wait (the interval, or the
+ * stop); a batch that fills goes at once. */
 static void test_batch_size_respected(void **state)
 {
     struct fx *x = *state;
     append_readings(x->j, 0, 25);
     struct hub_output_opts op = opts_of(10, 60 * HUB_NS_PER_S);
     start(x, &op);
-    assert_true(wait_calls(&x->f, 2, 5000));
-    usleep(150 * 1000);
-    assert_int_equal(ncalls(&x->f), 2); /* 5 readings wait for the interval */
-    struct hub_output_stats st;
-    hub_output_stats(x->o, &st);
-    assert_int_equal(st.delivered, 20);
-    assert_int_equal(st.batches, 2);
-    assert_int_equal(st.cursor, 20);
-    assert_int_equal(peek(x, "ioc"), 20);
-    /* More arrive: 5 + 7 = 12 fills a batch of 10, 2 left waiting. */
-    append_readings(x->j, 25, 7);
     assert_true(wait_calls(&x->f, 3, 5000));
-    usleep(50 * 1000);
+    struct hub_output_stats st;
+    for (int i = 0; i < 1000; i++) {
+        hub_output_stats(x->o, &st);
+        if (st.cursor == 25)
+            break;
+        usleep(1000);
+    }
+    assert_int_equal(st.delivered, 25);
+    assert_int_equal(st.batches, 3);
+    assert_int_equal(st.cursor, 25);
+    assert_int_equal(peek(x, "ioc"), 25);
+    /* Steady state: 7 arrive and wait for the interval. */
+    append_readings(x->j, 25, 7);
+    usleep(150 * 1000);
     assert_int_equal(ncalls(&x->f), 3);
+    /* 7 + 5 = 12 fills a batch of 10, 2 left waiting. */
+    append_readings(x->j, 32, 5);
+    assert_true(wait_calls(&x->f, 4, 5000));
+    usleep(50 * 1000);
+    assert_int_equal(ncalls(&x->f), 4);
     /* The stop flushes the rest. */
     stop(x);
-    assert_int_equal(ncalls(&x->f), 4);
+    assert_int_equal(ncalls(&x->f), 5);
     assert_call(&x->f, 0, 0, 10);
     assert_call(&x->f, 1, 10, 10);
-    assert_call(&x->f, 2, 20, 10);
-    assert_call(&x->f, 3, 30, 2);
+    assert_call(&x->f, 2, 20, 5);
+    assert_call(&x->f, 3, 25, 10);
+    assert_call(&x->f, 4, 35, 2);
     assert_int_equal(x->f.bad, 0);
     hub_output_stats(x->o, &st);
-    assert_int_equal(st.delivered, 32);
-    assert_int_equal(st.batches, 4);
+    assert_int_equal(st.delivered, 37);
+    assert_int_equal(st.batches, 5);
     assert_int_equal(st.retries, 0);
     assert_int_equal(st.corrupt, 0);
     assert_int_equal(st.dropped, 0);
-    assert_int_equal(st.cursor, 32);
-    assert_int_equal(peek(x, "ioc"), 32);
+    assert_int_equal(st.cursor, 37);
+    assert_int_equal(peek(x, "ioc"), 37);
+}
+
+/* 15 stored readings (less than two batches: no backlog): one full batch
+ * goes at once, the 5 left wait for the interval as in steady state. */
+static void test_short_backlog_waits(void **state)
+{
+    struct fx *x = *state;
+    append_readings(x->j, 0, 15);
+    struct hub_output_opts op = opts_of(10, 60 * HUB_NS_PER_S);
+    start(x, &op);
+    assert_true(wait_calls(&x->f, 1, 5000));
+    usleep(150 * 1000);
+    assert_int_equal(ncalls(&x->f), 1);
+    stop(x);
+    assert_int_equal(ncalls(&x->f), 2);
+    assert_call(&x->f, 0, 0, 10);
+    assert_call(&x->f, 1, 10, 5);
+    assert_int_equal(peek(x, "ioc"), 15);
 }
 
 /* A batch that does not fill goes after flush_interval, not before; readings
@@ -1066,6 +1157,169 @@ static void test_second_output_keeps_its_records(void **state)
     pthread_mutex_destroy(&b.f.mu);
 }
 
+/* ---- pipelining (struct hub_out_async) --------------------------------------- */
+
+static struct hub_output_opts async_opts(size_t batch, int64_t interval_ns)
+{
+    struct hub_output_opts o = opts_of(batch, interval_ns);
+    o.async = &fake_async;
+    return o;
+}
+
+/* A backlog of 25, batches of 10: each batch is prepared while the one
+ * before is on its way (P10 between S0 and F0), sent in order, the tail at
+ * once; the cursor is persisted at the end. */
+static void test_async_prepares_ahead(void **state)
+{
+    struct fx *x = *state;
+    append_readings(x->j, 0, 25);
+    struct hub_output_opts op = async_opts(10, 60 * HUB_NS_PER_S);
+    start(x, &op);
+    assert_true(wait_calls(&x->f, 3, 5000));
+    assert_true(wait_peek(x, "ioc", 25, 5000));
+    stop(x);
+    assert_string_equal(x->f.steps, "P0 S0 P10 F0 S10 P20 F10 S20 F20 ");
+    assert_int_equal(ncalls(&x->f), 3);
+    assert_call(&x->f, 0, 0, 10);
+    assert_call(&x->f, 1, 10, 10);
+    assert_call(&x->f, 2, 20, 5);
+    assert_int_equal(x->f.bad, 0);
+    struct hub_output_stats st;
+    hub_output_stats(x->o, &st);
+    assert_int_equal(st.delivered, 25);
+    assert_int_equal(st.cursor, 25);
+    /* the persisted cursor never passes what was acknowledged */
+    for (size_t k = 0; k < 3; k++)
+        assert_true(x->f.calls[k].peek_at_call <= x->f.calls[k].cursor_at_call);
+}
+
+/* A retry sends the slot again as it is (no new prepare); the batch
+ * prepared ahead goes after it. */
+static void test_async_retry_resends_slot(void **state)
+{
+    struct fx *x = *state;
+    static const enum hub_out_result script[] = {HUB_OUT_RETRY, HUB_OUT_RETRY, HUB_OUT_OK};
+    x->f.script = script;
+    x->f.script_len = 3;
+    append_readings(x->j, 0, 20);
+    struct hub_output_opts op = async_opts(10, 60 * HUB_NS_PER_S);
+    start(x, &op);
+    assert_true(wait_calls(&x->f, 4, 5000));
+    assert_true(wait_peek(x, "ioc", 20, 5000));
+    stop(x);
+    assert_string_equal(x->f.steps, "P0 S0 P10 F0 S0 F0 S0 F0 S10 F10 ");
+    assert_int_equal(x->f.prepares, 2);
+    for (size_t k = 0; k < 3; k++) {
+        assert_call(&x->f, k, 0, 10);
+        assert_int_equal(x->f.calls[k].cursor_at_call, 0);
+    }
+    assert_call(&x->f, 3, 10, 10);
+    struct hub_output_stats st;
+    hub_output_stats(x->o, &st);
+    assert_int_equal(st.retries, 2);
+    assert_int_equal(st.delivered, 20);
+}
+
+/* A refused reading in the batch on its way: the batch is bisected in its
+ * own slot while the next batch waits, prepared, in the other; every other
+ * reading is delivered once, in order, the refused one dead-lettered. */
+static void test_async_bisect_keeps_prepared(void **state)
+{
+    struct fx *x = *state;
+    x->f.refuse[3] = true;
+    append_readings(x->j, 0, 16);
+    struct hub_output_opts op = async_opts(8, 60 * HUB_NS_PER_S);
+    start(x, &op);
+    assert_true(wait_peek(x, "ioc", 16, 5000));
+    stop(x);
+    /* 0-7 refused; halves 0-3 (refused: 0-1 ok, 2-3 refused: 2 ok, 3
+     * refused alone), 4-7 ok; then 8-15, prepared while 0-7 was on its way */
+    assert_string_equal(x->f.steps,
+                        "P0 S0 P8 F0 P0 S0 F0 P0 S0 F0 P2 S2 F2 P2 S2 F2 P3 S3 F3 P4 S4 F4 S8 F8 ");
+    int64_t want = 0;
+    for (size_t k = 0; k < ncalls(&x->f); k++) {
+        struct call *c = &x->f.calls[k];
+        bool refused = false;
+        for (size_t i = 0; i < c->n; i++)
+            refused |= x->f.vals[c->off + i] == 3;
+        for (size_t i = 0; i < c->n && !refused; i++) {
+            want += want == 3;
+            assert_int_equal(x->f.vals[c->off + i], want++);
+        }
+    }
+    assert_int_equal(want, 16);
+    struct hub_output_stats st;
+    hub_output_stats(x->o, &st);
+    assert_int_equal(st.delivered, 15);
+    assert_int_equal(st.rejected, 1);
+    assert_int_equal(st.cursor, 16);
+}
+
+/* A request that holds fewer readings than offered (its size limit): the
+ * batch is cut there, the rest goes in the next requests, in order. */
+static void test_async_prefix_cut(void **state)
+{
+    struct fx *x = *state;
+    x->f.prepare_max = 4;
+    append_readings(x->j, 0, 10);
+    struct hub_output_opts op = async_opts(10, 0);
+    start(x, &op);
+    assert_true(wait_peek(x, "ioc", 10, 5000));
+    stop(x);
+    assert_int_equal(ncalls(&x->f), 3);
+    assert_call(&x->f, 0, 0, 4);
+    assert_call(&x->f, 1, 4, 4);
+    assert_call(&x->f, 2, 8, 2);
+    assert_int_equal(x->f.bad, 0);
+}
+
+/* The store acknowledges the first batch, then fails: the persisted cursor
+ * reaches the end of the first batch (written by the committer, at the
+ * latest at the stop) and never passes it; the batch prepared ahead is
+ * what is retried. */
+static void test_async_cursor_stops_at_acked(void **state)
+{
+    struct fx *x = *state;
+    static const enum hub_out_result script[] = {HUB_OUT_OK};
+    x->f.script = script;
+    x->f.script_len = 1;
+    x->f.dflt = HUB_OUT_RETRY;
+    append_readings(x->j, 0, 20);
+    struct hub_output_opts op = async_opts(10, 60 * HUB_NS_PER_S);
+    op.stop_grace_ns = 50 * MS;
+    start(x, &op);
+    assert_true(wait_calls(&x->f, 3, 5000));
+    stop(x);
+    size_t n = ncalls(&x->f);
+    assert_call(&x->f, 0, 0, 10);
+    for (size_t k = 1; k < n; k++) {
+        assert_call(&x->f, k, 10, 10);
+        assert_true(x->f.calls[k].peek_at_call <= 10);
+    }
+    assert_int_equal(x->f.prepares, 2); /* the retries resend the slot */
+    assert_int_equal(peek(x, "ioc"), 10);
+    struct hub_output_stats st;
+    hub_output_stats(x->o, &st);
+    assert_int_equal(st.delivered, 10);
+    assert_int_equal(st.cursor, 10);
+}
+
+/* Steady state with pipelining: a batch that does not fill still waits
+ * for flush_interval. */
+static void test_async_steady_waits(void **state)
+{
+    struct fx *x = *state;
+    struct hub_output_opts op = async_opts(100, 80 * MS);
+    start(x, &op);
+    int64_t t0 = hub_mono_ns();
+    append_readings(x->j, 0, 3);
+    assert_true(wait_calls(&x->f, 1, 5000));
+    assert_true(x->f.calls[0].at_ns - t0 >= 80 * MS);
+    assert_call(&x->f, 0, 0, 3);
+    assert_true(wait_peek(x, "ioc", 3, 5000));
+    stop(x);
+}
+
 int main(void)
 {
     hub_log_set_level(getenv("TEST_VERBOSE") ? HUB_LOG_DEBUG : HUB_LOG_WARN);
@@ -1073,6 +1327,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_new_rejects_bad_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial_delivery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_size_respected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_short_backlog_waits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_prepares_ahead, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_retry_resends_slot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_bisect_keeps_prepared, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_prefix_cut, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_cursor_stops_at_acked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_steady_waits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_interval_respected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_then_ok_same_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after_honoured, setup, teardown),
