@@ -54,6 +54,7 @@ BUILD_EPOCH := $(or $(SOURCE_DATE_EPOCH),$(shell git log -1 --format=%ct 2>/dev/
 CPPFLAGS += -I. -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DCITYHUB_VERSION='"$(VERSION)"' $(BOARD_CPPFLAGS)
 $(O)/hub/clocktrust.o: CPPFLAGS += -DCITYHUB_BUILD_EPOCH=$(BUILD_EPOCH)
 CFLAGS += -std=c11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -g $(BOARD_CFLAGS)
+LDFLAGS += $(BOARD_LDFLAGS)
 ifeq ($(MODE),asan)
 # Test hooks (hub/journal_priv.h: CITYHUB_TEST_CRASH_AT, the fault suite's I/O
 # hooks) exist in the test build only, never in the program built for release.
@@ -61,7 +62,10 @@ CPPFLAGS += -DCITYHUB_TEST_HOOKS
 CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
 else
-CFLAGS += -O2
+# Functions and data nothing calls are left out of the program (the size of
+# a board's binary: make bench).
+CFLAGS += -O2 -ffunction-sections -fdata-sections
+LDFLAGS += -Wl,--gc-sections
 endif
 
 LIBS_NET := $(shell $(PKG_CONFIG) --libs libmodbus libcurl zlib jansson libssl 2>/dev/null || echo -lmodbus -lcurl -lz -ljansson -lssl -lcrypto)

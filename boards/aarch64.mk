@@ -6,6 +6,11 @@ CROSS_COMPILE := $(BOARD_TRIPLE)-
 # ARMv8-A, tuned for the Pi 4's Cortex-A72; runs on the Pi 5's A76 as well.
 BOARD_CFLAGS := -march=armv8-a -mtune=cortex-a72
 BOARD_CPPFLAGS := -DCITYHUB_BOARD='"aarch64"'
+# Segments aligned to 16 KiB, not the linker's default 64 KiB: the program
+# loads on kernels with 4 KiB pages (Debian, Raspberry Pi OS on the Pi 4) and
+# 16 KiB pages (Raspberry Pi OS on the Pi 5), and its file is 48 KiB smaller
+# (padding). A kernel with 64 KiB pages would refuse it.
+BOARD_LDFLAGS := -Wl,-z,max-page-size=16384
 BOARD_DEB_ARCH := arm64
 BOARD_ELF_MACHINE := AArch64
 BOARD_QEMU := qemu-aarch64-static
