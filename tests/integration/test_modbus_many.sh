@@ -45,5 +45,7 @@ grep -q "poll failed" "$HUB_LOG" && { grep -m3 "poll failed" "$HUB_LOG" >&2; fai
 devices=$(grep -o '^[0-9]* meter,device=m[0-9]*' "$T/dump" | awk '{ print $2 }' | sort -u | wc -l)
 [ "$devices" -eq "$N" ] || fail "$devices of $N devices have readings"
 readings=$(grep -c '^[0-9]* meter,' "$T/dump")
-[ "$readings" -ge $((N * 5)) ] || fail "$readings readings in 7 s from $N devices at 1 Hz"
+# 7 s at 1 Hz: about 6 per device on a quiet machine, 4.5 seen under heavy
+# load; a pool that stalls or serves the buses one after the other gets far fewer
+[ "$readings" -ge $((N * 4)) ] || fail "$readings readings in 7 s from $N devices at 1 Hz"
 echo "ok: $N endpoints, $threads threads, highest fd $fds, $readings readings"

@@ -150,7 +150,9 @@ wait_retained cityhub/gw-test/status '^1 offline$' || { kill -CONT "$HUB_PID"; f
 ms=$((($(date +%s%N) - t0) / 1000000))
 kill -CONT "$HUB_PID"
 echo "ok  offline $ms ms after the hub froze (keepalive 2s)"
-[ "$ms" -ge 2000 ] && [ "$ms" -le 8000 ] || fail "the Will came $ms ms after the freeze, want about 3000"
+# about 3 s on a quiet machine; each look costs a mosquitto_sub run (~1 s),
+# and on a loaded one the broker's keepalive check comes later: 11 s at most
+[ "$ms" -ge 2000 ] && [ "$ms" -le 11000 ] || fail "the Will came $ms ms after the freeze, want about 3000"
 wait_retained cityhub/gw-test/status '^1 online$' || { tail -20 "$HUB_LOG" >&2; fail "not online after the thaw"; }
 echo "ok  online after the thaw"
 
