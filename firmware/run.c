@@ -532,6 +532,15 @@ static void free_all(struct ch_daemon *d)
     ch_config_free(d->c);
 }
 
+/* What systemd's STATUS= and watchdog read: the inputs and outputs running
+ * now (the status server's lists); valid until they are freed. */
+static const struct ch_notify_env *notify_env(struct ch_daemon *d)
+{
+    d->notify =
+        (struct ch_notify_env){d->journal, d->status_ins, d->nins, d->status_outs, d->nouts};
+    return &d->notify;
+}
+
 /* ---- reload (SIGHUP) ----------------------------------------------------------- */
 
 /* Run c's inputs and outputs (d has none): the drivers' env and the accept
@@ -628,11 +637,8 @@ static int reload(struct ch_daemon *d)
     ch_units_free(old_units);
     if (now != old)
         ch_config_free(old);
-    if (rc == 0) {
-        d->notify =
-            (struct ch_notify_env){d->journal, d->status_ins, d->nins, d->status_outs, d->nouts};
-        ch_notify_reloaded(&d->notify);
-    }
+    if (rc == 0)
+        ch_notify_reloaded(notify_env(d));
     return rc == 0 ? 0 : -1;
 }
 
@@ -849,8 +855,7 @@ int ch_cmd_run(const char *path, const char *log_level)
     hub_info("cityhub", "running: %zu input driver%s (%zu thread%s), %zu output%s", d.nins,
              d.nins == 1 ? "" : "s", d.nrunners, d.nrunners == 1 ? "" : "s", d.nouts,
              d.nouts == 1 ? "" : "s");
-    d.notify = (struct ch_notify_env){d.journal, d.status_ins, d.nins, d.status_outs, d.nouts};
-    ch_notify_ready(&d.notify);
+    ch_notify_ready(notify_env(&d));
 
     int sig = main_loop(&d, &sigs);
     if (sig == SIGHUP) {
